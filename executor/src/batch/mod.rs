@@ -1,0 +1,22 @@
+//! The batch read and write path over stored tables.
+//!
+//! Reads stream rows out of storage a batch at a time (never loading a
+//! table whole); a filter `key = literal` or `key IN (...)` on a single-column
+//! primary key becomes point lookups. Writes run as DataFusion
+//! `DataSinkExec`s, so expressions are evaluated by DataFusion and the
+//! statement's changes reach storage as one atomic, durable write.
+
+mod key_lookup;
+mod scan;
+mod sink;
+mod stored_table;
+
+pub use stored_table::StoredTable;
+
+use datafusion::error::DataFusionError;
+
+/// Wraps a storage error so the server can still find it (and its SQLSTATE)
+/// inside DataFusion's error.
+pub(crate) fn storage_error(e: weir_storage::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}

@@ -1,0 +1,228 @@
+//! [`Database`]: one weir database — its storage, catalog and the
+//! DataFusion context every session's queries are planned in.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{Expr, ObjectType, Statement, visit_expressions};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::setup_pg_catalog;
+use weir_storage::TableStore;
+
+use crate::catalog::{Catalog, PublicSchema};
+use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
+use crate::parser::{ParsedStatement, StatementParser};
+use crate::statement::{SessionStatement, session_statement};
+use crate::{Error, Result};
+
+/// A statement ready to run, possibly many times with different parameters.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// Planned by DataFusion: SELECT, EXPLAIN, INSERT, UPDATE, DELETE.
+    Plan(LogicalPlan),
+    CreateTable { spec: TableSpec, sql: String, append_only: bool, if_not_exists: bool },
+    DropTable { names: Vec<String>, if_exists: bool },
+    Session(SessionStatement),
+}
+
+/// What running a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Rows to stream to the client.
+    Rows(DataFrame),
+    /// A command completed: its tag (`CREATE TABLE`, `INSERT 0 2`, ...).
+    Command(String),
+    /// A session statement for the server to carry out.
+    Session(SessionStatement),
+}
+
+impl Prepared {
+    /// Types of `$1, $2, ...` as far as they can be inferred.
+    pub fn parameter_types(&self) -> Result<Vec<Option<DataType>>> {
+        let Prepared::Plan(plan) = self else {
+            return Ok(Vec::new());
+        };
+        let types = plan.get_parameter_types()?;
+        let mut ordered = Vec::new();
+        for (name, data_type) in types {
+            let index: usize = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| Error::user("42601", format!("parameter {name} is not of the form $n")))?;
+            if ordered.len() < index {
+                ordered.resize(index, None);
+            }
+            ordered[index - 1] = data_type;
+        }
+        Ok(ordered)
+    }
+
+    /// The columns the statement returns, if it returns rows.
+    pub fn result_schema(&self) -> Option<SchemaRef> {
+        match self {
+            Prepared::Plan(LogicalPlan::Dml(_)) => None,
+            Prepared::Plan(plan) => Some(Arc::clone(plan.schema().inner())),
+            _ => None,
+        }
+    }
+}
+
+/// One database: what every session of a server shares.
+pub struct Database {
+    catalog: Arc<Catalog>,
+    parser: StatementParser,
+    base: SessionContext,
+}
+
+impl Database {
+    /// Opens the database kept under `data_dir`, creating it if needed.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let store = Arc::new(TableStore::open(&data_dir.join("tables"))?);
+        let parser = StatementParser::default();
+        let catalog = Arc::new(Catalog::load(store, &parser)?);
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(DATABASE_NAME, PUBLIC_SCHEMA)
+            .with_information_schema(true);
+        let base = SessionContext::new_with_config(config);
+        let schema = Arc::new(PublicSchema { catalog: Arc::clone(&catalog) });
+        base.catalog(DATABASE_NAME)
+            .ok_or_else(|| Error::Internal("default catalog missing".into()))?
+            .register_schema(PUBLIC_SCHEMA, schema)?;
+        setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
+        Ok(Self { catalog, parser, base })
+    }
+
+    /// A fresh planning context for one session; all share the catalog.
+    pub fn session_context(&self) -> SessionContext {
+        SessionContext::new_with_state(self.base.state())
+    }
+
+    pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
+        self.parser.parse(sql)
+    }
+
+    /// Checks and plans one statement without running it.
+    pub async fn prepare(&self, ctx: &SessionContext, parsed: ParsedStatement) -> Result<Prepared> {
+        let ParsedStatement { statement, append_only } = parsed;
+        if let Some(session) = session_statement(&statement) {
+            return Ok(Prepared::Session(session?));
+        }
+        match &statement {
+            Statement::CreateTable(create) => Ok(Prepared::CreateTable {
+                spec: table_spec(create, append_only)?,
+                sql: statement.to_string(),
+                append_only,
+                if_not_exists: create.if_not_exists,
+            }),
+            Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Ok(Prepared::DropTable {
+                names: names.iter().map(table_name).collect::<Result<_>>()?,
+                if_exists: *if_exists,
+            }),
+            Statement::Drop { object_type, .. } => Err(Error::not_supported(format!("DROP {object_type} is not supported"))),
+            _ => self.plan(ctx, statement).await.map(Prepared::Plan),
+        }
+    }
+
+    async fn plan(&self, ctx: &SessionContext, statement: Statement) -> Result<LogicalPlan> {
+        check_write_shape(&statement)?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+            .await?;
+        let only_queries_and_writes = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(true)
+            .with_allow_statements(false);
+        only_queries_and_writes
+            .verify_plan(&plan)
+            .map_err(|e| Error::not_supported(e.strip_backtrace()))?;
+        Ok(plan)
+    }
+
+    /// Runs a prepared statement with its parameter values, if it has any.
+    pub async fn execute(&self, ctx: &SessionContext, prepared: Prepared, params: Option<ParamValues>) -> Result<Outcome> {
+        match prepared {
+            Prepared::Session(statement) => Ok(Outcome::Session(statement)),
+            Prepared::CreateTable { spec, sql, append_only, if_not_exists } => {
+                self.catalog.create_table(spec, sql, append_only, if_not_exists).await?;
+                Ok(Outcome::Command("CREATE TABLE".into()))
+            }
+            Prepared::DropTable { names, if_exists } => {
+                for name in names {
+                    self.catalog.drop_table(&name, if_exists).await?;
+                }
+                Ok(Outcome::Command("DROP TABLE".into()))
+            }
+            Prepared::Plan(plan) => {
+                let plan = match params {
+                    Some(params) => plan.with_param_values(params)?,
+                    None => plan,
+                };
+                let op = match &plan {
+                    LogicalPlan::Dml(DmlStatement { op, .. }) => Some(op.clone()),
+                    _ => None,
+                };
+                let frame = ctx.execute_logical_plan(plan).await?;
+                match op {
+                    None => Ok(Outcome::Rows(frame)),
+                    Some(op) => {
+                        let count = written_rows(frame).await?;
+                        Ok(Outcome::Command(match op {
+                            WriteOp::Insert(_) => format!("INSERT 0 {count}"),
+                            WriteOp::Update => format!("UPDATE {count}"),
+                            WriteOp::Delete => format!("DELETE {count}"),
+                            other => format!("{other} {count}"),
+                        }))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `count` a DataFusion write returns.
+async fn written_rows(frame: DataFrame) -> Result<u64> {
+    let mut count = 0;
+    for batch in frame.collect().await? {
+        if let Some(counts) = batch.columns().first().and_then(|c| c.as_any().downcast_ref::<UInt64Array>()) {
+            count += counts.iter().flatten().sum::<u64>();
+        }
+    }
+    Ok(count)
+}
+
+/// Refuses UPDATE and DELETE forms whose rows DataFusion would not hand to
+/// the table exactly (a subquery in WHERE, FROM/USING joins, RETURNING).
+fn check_write_shape(statement: &Statement) -> Result<()> {
+    let verb = match statement {
+        Statement::Update(update) if update.from.is_some() => {
+            return Err(Error::not_supported("UPDATE ... FROM is not supported"));
+        }
+        Statement::Delete(delete) if delete.using.is_some() => {
+            return Err(Error::not_supported("DELETE ... USING is not supported"));
+        }
+        Statement::Update(u) if u.returning.is_some() => return Err(Error::not_supported("RETURNING is not supported")),
+        Statement::Delete(d) if d.returning.is_some() => return Err(Error::not_supported("RETURNING is not supported")),
+        Statement::Insert(i) if i.returning.is_some() => return Err(Error::not_supported("RETURNING is not supported")),
+        Statement::Insert(i) if i.on.is_some() => return Err(Error::not_supported("INSERT ... ON CONFLICT is not supported")),
+        Statement::Update(_) => "UPDATE",
+        Statement::Delete(_) => "DELETE",
+        _ => return Ok(()),
+    };
+    let has_subquery = visit_expressions(statement, |expr| match expr {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    });
+    if has_subquery.is_break() {
+        return Err(Error::not_supported(format!("subqueries in {verb} are not supported")));
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! Statement parsing, the catalog and query planning of weir.
+//!
+//! SQL text is parsed by sqlparser (Postgres dialect, with psql/driver
+//! compatibility rewrites and weir's own syntax layered on top, see
+//! [`parser`]). DDL is handled here against the durable [`catalog`];
+//! queries and INSERT/UPDATE/DELETE are planned by DataFusion, with the
+//! catalog as its schema provider, and executed over stored tables.
+
+pub mod catalog;
+mod database;
+mod ddl;
+mod error;
+pub mod parser;
+mod statement;
+mod types;
+
+pub use database::{Database, Outcome, Prepared};
+pub use error::{Error, Result};
+pub use statement::SessionStatement;

@@ -1,0 +1,109 @@
+//! SQL text to statements.
+//!
+//! sqlparser (Postgres dialect) does the parsing, behind
+//! `datafusion-pg-catalog`'s compatibility layer that rewrites the catalog
+//! queries psql and drivers send. weir's own syntax is a thin layer on top:
+//! today the `APPEND ONLY` clause that may end a `CREATE TABLE`.
+
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use crate::{Error, Result};
+
+/// One statement of a query string.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    pub statement: Statement,
+    /// `CREATE TABLE ... APPEND ONLY`: the table has no key and takes only inserts.
+    pub append_only: bool,
+}
+
+/// Parses SQL text into statements. Shared by every session.
+#[derive(Debug, Default)]
+pub struct StatementParser {
+    compatible: PostgresCompatibilityParser,
+}
+
+fn syntax_error(e: impl std::fmt::Display) -> Error {
+    Error::user("42601", format!("syntax error: {e}"))
+}
+
+impl StatementParser {
+    pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
+        let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .tokenize()
+            .map_err(syntax_error)?;
+        let mut parsed = Vec::new();
+        for mut tokens in tokens.split(|t| *t == Token::SemiColon).map(<[Token]>::to_vec) {
+            if tokens.iter().all(|t| matches!(t, Token::Whitespace(_))) {
+                continue;
+            }
+            let append_only = strip_append_only(&mut tokens);
+            let text: String = tokens.iter().map(ToString::to_string).collect();
+            for statement in self.compatible.parse(&text).map_err(syntax_error)? {
+                if append_only && !matches!(statement, Statement::CreateTable(_)) {
+                    return Err(syntax_error("APPEND ONLY is only allowed at the end of CREATE TABLE"));
+                }
+                parsed.push(ParsedStatement { statement, append_only });
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// Removes a trailing `APPEND ONLY` from a `CREATE ... TABLE` statement.
+fn strip_append_only(tokens: &mut Vec<Token>) -> bool {
+    // Each significant token as an upper-cased bare word ("" for anything else).
+    let words: Vec<(usize, String)> = tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match t {
+            Token::Whitespace(_) => None,
+            Token::Word(w) if w.quote_style.is_none() => Some((i, w.value.to_ascii_uppercase())),
+            _ => Some((i, String::new())),
+        })
+        .collect();
+    let starts_create = words.first().is_some_and(|(_, w)| w == "CREATE");
+    let names_table = words.iter().take(4).any(|(_, w)| w == "TABLE");
+    match words.as_slice() {
+        [.., (append, a), (_, o)] if a == "APPEND" && o == "ONLY" && starts_create && names_table => {
+            tokens.truncate(*append);
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_and_skips_empty_ones() {
+        let parsed = StatementParser::default().parse("SELECT 1; ;; SELECT ';'").unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert!(parsed.iter().all(|p| !p.append_only));
+    }
+
+    #[test]
+    fn append_only_marks_create_table() {
+        let parsed = StatementParser::default()
+            .parse("CREATE TABLE t (a INT) APPEND ONLY; CREATE TABLE u (a INT)")
+            .unwrap();
+        assert!(parsed[0].append_only);
+        assert!(!parsed[1].append_only);
+        assert!(matches!(parsed[0].statement, Statement::CreateTable(_)));
+    }
+
+    #[test]
+    fn syntax_errors_carry_42601() {
+        let err = StatementParser::default().parse("SELEC 1").unwrap_err();
+        assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
+        let err = StatementParser::default().parse("SELECT 'unterminated").unwrap_err();
+        assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
+        let err = StatementParser::default().parse("SELECT 1 APPEND ONLY").unwrap_err();
+        assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
+    }
+}

@@ -1,0 +1,122 @@
+//! Statements that act on the session rather than on data: SET, SHOW,
+//! RESET and the transaction commands drivers send. The server owns session
+//! state and carries them out; the planner only recognises them.
+
+use datafusion::sql::sqlparser::ast::{Expr, Reset, Set, Statement, Value};
+
+use crate::ddl::normalize;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionStatement {
+    /// `SET name = value`; `None` is `SET name TO DEFAULT`.
+    Set { name: String, value: Option<String> },
+    /// `RESET name`; `None` is `RESET ALL`.
+    Reset { name: Option<String> },
+    Show { name: String },
+    ShowAll,
+    /// `BEGIN` / `START TRANSACTION`: accepted, every statement commits on its own.
+    Begin,
+    Commit,
+    Rollback,
+    /// `DISCARD ALL` and friends, sent by connection pools.
+    Discard,
+}
+
+/// Recognises a session statement; `None` for every other statement.
+pub(crate) fn session_statement(statement: &Statement) -> Option<Result<SessionStatement>> {
+    let recognised = match statement {
+        Statement::Set(set) => set_statement(set),
+        Statement::Reset(reset) => Ok(SessionStatement::Reset {
+            name: match &reset.reset {
+                Reset::ALL => None,
+                Reset::ConfigurationParameter(name) => Some(name.to_string().to_lowercase()),
+            },
+        }),
+        Statement::ShowVariable { variable } => {
+            let name: Vec<String> = variable.iter().map(normalize).collect();
+            match name.join(" ").as_str() {
+                "all" => Ok(SessionStatement::ShowAll),
+                "time zone" => Ok(SessionStatement::Show { name: "timezone".into() }),
+                name => Ok(SessionStatement::Show { name: name.into() }),
+            }
+        }
+        Statement::StartTransaction { .. } => Ok(SessionStatement::Begin),
+        Statement::Commit { .. } => Ok(SessionStatement::Commit),
+        Statement::Rollback { savepoint: None, .. } => Ok(SessionStatement::Rollback),
+        Statement::Discard { .. } => Ok(SessionStatement::Discard),
+        _ => return None,
+    };
+    Some(recognised)
+}
+
+fn set_statement(set: &Set) -> Result<SessionStatement> {
+    match set {
+        Set::SingleAssignment { variable, values, .. } => {
+            let name = variable.to_string().to_lowercase();
+            let value = match values.as_slice() {
+                [Expr::Identifier(ident)] if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") => None,
+                values => Some(values.iter().map(value_text).collect::<Vec<_>>().join(", ")),
+            };
+            Ok(SessionStatement::Set { name, value })
+        }
+        Set::SetTimeZone { value, .. } => Ok(SessionStatement::Set {
+            name: "timezone".into(),
+            value: Some(value_text(value)),
+        }),
+        Set::SetNames { charset_name, .. } => Ok(SessionStatement::Set {
+            name: "client_encoding".into(),
+            value: Some(charset_name.value.clone()),
+        }),
+        other => Err(Error::not_supported(format!("{other} is not supported"))),
+    }
+}
+
+/// A SET value as text: quoted strings lose their quotes.
+fn value_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::StatementParser;
+
+    fn session(sql: &str) -> SessionStatement {
+        let parsed = StatementParser::default().parse(sql).unwrap().remove(0);
+        session_statement(&parsed.statement).expect("a session statement").unwrap()
+    }
+
+    #[test]
+    fn recognises_what_drivers_send() {
+        assert_eq!(
+            session("SET application_name = 'psql'"),
+            SessionStatement::Set { name: "application_name".into(), value: Some("psql".into()) }
+        );
+        assert_eq!(
+            session("SET extra_float_digits TO 3"),
+            SessionStatement::Set { name: "extra_float_digits".into(), value: Some("3".into()) }
+        );
+        assert_eq!(
+            session("SET TIME ZONE 'UTC'"),
+            SessionStatement::Set { name: "timezone".into(), value: Some("UTC".into()) }
+        );
+        assert_eq!(
+            session("SET DateStyle TO DEFAULT"),
+            SessionStatement::Set { name: "datestyle".into(), value: None }
+        );
+        assert_eq!(session("SHOW ALL"), SessionStatement::ShowAll);
+        assert_eq!(session("SHOW TimeZone"), SessionStatement::Show { name: "timezone".into() });
+        assert_eq!(session("RESET ALL"), SessionStatement::Reset { name: None });
+        assert_eq!(session("BEGIN"), SessionStatement::Begin);
+        assert_eq!(session("COMMIT"), SessionStatement::Commit);
+        assert_eq!(session("ROLLBACK"), SessionStatement::Rollback);
+    }
+}

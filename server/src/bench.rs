@@ -1,0 +1,79 @@
+//! `weir bench`: throughput measured through the real path (pgwire ->
+//! planner -> storage with synced commits), against an in-process server on
+//! a temporary data directory. Figures are printed with their baseline
+//! (one client), so a run compares with itself, not with another machine.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use tokio_postgres::NoTls;
+
+use crate::{Config, RunningServer};
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Benchmark {
+    /// Single-row INSERTs, each acknowledged only once durable, from
+    /// concurrent clients; shows what group commit buys.
+    Insert {
+        /// Client counts to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        clients: Vec<usize>,
+        /// How long each measurement runs.
+        #[arg(long, default_value = "5")]
+        seconds: u64,
+    },
+}
+
+pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
+    match benchmark {
+        Benchmark::Insert { clients, seconds } => insert(&clients, Duration::from_secs(seconds)).await,
+    }
+}
+
+async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = Config { listen: "127.0.0.1:0".parse()?, data_dir: dir.path().to_path_buf() };
+    let server = RunningServer::start(&config).await?;
+    let url = format!("host=127.0.0.1 port={} user=weir dbname=weir", server.local_addr().port());
+    let (setup, connection) = tokio_postgres::connect(&url, NoTls).await?;
+    tokio::spawn(connection);
+    setup
+        .batch_execute("CREATE TABLE bench (client INT, seq BIGINT, payload VARCHAR, PRIMARY KEY (client, seq))")
+        .await?;
+
+    println!("INSERT throughput, one row per statement, durable on acknowledgement");
+    println!("{:>8} {:>12} {:>12} {:>10}", "clients", "rows", "rows/s", "vs 1");
+    let mut baseline = None;
+    for (round, &clients) in client_counts.iter().enumerate() {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let url = url.clone();
+            let id = (round * 1000 + client) as i32;
+            tasks.push(tokio::spawn(async move {
+                let (db, connection) = tokio_postgres::connect(&url, NoTls).await?;
+                tokio::spawn(connection);
+                let insert = db.prepare("INSERT INTO bench VALUES ($1, $2, $3)").await?;
+                let mut rows = 0i64;
+                while started.elapsed() < duration {
+                    db.execute(&insert, &[&id, &rows, &"payload of a typical size"]).await?;
+                    rows += 1;
+                }
+                anyhow::Ok(rows)
+            }));
+        }
+        let mut rows = 0;
+        for task in tasks {
+            rows += task.await.context("client task")??;
+        }
+        let per_second = rows as f64 / started.elapsed().as_secs_f64();
+        let ratio = per_second / *baseline.get_or_insert(per_second);
+        println!("{clients:>8} {rows:>12} {per_second:>12.0} {ratio:>9.2}x");
+    }
+    let count: i64 = setup.query_one("SELECT count(*) FROM bench", &[]).await?.get(0);
+    println!("rows stored: {count}");
+    drop(setup);
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! One client connection: its session and both query protocols.
+//!
+//! The simple protocol may carry several statements; they run in order and
+//! the first error ends the batch, as in Postgres. The extended protocol
+//! prepares one statement at Parse (so Describe knows parameter and result
+//! types) and runs it at Execute with the bound parameters.
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::execution::context::SessionContext;
+use futures::Sink;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
+
+use crate::errors::{error_info, to_pgwire};
+use crate::session::SessionParameters;
+use crate::startup::Startup;
+
+/// A statement prepared through the extended protocol.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedStatement {
+    prepared: Prepared,
+    parameter_types: Vec<Option<DataType>>,
+}
+
+/// Plans statements for the extended protocol, in its session's context.
+pub(crate) struct StatementPreparer {
+    database: Arc<Database>,
+    ctx: SessionContext,
+}
+
+/// The columns a statement returns, if any.
+fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
+    let text = |names: &[&str]| {
+        let fields: Vec<Field> = names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect();
+        Some(Arc::new(Schema::new(fields)))
+    };
+    match prepared {
+        Prepared::Session(SessionStatement::Show { name }) => text(&[name.as_str()]),
+        Prepared::Session(SessionStatement::ShowAll) => text(&["name", "setting", "description"]),
+        other => other.result_schema(),
+    }
+}
+
+#[async_trait]
+impl QueryParser for StatementPreparer {
+    type Statement = PreparedStatement;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<PreparedStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut parsed = self.database.parse(sql).map_err(to_pgwire)?;
+        if parsed.len() > 1 {
+            return Err(to_pgwire(Error::user(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )));
+        }
+        let Some(statement) = parsed.pop() else {
+            return Ok(None);
+        };
+        let prepared = self.database.prepare(&self.ctx, statement).await.map_err(to_pgwire)?;
+        let parameter_types = prepared.parameter_types().map_err(to_pgwire)?;
+        Ok(Some(PreparedStatement { prepared, parameter_types }))
+    }
+
+    fn get_parameter_types(&self, statement: &PreparedStatement) -> PgWireResult<Vec<Type>> {
+        statement
+            .parameter_types
+            .iter()
+            .map(|t| match t {
+                Some(t) => into_pg_type(t),
+                None => Ok(Type::UNKNOWN),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(&self, statement: &PreparedStatement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match result_schema(&statement.prepared) {
+            Some(schema) => arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedText), None),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// A session: its parameters and its DataFusion context.
+pub(crate) struct Connection {
+    database: Arc<Database>,
+    ctx: SessionContext,
+    parameters: Mutex<SessionParameters>,
+    preparer: Arc<StatementPreparer>,
+}
+
+impl Connection {
+    pub fn new(database: Arc<Database>) -> Self {
+        let ctx = database.session_context();
+        let preparer = Arc::new(StatementPreparer { database: Arc::clone(&database), ctx: ctx.clone() });
+        Self { database, ctx, parameters: Mutex::default(), preparer }
+    }
+
+    async fn run(&self, prepared: Prepared, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response> {
+        let schema = result_schema(&prepared);
+        let reply = match self.database.execute(&self.ctx, prepared, params).await.map_err(to_pgwire)? {
+            Outcome::Rows(frame) => return Ok(Response::Query(encode_dataframe(frame, format, None).await?)),
+            Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
+            Outcome::Session(statement) => self.session_statement(statement).map_err(to_pgwire)?,
+        };
+        Ok(match reply {
+            SessionReply::Rows(rows) => {
+                let schema = schema.ok_or_else(|| to_pgwire(Error::Internal("SHOW without columns".into())))?;
+                let columns: Vec<ArrayRef> = (0..schema.fields().len())
+                    .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)
+                    .collect();
+                let batch = RecordBatch::try_new(schema, columns).map_err(|e| to_pgwire(Error::Internal(e.to_string())))?;
+                let frame = self.ctx.read_batch(batch).map_err(|e| to_pgwire(e.into()))?;
+                Response::Query(encode_dataframe(frame, format, None).await?)
+            }
+            SessionReply::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+            SessionReply::End(tag) => Response::TransactionEnd(Tag::new(tag)),
+            SessionReply::Done(tag) => Response::Execution(Tag::new(tag)),
+        })
+    }
+
+    /// Carries out a session statement.
+    fn session_statement(&self, statement: SessionStatement) -> Result<SessionReply, Error> {
+        let mut parameters = self.parameters.lock().map_err(|_| Error::Internal("session lock poisoned".into()))?;
+        Ok(match statement {
+            SessionStatement::Set { name, value } => {
+                parameters.set(&name, value)?;
+                SessionReply::Done("SET")
+            }
+            SessionStatement::Reset { name } => {
+                parameters.reset(name.as_deref())?;
+                SessionReply::Done("RESET")
+            }
+            SessionStatement::Show { name } => SessionReply::Rows(vec![vec![parameters.get(&name)?]]),
+            SessionStatement::ShowAll => SessionReply::Rows(
+                parameters
+                    .all()
+                    .into_iter()
+                    .map(|(name, value, description)| vec![name.to_string(), value, description.to_string()])
+                    .collect(),
+            ),
+            SessionStatement::Begin => SessionReply::Begin,
+            SessionStatement::Commit => SessionReply::End("COMMIT"),
+            SessionStatement::Rollback => SessionReply::End("ROLLBACK"),
+            SessionStatement::Discard => SessionReply::Done("DISCARD ALL"),
+        })
+    }
+}
+
+/// What a session statement answers.
+enum SessionReply {
+    Rows(Vec<Vec<String>>),
+    Begin,
+    End(&'static str),
+    Done(&'static str),
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = self.database.parse(query).map_err(to_pgwire)?;
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let prepared = match self.database.prepare(&self.ctx, statement).await {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(error_info(&e))));
+                    break;
+                }
+            };
+            match self.run(prepared, None, &Format::UnifiedText).await {
+                Ok(response) => responses.push(response),
+                Err(PgWireError::UserError(info)) => {
+                    responses.push(Response::Error(info));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = PreparedStatement;
+    type QueryParser = StatementPreparer;
+
+    fn query_parser(&self) -> Arc<StatementPreparer> {
+        Arc::clone(&self.preparer)
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<PreparedStatement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement = &portal.statement.statement;
+        let params = if portal.parameter_len() == 0 {
+            None
+        } else {
+            let types: Vec<Option<&DataType>> = statement.parameter_types.iter().map(Option::as_ref).collect();
+            Some(deserialize_parameters(portal, &types)?)
+        };
+        self.run(statement.prepared.clone(), params, &portal.result_column_format).await
+    }
+}
+
+/// Everything pgwire needs to serve one connection.
+pub(crate) struct ConnectionHandlers {
+    connection: Arc<Connection>,
+    startup: Arc<Startup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl ConnectionHandlers {
+    pub fn new(database: Arc<Database>, connections: Arc<ConnectionManager>) -> Self {
+        Self {
+            connection: Arc::new(Connection::new(database)),
+            startup: Arc::new(Startup { connections: Arc::clone(&connections) }),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.connection)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.connection)
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.startup)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.cancel)
+    }
+}

@@ -1,0 +1,161 @@
+//! Errors to Postgres ErrorResponses: every error category gets a SQLSTATE.
+//!
+//! weir's own errors carry their code. DataFusion's are classified by
+//! variant, following wrapped errors down to the storage or Arrow error
+//! that caused them, so a duplicate key inside an INSERT plan still reads
+//! `23505`.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+use weir_planner::Error;
+use weir_storage::{ConstraintViolation, Error as StorageError};
+
+/// SQLSTATE and message for `error`.
+pub(crate) fn classify(error: &Error) -> (&'static str, String) {
+    match error {
+        Error::User { code, message } => (code, message.clone()),
+        Error::NotSupported(message) => ("0A000", message.clone()),
+        Error::DataFusion(e) => datafusion_error(e),
+        Error::Storage(e) => storage_error(e),
+        Error::Internal(message) => ("XX000", format!("internal error: {message}")),
+    }
+}
+
+pub(crate) fn error_info(error: &Error) -> ErrorInfo {
+    let (code, message) = classify(error);
+    if code.starts_with("XX") {
+        tracing::error!("{message}");
+    }
+    ErrorInfo::new("ERROR".into(), code.into(), message)
+}
+
+pub(crate) fn to_pgwire(error: Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&error)))
+}
+
+fn storage_error(e: &StorageError) -> (&'static str, String) {
+    let code = match e {
+        StorageError::Constraint(ConstraintViolation::UniqueKey { .. }) => "23505",
+        StorageError::Constraint(ConstraintViolation::NotNull { .. }) => "23502",
+        StorageError::NoSuchTable(_) => "42P01",
+        StorageError::Storage(_) => "58030",
+        StorageError::Corrupt(_) => "XX001",
+        StorageError::Internal(_) => "XX000",
+    };
+    (code, e.to_string())
+}
+
+fn arrow_error(e: &ArrowError) -> (&'static str, String) {
+    let message = e.to_string();
+    let code = match e {
+        ArrowError::DivideByZero => "22012",
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
+        ArrowError::ArithmeticOverflow(_) => "22003",
+        ArrowError::ComputeError(m) if m.contains("verflow") => "22003",
+        ArrowError::InvalidArgumentError(m) if m.contains("non-nullable") => "23502",
+        ArrowError::InvalidArgumentError(_) => "22023",
+        ArrowError::ExternalError(inner) => return external_error(inner.as_ref()).unwrap_or(("XX000", message)),
+        _ => "XX000",
+    };
+    (code, message)
+}
+
+fn external_error(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<(&'static str, String)> {
+    if let Some(storage) = e.downcast_ref::<StorageError>() {
+        Some(storage_error(storage))
+    } else if let Some(df) = e.downcast_ref::<DataFusionError>() {
+        Some(datafusion_error(df))
+    } else {
+        e.downcast_ref::<ArrowError>().map(arrow_error)
+    }
+}
+
+fn plan_code(message: &str) -> &'static str {
+    let lower = message.to_lowercase();
+    if lower.contains("not found") && (lower.contains("table") || lower.contains("relation")) {
+        "42P01"
+    } else if lower.contains("no function matches") || lower.contains("invalid function") {
+        "42883"
+    } else if lower.contains("coerce") || lower.contains("type mismatch") || lower.contains("cannot cast")
+        || lower.contains("expected type") || lower.contains("does not support")
+    {
+        "42804"
+    } else if lower.contains("column") && (lower.contains("not found") || lower.contains("no field")) {
+        "42703"
+    } else {
+        "42601"
+    }
+}
+
+fn datafusion_error(e: &DataFusionError) -> (&'static str, String) {
+    let message = e.message().to_string();
+    match e {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => datafusion_error(inner),
+        DataFusionError::Shared(inner) => datafusion_error(inner),
+        DataFusionError::Collection(errors) => errors.first().map(datafusion_error).unwrap_or(("XX000", message)),
+        DataFusionError::ArrowError(inner, _) => arrow_error(inner),
+        DataFusionError::External(inner) => external_error(inner.as_ref()).unwrap_or(("XX000", message)),
+        DataFusionError::SQL(_, _) => ("42601", message),
+        DataFusionError::NotImplemented(_) => ("0A000", message),
+        DataFusionError::SchemaError(schema, _) => {
+            let code = match schema.as_ref() {
+                SchemaError::FieldNotFound { .. } => "42703",
+                SchemaError::AmbiguousReference { .. } => "42702",
+                SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            };
+            (code, message)
+        }
+        DataFusionError::Plan(text) => (plan_code(text), message),
+        DataFusionError::Execution(text) => {
+            let lower = text.to_lowercase();
+            let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
+                "22012"
+            } else if lower.contains("cast") || lower.contains("parse") {
+                "22P02"
+            } else {
+                "22000"
+            };
+            (code, message)
+        }
+        DataFusionError::ResourcesExhausted(_) => ("53000", message),
+        DataFusionError::ExecutionJoin(_) | DataFusionError::Internal(_) => ("XX000", message),
+        _ => ("XX000", message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_storage_errors_keep_their_code() {
+        let storage = StorageError::Constraint(ConstraintViolation::UniqueKey { table: "t".into() });
+        let wrapped = DataFusionError::Context(
+            "writing".into(),
+            Box::new(DataFusionError::External(Box::new(storage))),
+        );
+        let (code, message) = classify(&Error::DataFusion(wrapped));
+        assert_eq!(code, "23505");
+        assert!(message.contains("duplicate key"), "{message}");
+    }
+
+    #[test]
+    fn arrow_errors_map_to_data_exceptions() {
+        let e = Error::DataFusion(DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None));
+        assert_eq!(classify(&e).0, "22012");
+        let e = Error::DataFusion(DataFusionError::ArrowError(
+            Box::new(ArrowError::CastError("Cannot cast string 'x' to value of Int32 type".into())),
+            None,
+        ));
+        assert_eq!(classify(&e).0, "22P02");
+    }
+
+    #[test]
+    fn planner_categories_map_directly() {
+        assert_eq!(classify(&Error::user("42P07", "exists")).0, "42P07");
+        assert_eq!(classify(&Error::not_supported("nope")).0, "0A000");
+        assert_eq!(classify(&Error::DataFusion(DataFusionError::Plan("table 'weir.public.x' not found".into()))).0, "42P01");
+    }
+}

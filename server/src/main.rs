@@ -1,0 +1,70 @@
+//! The `weir` binary: `weir` serves; `weir bench ...` measures.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use weir_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, FileConfig};
+use weir_server::{Config, RunningServer, bench};
+
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "A streaming SQL database that speaks Postgres")]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "WEIR_LISTEN", global = true, help = format!("Address to listen on [default: {DEFAULT_LISTEN}]"))]
+    listen: Option<String>,
+    /// Directory that holds all of weir's data.
+    #[arg(long, env = "WEIR_DATA_DIR", global = true, help = format!("Directory for all data [default: {DEFAULT_DATA_DIR}]"))]
+    data_dir: Option<PathBuf>,
+    /// TOML file with the same keys as the flags (listen, data_dir).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a benchmark against an in-process server on a temporary data directory.
+    Bench {
+        #[command(subcommand)]
+        benchmark: bench::Benchmark,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Some(Command::Bench { benchmark }) => runtime.block_on(bench::run(benchmark)),
+        None => {
+            let file = match &cli.config {
+                Some(path) => FileConfig::load(path)?,
+                None => FileConfig::default(),
+            };
+            let config = Config::resolve(cli.listen, cli.data_dir, file)?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = RunningServer::start(&config).await?;
+    shutdown_signal().await.context("cannot wait for signals")?;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}

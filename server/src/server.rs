@@ -1,0 +1,85 @@
+//! Accepting connections, and stopping cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use pgwire::api::ConnectionManager;
+use pgwire::tokio::process_socket;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use weir_planner::Database;
+
+use crate::Config;
+use crate::connection::ConnectionHandlers;
+
+/// A server accepting connections in the background.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Opens the database in `config.data_dir` and starts listening.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let data_dir = config.data_dir.clone();
+        let database = tokio::task::spawn_blocking(move || Database::open(&data_dir))
+            .await?
+            .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(listener, Arc::new(database), stopped));
+        tracing::info!("weir is listening on {addr}, data in {}", config.data_dir.display());
+        Ok(Self { addr, stop: Some(stop), task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Closes every connection and the database. Writes already
+    /// acknowledged are durable; the data directory can be reopened as soon
+    /// as this returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: oneshot::Receiver<()>) {
+    let connections = Arc::new(ConnectionManager::new());
+    let mut sessions = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&connections));
+                    sessions.spawn(async move {
+                        if let Err(e) = process_socket(socket, None, handlers).await {
+                            tracing::debug!("connection from {peer} ended: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
+    }
+    drop(listener);
+    sessions.shutdown().await;
+    // The last handle: closing it waits for the commit thread to finish.
+    let _ = tokio::task::spawn_blocking(move || drop(database)).await;
+    tracing::info!("weir stopped");
+}

@@ -1,0 +1,55 @@
+//! Connection startup: who may connect. Today only the `weir` user to the
+//! `weir` database over loopback, without a password; this is the one place
+//! where password or SCRAM authentication will plug in.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::{ClientInfo, ConnectionManager};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+pub const USER: &str = "weir";
+pub const DATABASE: &str = "weir";
+
+#[derive(Debug)]
+pub(crate) struct Startup {
+    pub connections: Arc<ConnectionManager>,
+}
+
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+}
+
+#[async_trait]
+impl NoopStartupHandler for Startup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(Arc::clone(&self.connections))
+    }
+
+    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !client.socket_addr().ip().is_loopback() {
+            return Err(fatal(
+                "28000",
+                "password authentication is not available yet: connect over loopback".into(),
+            ));
+        }
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        if user != USER {
+            return Err(fatal("28000", format!("role \"{user}\" does not exist")));
+        }
+        let database = client.metadata().get("database").cloned().unwrap_or_else(|| user.clone());
+        if database != DATABASE {
+            return Err(fatal("3D000", format!("database \"{database}\" does not exist")));
+        }
+        Ok(())
+    }
+}

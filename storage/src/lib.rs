@@ -1,0 +1,34 @@
+//! Durable state of weir.
+//!
+//! A table is two things kept in one atomic write: an append-only change log
+//! (insert and delete records at increasing [`LogOffset`]s, which streaming
+//! sources read and checkpoints record) and its current contents keyed by
+//! primary key (or by row id for append-only tables). The catalog is stored
+//! beside them, so DDL and data commit in the same write-ahead log.
+//!
+//! Writers hand their changes to one commit thread ([`TableStore::write`]),
+//! which validates them in arrival order, merges everything queued into one
+//! batch and makes it durable with a single synced write: group commit. A
+//! write is acknowledged only after that sync.
+//!
+//! RocksDB types never leave [`rocks`]; the rest of weir sees Arrow
+//! `RecordBatch`es and plain offsets.
+
+mod codec;
+mod commit;
+mod error;
+mod keys;
+mod log_entry;
+mod rocks;
+mod table_store;
+
+pub use error::{ConstraintViolation, Error, Result};
+pub use log_entry::{CHANGE_OP_COLUMN, ChangeOp, LogEntry};
+pub use table_store::{TableId, TableKey, TableLayout, TableStore, TableWrite, WriteOutcome};
+
+/// Position in a table's change log: every row written gets the next offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogOffset(pub u64);
+
+#[cfg(test)]
+mod tests;

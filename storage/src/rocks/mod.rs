@@ -1,0 +1,103 @@
+//! The RocksDB engine behind the storage layer: the only module that names
+//! RocksDB types. It offers byte keys and values, atomic batches and ordered
+//! range scans; everything above it deals in layouts and Arrow data.
+
+use std::path::Path;
+
+use rocksdb::{DB, Direction, IteratorMode, Options, ReadOptions, WriteOptions};
+
+use crate::{Error, Result};
+
+/// One RocksDB instance.
+pub(crate) struct Engine {
+    db: DB,
+}
+
+/// Writes that become visible and durable together.
+#[derive(Default)]
+pub(crate) struct Batch {
+    inner: rocksdb::WriteBatch,
+}
+
+impl Batch {
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.inner.put(key, value);
+    }
+
+    pub fn delete(&mut self, key: &[u8]) {
+        self.inner.delete(key);
+    }
+
+    /// Deletes every key in `[from, to)`.
+    pub fn delete_range(&mut self, from: &[u8], to: &[u8]) {
+        self.inner.delete_range(from, to);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}
+
+fn storage_error(e: rocksdb::Error) -> Error {
+    Error::Storage(e.into_string())
+}
+
+impl Engine {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let db = DB::open(&options, path).map_err(storage_error)?;
+        Ok(Self { db })
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.db.get(key).map_err(storage_error)
+    }
+
+    /// Applies `batch` atomically; with `sync` the write-ahead log is fsynced
+    /// before this returns.
+    pub fn write(&self, batch: Batch, sync: bool) -> Result<()> {
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        self.db.write_opt(batch.inner, &options).map_err(storage_error)
+    }
+
+    /// Visits `[from, to)` in key order from one consistent point in time
+    /// until `visit` returns `false`.
+    pub fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(to.to_vec());
+        let iter = self
+            .db
+            .iterator_opt(IteratorMode::From(from, Direction::Forward), options);
+        for item in iter {
+            let (key, value) = item.map_err(storage_error)?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last entry in `[from, to]`, if any.
+    pub fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(from.to_vec());
+        let mut iter = self
+            .db
+            .iterator_opt(IteratorMode::From(to, Direction::Reverse), options);
+        match iter.next() {
+            Some(item) => {
+                let (key, value) = item.map_err(storage_error)?;
+                Ok(Some((key.to_vec(), value.to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+}

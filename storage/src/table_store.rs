@@ -1,0 +1,284 @@
+//! [`TableStore`]: the durable tables of one database and their catalog.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::thread::JoinHandle;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::codec::TableCodec;
+use crate::commit::{self, Request};
+use crate::keys::{self, LogBounds};
+use crate::log_entry::LogEntry;
+use crate::rocks::Engine;
+use crate::{Error, LogOffset, Result};
+
+/// Identifies a table for its whole life; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableId(pub u64);
+
+/// How a table's rows are keyed in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableKey {
+    /// By these columns (indexes into the schema), which are unique.
+    Primary(Vec<usize>),
+    /// Append-only: by the log offset a row was written at.
+    RowId,
+}
+
+/// What storage needs to know of a table to store its rows.
+#[derive(Debug, Clone)]
+pub struct TableLayout {
+    pub id: TableId,
+    pub name: String,
+    pub schema: SchemaRef,
+    pub key: TableKey,
+}
+
+/// What one statement does to one table, atomically: delete the rows with
+/// these primary keys (missing ones are skipped), then insert these rows
+/// (a key that exists after the deletions is a unique violation).
+#[derive(Debug, Default)]
+pub struct TableWrite {
+    /// Key columns in primary-key order; empty for no deletions.
+    pub delete_keys: Vec<ArrayRef>,
+    /// Rows in the table's schema.
+    pub inserts: Vec<RecordBatch>,
+}
+
+/// What a durable write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOutcome {
+    pub inserted: u64,
+    pub deleted: u64,
+    /// The table's log end after this write.
+    pub log_end: LogOffset,
+}
+
+pub(crate) struct Shared {
+    pub engine: Engine,
+    pub tables: RwLock<HashMap<TableId, Arc<TableCodec>>>,
+    /// Durable log bounds of every table touched since open.
+    pub bounds: Mutex<HashMap<TableId, LogBounds>>,
+}
+
+impl Shared {
+    pub fn codec(&self, table: TableId) -> Result<Arc<TableCodec>> {
+        let tables = self.tables.read().map_err(|_| poisoned())?;
+        tables
+            .get(&table)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchTable(format!("table id {}", table.0)))
+    }
+
+    /// Bounds as durably stored.
+    pub fn stored_bounds(&self, table: TableId) -> Result<LogBounds> {
+        if let Some(bounds) = self.bounds.lock().map_err(|_| poisoned())?.get(&table) {
+            return Ok(*bounds);
+        }
+        match self.engine.get(&keys::meta(table))? {
+            Some(bytes) => LogBounds::decode(&bytes)
+                .ok_or_else(|| Error::Corrupt(format!("log bounds of table {}", table.0))),
+            None => Ok(LogBounds::default()),
+        }
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Internal("table store lock poisoned".into())
+}
+
+/// The durable tables of one database. Cheap to share behind an `Arc`;
+/// dropping the last handle stops the commit thread and closes the engine.
+pub struct TableStore {
+    shared: Arc<Shared>,
+    requests: Option<mpsc::Sender<Request>>,
+    committer: Option<JoinHandle<()>>,
+}
+
+impl TableStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        let shared = Arc::new(Shared {
+            engine: Engine::open(dir)?,
+            tables: RwLock::new(HashMap::new()),
+            bounds: Mutex::new(HashMap::new()),
+        });
+        let (requests, committer) = commit::spawn(Arc::clone(&shared))?;
+        Ok(Self {
+            shared,
+            requests: Some(requests),
+            committer: Some(committer),
+        })
+    }
+
+    /// The catalog document last stored with a DDL change.
+    pub fn catalog(&self) -> Result<Option<Vec<u8>>> {
+        self.shared.engine.get(&keys::catalog())
+    }
+
+    /// Makes an existing table's rows readable and writable (after a restart).
+    pub fn attach_table(&self, layout: TableLayout) -> Result<()> {
+        let codec = Arc::new(TableCodec::new(layout)?);
+        let mut tables = self.shared.tables.write().map_err(|_| poisoned())?;
+        tables.insert(codec.layout.id, codec);
+        Ok(())
+    }
+
+    /// Creates an empty table and stores `catalog` with it, durably.
+    pub async fn create_table(&self, layout: TableLayout, catalog: Vec<u8>) -> Result<()> {
+        let codec = Arc::new(TableCodec::new(layout)?);
+        self.submit(|reply| Request::CreateTable { codec, catalog, reply }).await?;
+        Ok(())
+    }
+
+    /// Deletes a table's rows and log and stores `catalog`, durably.
+    pub async fn drop_table(&self, table: TableId, catalog: Vec<u8>) -> Result<()> {
+        self.submit(|reply| Request::DropTable { table, catalog, reply }).await?;
+        Ok(())
+    }
+
+    /// Applies `write` to `table`; returns once it is durable.
+    ///
+    /// # Errors
+    /// A constraint violation refuses the whole write; a storage error means
+    /// nothing of it was acknowledged.
+    pub async fn write(&self, table: TableId, write: TableWrite) -> Result<WriteOutcome> {
+        self.submit(|reply| Request::Write { table, write, reply }).await
+    }
+
+    /// Forgets log entries that end at or below `below`; rows are kept.
+    pub async fn truncate_log(&self, table: TableId, below: LogOffset) -> Result<()> {
+        self.submit(|reply| Request::TruncateLog { table, below, reply }).await?;
+        Ok(())
+    }
+
+    async fn submit(
+        &self,
+        request: impl FnOnce(commit::Reply) -> Request,
+    ) -> Result<WriteOutcome> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let requests = self.requests.as_ref().ok_or_else(closed)?;
+        requests.send(request(reply)).map_err(|_| closed())?;
+        outcome.await.map_err(|_| closed())?
+    }
+
+    /// The table's layout.
+    pub fn layout(&self, table: TableId) -> Result<TableLayout> {
+        Ok(self.shared.codec(table)?.layout.clone())
+    }
+
+    /// Streams every row of `table`, in key order, from one point in time,
+    /// `batch_rows` rows per batch. Reading runs on a blocking thread and
+    /// stops when the receiver is dropped.
+    pub fn scan(
+        &self,
+        table: TableId,
+        batch_rows: usize,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<RecordBatch>>> {
+        let codec = self.shared.codec(table)?;
+        let shared = Arc::clone(&self.shared);
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let batch_rows = batch_rows.max(1);
+        tokio::task::spawn_blocking(move || {
+            let (from, to) = keys::row_range(table);
+            let mut rows: Vec<Vec<u8>> = Vec::with_capacity(batch_rows);
+            let mut open = true;
+            let flush = |rows: &mut Vec<Vec<u8>>| {
+                let batch = codec.decode_rows(rows.iter().map(Vec::as_slice));
+                rows.clear();
+                sender.blocking_send(batch).is_ok()
+            };
+            let scanned = shared.engine.scan(&from, &to, |_, value| {
+                rows.push(value.to_vec());
+                if rows.len() >= batch_rows {
+                    open = flush(&mut rows);
+                }
+                Ok(open)
+            });
+            match scanned {
+                Ok(()) if open && !rows.is_empty() => {
+                    flush(&mut rows);
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    let _ = sender.blocking_send(Err(e));
+                }
+            }
+        });
+        Ok(receiver)
+    }
+
+    /// The rows whose primary keys are given (columns in key order); missing
+    /// keys are skipped.
+    pub fn get_rows(&self, table: TableId, key_columns: &[ArrayRef]) -> Result<RecordBatch> {
+        let codec = self.shared.codec(table)?;
+        let keys = codec.encode_key_columns(key_columns)?;
+        let mut found = Vec::new();
+        for key in keys.iter() {
+            if let Some(row) = self.shared.engine.get(&keys::row(table, key.as_ref()))? {
+                found.push(row);
+            }
+        }
+        codec.decode_rows(found.iter().map(Vec::as_slice))
+    }
+
+    /// The offsets of `table`'s log: `start` (first readable) and `end`
+    /// (the next row's offset).
+    pub fn log_bounds(&self, table: TableId) -> Result<(LogOffset, LogOffset)> {
+        let bounds = self.shared.stored_bounds(table)?;
+        Ok((bounds.start, bounds.end))
+    }
+
+    /// Log entries of `table` from offset `from` on (the first entry is cut
+    /// to start exactly there), until at least `max_rows` rows are read or
+    /// the log ends. Offsets below the log start are gone and are skipped.
+    pub fn read_log(&self, table: TableId, from: LogOffset, max_rows: usize) -> Result<Vec<LogEntry>> {
+        let (range_from, range_to) = keys::log_range(table);
+        let seek = match self.shared.engine.last_in(&range_from, &keys::log(table, from))? {
+            Some((key, _)) => key,
+            None => range_from,
+        };
+        let mut entries = Vec::new();
+        let mut rows = 0;
+        self.shared.engine.scan(&seek, &range_to, |key, value| {
+            let first = keys::log_offset(key).ok_or_else(|| Error::Corrupt("log key".into()))?;
+            let mut entry = LogEntry::decode(first, value)?;
+            if entry.end() <= from {
+                return Ok(true);
+            }
+            if entry.first < from {
+                let skip = (from.0 - entry.first.0) as usize;
+                entry.chunk = entry.chunk.slice(skip, entry.chunk.num_rows() - skip);
+                entry.first = from;
+            }
+            rows += entry.chunk.num_rows();
+            entries.push(entry);
+            Ok(rows < max_rows)
+        })?;
+        Ok(entries)
+    }
+}
+
+fn closed() -> Error {
+    Error::Storage("table store is closed".into())
+}
+
+impl std::fmt::Debug for TableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableStore").finish_non_exhaustive()
+    }
+}
+
+impl Drop for TableStore {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
+}
