@@ -85,11 +85,18 @@ impl Catalog {
                 let parsed = parser.parse(&record.sql)?;
                 let spec = match parsed.first().map(|p| &p.statement) {
                     Some(Statement::CreateTable(create)) => table_spec(create, record.append_only)?,
-                    _ => return Err(Error::Internal(format!("stored definition of {} is not CREATE TABLE", record.name))),
+                    _ => {
+                        return Err(Error::Internal(format!(
+                            "stored definition of {} is not CREATE TABLE",
+                            record.name
+                        )));
+                    }
                 };
                 let entry = entry(&store, spec, record)?;
                 store.attach_table(entry.layout.clone())?;
-                state.tables.insert(entry.layout.name.clone(), Arc::new(entry));
+                state
+                    .tables
+                    .insert(entry.layout.name.clone(), Arc::new(entry));
             }
         }
         Ok(Self {
@@ -104,12 +111,21 @@ impl Catalog {
     }
 
     pub fn table_names(&self) -> Vec<String> {
-        self.state.read().map(|s| s.tables.keys().cloned().collect()).unwrap_or_default()
+        self.state
+            .read()
+            .map(|s| s.tables.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Creates a table durably. Returns `false` (and does nothing) when it
     /// exists and `if_not_exists` is set.
-    pub async fn create_table(&self, spec: TableSpec, sql: String, append_only: bool, if_not_exists: bool) -> Result<bool> {
+    pub async fn create_table(
+        &self,
+        spec: TableSpec,
+        sql: String,
+        append_only: bool,
+        if_not_exists: bool,
+    ) -> Result<bool> {
         let _ddl = self.ddl.lock().await;
         let (entry, document) = {
             let state = self.state.read().map_err(|_| lock_error())?;
@@ -117,18 +133,31 @@ impl Catalog {
                 if if_not_exists {
                     return Ok(false);
                 }
-                return Err(Error::user("42P07", format!("relation \"{}\" already exists", spec.name)));
+                return Err(Error::user(
+                    "42P07",
+                    format!("relation \"{}\" already exists", spec.name),
+                ));
             }
-            let record = TableRecord { id: state.next_id, name: spec.name.clone(), sql, append_only };
+            let record = TableRecord {
+                id: state.next_id,
+                name: spec.name.clone(),
+                sql,
+                append_only,
+            };
             let entry = entry(&self.store, spec, record.clone())?;
-            let mut records: Vec<TableRecord> = state.tables.values().map(|t| t.record.clone()).collect();
+            let mut records: Vec<TableRecord> =
+                state.tables.values().map(|t| t.record.clone()).collect();
             records.push(record);
             (entry, encode(state.next_id + 1, records)?)
         };
-        self.store.create_table(entry.layout.clone(), document).await?;
+        self.store
+            .create_table(entry.layout.clone(), document)
+            .await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.next_id += 1;
-        state.tables.insert(entry.layout.name.clone(), Arc::new(entry));
+        state
+            .tables
+            .insert(entry.layout.name.clone(), Arc::new(entry));
         Ok(true)
     }
 
@@ -142,7 +171,10 @@ impl Catalog {
                 if if_exists {
                     return Ok(false);
                 }
-                return Err(Error::user("42P01", format!("table \"{name}\" does not exist")));
+                return Err(Error::user(
+                    "42P01",
+                    format!("table \"{name}\" does not exist"),
+                ));
             };
             let records = state
                 .tables
@@ -153,7 +185,11 @@ impl Catalog {
             (entry.layout.id, encode(state.next_id, records)?)
         };
         self.store.drop_table(id, document).await?;
-        self.state.write().map_err(|_| lock_error())?.tables.remove(name);
+        self.state
+            .write()
+            .map_err(|_| lock_error())?
+            .tables
+            .remove(name);
         Ok(true)
     }
 }
@@ -166,11 +202,19 @@ fn entry(store: &Arc<TableStore>, spec: TableSpec, record: TableRecord) -> Resul
         key: spec.key,
     };
     let provider = Arc::new(StoredTable::new(Arc::clone(store), layout.clone()));
-    Ok(TableEntry { layout, provider, record })
+    Ok(TableEntry {
+        layout,
+        provider,
+        record,
+    })
 }
 
 fn encode(next_id: u64, tables: Vec<TableRecord>) -> Result<Vec<u8>> {
-    let document = Document { version: FORMAT_VERSION, next_id, tables };
+    let document = Document {
+        version: FORMAT_VERSION,
+        next_id,
+        tables,
+    };
     serde_json::to_vec(&document).map_err(|e| Error::Internal(e.to_string()))
 }
 
@@ -186,8 +230,14 @@ impl SchemaProvider for PublicSchema {
         self.catalog.table_names()
     }
 
-    async fn table(&self, name: &str) -> DataFusionResult<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        Ok(self.catalog.table(name).map(|t| Arc::clone(&t.provider) as Arc<dyn TableProvider>))
+    async fn table(
+        &self,
+        name: &str,
+    ) -> DataFusionResult<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        Ok(self
+            .catalog
+            .table(name)
+            .map(|t| Arc::clone(&t.provider) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {

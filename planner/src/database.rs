@@ -8,6 +8,7 @@ use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -27,16 +28,24 @@ use crate::{Error, Result};
 pub enum Prepared {
     /// Planned by DataFusion: SELECT, EXPLAIN, INSERT, UPDATE, DELETE.
     Plan(LogicalPlan),
-    CreateTable { spec: TableSpec, sql: String, append_only: bool, if_not_exists: bool },
-    DropTable { names: Vec<String>, if_exists: bool },
+    CreateTable {
+        spec: TableSpec,
+        sql: String,
+        append_only: bool,
+        if_not_exists: bool,
+    },
+    DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     Session(SessionStatement),
 }
 
 /// What running a statement produced.
-#[derive(Debug)]
 pub enum Outcome {
-    /// Rows to stream to the client.
-    Rows(DataFrame),
+    /// Rows to stream to the client. Errors while streaming are
+    /// DataFusion errors, to be classified like any other.
+    Rows(SendableRecordBatchStream),
     /// A command completed: its tag (`CREATE TABLE`, `INSERT 0 2`, ...).
     Command(String),
     /// A session statement for the server to carry out.
@@ -56,7 +65,9 @@ impl Prepared {
                 .strip_prefix('$')
                 .and_then(|n| n.parse().ok())
                 .filter(|&n| n > 0)
-                .ok_or_else(|| Error::user("42601", format!("parameter {name} is not of the form $n")))?;
+                .ok_or_else(|| {
+                    Error::user("42601", format!("parameter {name} is not of the form $n"))
+                })?;
             if ordered.len() < index {
                 ordered.resize(index, None);
             }
@@ -92,12 +103,19 @@ impl Database {
             .with_default_catalog_and_schema(DATABASE_NAME, PUBLIC_SCHEMA)
             .with_information_schema(true);
         let base = SessionContext::new_with_config(config);
-        let schema = Arc::new(PublicSchema { catalog: Arc::clone(&catalog) });
+        let schema = Arc::new(PublicSchema {
+            catalog: Arc::clone(&catalog),
+        });
         base.catalog(DATABASE_NAME)
             .ok_or_else(|| Error::Internal("default catalog missing".into()))?
             .register_schema(PUBLIC_SCHEMA, schema)?;
-        setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider).map_err(|e| Error::DataFusion(*e))?;
-        Ok(Self { catalog, parser, base })
+        setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)
+            .map_err(|e| Error::DataFusion(*e))?;
+        Ok(Self {
+            catalog,
+            parser,
+            base,
+        })
     }
 
     /// A fresh planning context for one session; all share the catalog.
@@ -111,7 +129,10 @@ impl Database {
 
     /// Checks and plans one statement without running it.
     pub async fn prepare(&self, ctx: &SessionContext, parsed: ParsedStatement) -> Result<Prepared> {
-        let ParsedStatement { statement, append_only } = parsed;
+        let ParsedStatement {
+            statement,
+            append_only,
+        } = parsed;
         if let Some(session) = session_statement(&statement) {
             return Ok(Prepared::Session(session?));
         }
@@ -122,11 +143,18 @@ impl Database {
                 append_only,
                 if_not_exists: create.if_not_exists,
             }),
-            Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Ok(Prepared::DropTable {
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => Ok(Prepared::DropTable {
                 names: names.iter().map(table_name).collect::<Result<_>>()?,
                 if_exists: *if_exists,
             }),
-            Statement::Drop { object_type, .. } => Err(Error::not_supported(format!("DROP {object_type} is not supported"))),
+            Statement::Drop { object_type, .. } => Err(Error::not_supported(format!(
+                "DROP {object_type} is not supported"
+            ))),
             _ => self.plan(ctx, statement).await.map(Prepared::Plan),
         }
     }
@@ -148,11 +176,23 @@ impl Database {
     }
 
     /// Runs a prepared statement with its parameter values, if it has any.
-    pub async fn execute(&self, ctx: &SessionContext, prepared: Prepared, params: Option<ParamValues>) -> Result<Outcome> {
+    pub async fn execute(
+        &self,
+        ctx: &SessionContext,
+        prepared: Prepared,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome> {
         match prepared {
             Prepared::Session(statement) => Ok(Outcome::Session(statement)),
-            Prepared::CreateTable { spec, sql, append_only, if_not_exists } => {
-                self.catalog.create_table(spec, sql, append_only, if_not_exists).await?;
+            Prepared::CreateTable {
+                spec,
+                sql,
+                append_only,
+                if_not_exists,
+            } => {
+                self.catalog
+                    .create_table(spec, sql, append_only, if_not_exists)
+                    .await?;
                 Ok(Outcome::Command("CREATE TABLE".into()))
             }
             Prepared::DropTable { names, if_exists } => {
@@ -172,7 +212,7 @@ impl Database {
                 };
                 let frame = ctx.execute_logical_plan(plan).await?;
                 match op {
-                    None => Ok(Outcome::Rows(frame)),
+                    None => Ok(Outcome::Rows(frame.execute_stream().await?)),
                     Some(op) => {
                         let count = written_rows(frame).await?;
                         Ok(Outcome::Command(match op {
@@ -188,11 +228,25 @@ impl Database {
     }
 }
 
+impl Drop for Database {
+    /// `pg_catalog` holds the catalog list that holds it; deregistering it
+    /// breaks that cycle, so the storage it reaches is closed with us.
+    fn drop(&mut self) {
+        if let Some(catalog) = self.base.catalog(DATABASE_NAME) {
+            let _ = catalog.deregister_schema("pg_catalog", true);
+        }
+    }
+}
+
 /// The `count` a DataFusion write returns.
 async fn written_rows(frame: DataFrame) -> Result<u64> {
     let mut count = 0;
     for batch in frame.collect().await? {
-        if let Some(counts) = batch.columns().first().and_then(|c| c.as_any().downcast_ref::<UInt64Array>()) {
+        if let Some(counts) = batch
+            .columns()
+            .first()
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        {
             count += counts.iter().flatten().sum::<u64>();
         }
     }
@@ -209,20 +263,34 @@ fn check_write_shape(statement: &Statement) -> Result<()> {
         Statement::Delete(delete) if delete.using.is_some() => {
             return Err(Error::not_supported("DELETE ... USING is not supported"));
         }
-        Statement::Update(u) if u.returning.is_some() => return Err(Error::not_supported("RETURNING is not supported")),
-        Statement::Delete(d) if d.returning.is_some() => return Err(Error::not_supported("RETURNING is not supported")),
-        Statement::Insert(i) if i.returning.is_some() => return Err(Error::not_supported("RETURNING is not supported")),
-        Statement::Insert(i) if i.on.is_some() => return Err(Error::not_supported("INSERT ... ON CONFLICT is not supported")),
+        Statement::Update(u) if u.returning.is_some() => {
+            return Err(Error::not_supported("RETURNING is not supported"));
+        }
+        Statement::Delete(d) if d.returning.is_some() => {
+            return Err(Error::not_supported("RETURNING is not supported"));
+        }
+        Statement::Insert(i) if i.returning.is_some() => {
+            return Err(Error::not_supported("RETURNING is not supported"));
+        }
+        Statement::Insert(i) if i.on.is_some() => {
+            return Err(Error::not_supported(
+                "INSERT ... ON CONFLICT is not supported",
+            ));
+        }
         Statement::Update(_) => "UPDATE",
         Statement::Delete(_) => "DELETE",
         _ => return Ok(()),
     };
     let has_subquery = visit_expressions(statement, |expr| match expr {
-        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => std::ops::ControlFlow::Break(()),
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            std::ops::ControlFlow::Break(())
+        }
         _ => std::ops::ControlFlow::Continue(()),
     });
     if has_subquery.is_break() {
-        return Err(Error::not_supported(format!("subqueries in {verb} are not supported")));
+        return Err(Error::not_supported(format!(
+            "subqueries in {verb} are not supported"
+        )));
     }
     Ok(())
 }

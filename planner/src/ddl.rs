@@ -39,14 +39,19 @@ pub fn table_name(name: &ObjectName) -> Result<String> {
         .iter()
         .map(|part| match part {
             ObjectNamePart::Identifier(ident) => Ok(normalize(ident)),
-            _ => Err(Error::not_supported(format!("table name {name} is not supported"))),
+            _ => Err(Error::not_supported(format!(
+                "table name {name} is not supported"
+            ))),
         })
         .collect::<Result<_>>()?;
     match parts.as_slice() {
         [table] => Ok(table.clone()),
         [schema, table] if schema == PUBLIC_SCHEMA => Ok(table.clone()),
         [db, schema, table] if db == DATABASE_NAME && schema == PUBLIC_SCHEMA => Ok(table.clone()),
-        _ => Err(Error::user("3F000", format!("schema of {name} does not exist"))),
+        _ => Err(Error::user(
+            "3F000",
+            format!("schema of {name} does not exist"),
+        )),
     }
 }
 
@@ -75,7 +80,9 @@ pub fn table_spec(create: &CreateTable, append_only: bool) -> Result<TableSpec> 
     }
     let name = table_name(&create.name)?;
     if create.columns.is_empty() {
-        return Err(Error::not_supported("tables without columns are not supported"));
+        return Err(Error::not_supported(
+            "tables without columns are not supported",
+        ));
     }
     let mut names: Vec<String> = Vec::new();
     let mut key: Option<Vec<usize>> = None;
@@ -84,7 +91,10 @@ pub fn table_spec(create: &CreateTable, append_only: bool) -> Result<TableSpec> 
     for (index, column) in create.columns.iter().enumerate() {
         let column_name = normalize(&column.name);
         if names.contains(&column_name) {
-            return Err(Error::user("42701", format!("column \"{column_name}\" specified more than once")));
+            return Err(Error::user(
+                "42701",
+                format!("column \"{column_name}\" specified more than once"),
+            ));
         }
         names.push(column_name);
         types.push(column_type(&column.data_type)?);
@@ -97,7 +107,11 @@ pub fn table_spec(create: &CreateTable, append_only: bool) -> Result<TableSpec> 
                     set_key(&mut key, vec![index], &name)?;
                     required = true;
                 }
-                other => return Err(Error::not_supported(format!("column option {other} is not supported"))),
+                other => {
+                    return Err(Error::not_supported(format!(
+                        "column option {other} is not supported"
+                    )));
+                }
             }
         }
         not_null.push(required);
@@ -112,15 +126,24 @@ pub fn table_spec(create: &CreateTable, append_only: bool) -> Result<TableSpec> 
                         Expr::Identifier(ident) => {
                             let wanted = normalize(ident);
                             names.iter().position(|n| *n == wanted).ok_or_else(|| {
-                                Error::user("42703", format!("column \"{wanted}\" named in key does not exist"))
+                                Error::user(
+                                    "42703",
+                                    format!("column \"{wanted}\" named in key does not exist"),
+                                )
                             })
                         }
-                        other => Err(Error::not_supported(format!("primary key on {other} is not supported"))),
+                        other => Err(Error::not_supported(format!(
+                            "primary key on {other} is not supported"
+                        ))),
                     })
                     .collect::<Result<Vec<_>>>()?;
                 set_key(&mut key, columns, &name)?;
             }
-            other => return Err(Error::not_supported(format!("constraint {other} is not supported"))),
+            other => {
+                return Err(Error::not_supported(format!(
+                    "constraint {other} is not supported"
+                )));
+            }
         }
     }
     let key = match (key, append_only) {
@@ -199,9 +222,15 @@ mod tests {
             other => panic!("{sql}: {other:?}"),
         };
         assert_eq!(code("CREATE TABLE t (a INT, A INT)"), "42701");
-        assert_eq!(code("CREATE TABLE t (a INT PRIMARY KEY, b INT PRIMARY KEY)"), "42P16");
+        assert_eq!(
+            code("CREATE TABLE t (a INT PRIMARY KEY, b INT PRIMARY KEY)"),
+            "42P16"
+        );
         assert_eq!(code("CREATE TABLE t (a INT, PRIMARY KEY (z))"), "42703");
-        assert_eq!(code("CREATE TABLE t (a INT PRIMARY KEY) APPEND ONLY"), "42P16");
+        assert_eq!(
+            code("CREATE TABLE t (a INT PRIMARY KEY) APPEND ONLY"),
+            "42P16"
+        );
         assert_eq!(code("CREATE TABLE t (a INT DEFAULT 1)"), "0A000");
         assert_eq!(code("CREATE TABLE t (a INT UNIQUE)"), "0A000");
         assert_eq!(code("CREATE TABLE other.t (a INT)"), "3F000");

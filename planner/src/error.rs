@@ -24,7 +24,10 @@ pub enum Error {
 
 impl Error {
     pub fn user(code: &'static str, message: impl Into<String>) -> Self {
-        Error::User { code, message: message.into() }
+        Error::User {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_supported(message: impl Into<String>) -> Self {

@@ -36,7 +36,10 @@ impl StatementParser {
             .tokenize()
             .map_err(syntax_error)?;
         let mut parsed = Vec::new();
-        for mut tokens in tokens.split(|t| *t == Token::SemiColon).map(<[Token]>::to_vec) {
+        for mut tokens in tokens
+            .split(|t| *t == Token::SemiColon)
+            .map(<[Token]>::to_vec)
+        {
             if tokens.iter().all(|t| matches!(t, Token::Whitespace(_))) {
                 continue;
             }
@@ -44,9 +47,14 @@ impl StatementParser {
             let text: String = tokens.iter().map(ToString::to_string).collect();
             for statement in self.compatible.parse(&text).map_err(syntax_error)? {
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
-                    return Err(syntax_error("APPEND ONLY is only allowed at the end of CREATE TABLE"));
+                    return Err(syntax_error(
+                        "APPEND ONLY is only allowed at the end of CREATE TABLE",
+                    ));
                 }
-                parsed.push(ParsedStatement { statement, append_only });
+                parsed.push(ParsedStatement {
+                    statement,
+                    append_only,
+                });
             }
         }
         Ok(parsed)
@@ -68,7 +76,9 @@ fn strip_append_only(tokens: &mut Vec<Token>) -> bool {
     let starts_create = words.first().is_some_and(|(_, w)| w == "CREATE");
     let names_table = words.iter().take(4).any(|(_, w)| w == "TABLE");
     match words.as_slice() {
-        [.., (append, a), (_, o)] if a == "APPEND" && o == "ONLY" && starts_create && names_table => {
+        [.., (append, a), (_, o)]
+            if a == "APPEND" && o == "ONLY" && starts_create && names_table =>
+        {
             tokens.truncate(*append);
             true
         }
@@ -82,7 +92,9 @@ mod tests {
 
     #[test]
     fn splits_statements_and_skips_empty_ones() {
-        let parsed = StatementParser::default().parse("SELECT 1; ;; SELECT ';'").unwrap();
+        let parsed = StatementParser::default()
+            .parse("SELECT 1; ;; SELECT ';'")
+            .unwrap();
         assert_eq!(parsed.len(), 2);
         assert!(parsed.iter().all(|p| !p.append_only));
     }
@@ -101,9 +113,13 @@ mod tests {
     fn syntax_errors_carry_42601() {
         let err = StatementParser::default().parse("SELEC 1").unwrap_err();
         assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
-        let err = StatementParser::default().parse("SELECT 'unterminated").unwrap_err();
+        let err = StatementParser::default()
+            .parse("SELECT 'unterminated")
+            .unwrap_err();
         assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
-        let err = StatementParser::default().parse("SELECT 1 APPEND ONLY").unwrap_err();
+        let err = StatementParser::default()
+            .parse("SELECT 1 APPEND ONLY")
+            .unwrap_err();
         assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
     }
 }

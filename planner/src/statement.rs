@@ -10,10 +10,17 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionStatement {
     /// `SET name = value`; `None` is `SET name TO DEFAULT`.
-    Set { name: String, value: Option<String> },
+    Set {
+        name: String,
+        value: Option<String>,
+    },
     /// `RESET name`; `None` is `RESET ALL`.
-    Reset { name: Option<String> },
-    Show { name: String },
+    Reset {
+        name: Option<String>,
+    },
+    Show {
+        name: String,
+    },
     ShowAll,
     /// `BEGIN` / `START TRANSACTION`: accepted, every statement commits on its own.
     Begin,
@@ -37,13 +44,17 @@ pub(crate) fn session_statement(statement: &Statement) -> Option<Result<SessionS
             let name: Vec<String> = variable.iter().map(normalize).collect();
             match name.join(" ").as_str() {
                 "all" => Ok(SessionStatement::ShowAll),
-                "time zone" => Ok(SessionStatement::Show { name: "timezone".into() }),
+                "time zone" => Ok(SessionStatement::Show {
+                    name: "timezone".into(),
+                }),
                 name => Ok(SessionStatement::Show { name: name.into() }),
             }
         }
         Statement::StartTransaction { .. } => Ok(SessionStatement::Begin),
         Statement::Commit { .. } => Ok(SessionStatement::Commit),
-        Statement::Rollback { savepoint: None, .. } => Ok(SessionStatement::Rollback),
+        Statement::Rollback {
+            savepoint: None, ..
+        } => Ok(SessionStatement::Rollback),
         Statement::Discard { .. } => Ok(SessionStatement::Discard),
         _ => return None,
     };
@@ -52,10 +63,17 @@ pub(crate) fn session_statement(statement: &Statement) -> Option<Result<SessionS
 
 fn set_statement(set: &Set) -> Result<SessionStatement> {
     match set {
-        Set::SingleAssignment { variable, values, .. } => {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
             let name = variable.to_string().to_lowercase();
             let value = match values.as_slice() {
-                [Expr::Identifier(ident)] if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") => None,
+                [Expr::Identifier(ident)]
+                    if ident.quote_style.is_none()
+                        && ident.value.eq_ignore_ascii_case("default") =>
+                {
+                    None
+                }
                 values => Some(values.iter().map(value_text).collect::<Vec<_>>().join(", ")),
             };
             Ok(SessionStatement::Set { name, value })
@@ -91,29 +109,48 @@ mod tests {
 
     fn session(sql: &str) -> SessionStatement {
         let parsed = StatementParser::default().parse(sql).unwrap().remove(0);
-        session_statement(&parsed.statement).expect("a session statement").unwrap()
+        session_statement(&parsed.statement)
+            .expect("a session statement")
+            .unwrap()
     }
 
     #[test]
     fn recognises_what_drivers_send() {
         assert_eq!(
             session("SET application_name = 'psql'"),
-            SessionStatement::Set { name: "application_name".into(), value: Some("psql".into()) }
+            SessionStatement::Set {
+                name: "application_name".into(),
+                value: Some("psql".into())
+            }
         );
         assert_eq!(
             session("SET extra_float_digits TO 3"),
-            SessionStatement::Set { name: "extra_float_digits".into(), value: Some("3".into()) }
+            SessionStatement::Set {
+                name: "extra_float_digits".into(),
+                value: Some("3".into())
+            }
         );
         assert_eq!(
             session("SET TIME ZONE 'UTC'"),
-            SessionStatement::Set { name: "timezone".into(), value: Some("UTC".into()) }
+            SessionStatement::Set {
+                name: "timezone".into(),
+                value: Some("UTC".into())
+            }
         );
         assert_eq!(
             session("SET DateStyle TO DEFAULT"),
-            SessionStatement::Set { name: "datestyle".into(), value: None }
+            SessionStatement::Set {
+                name: "datestyle".into(),
+                value: None
+            }
         );
         assert_eq!(session("SHOW ALL"), SessionStatement::ShowAll);
-        assert_eq!(session("SHOW TimeZone"), SessionStatement::Show { name: "timezone".into() });
+        assert_eq!(
+            session("SHOW TimeZone"),
+            SessionStatement::Show {
+                name: "timezone".into()
+            }
+        );
         assert_eq!(session("RESET ALL"), SessionStatement::Reset { name: None });
         assert_eq!(session("BEGIN"), SessionStatement::Begin);
         assert_eq!(session("COMMIT"), SessionStatement::Commit);

@@ -34,7 +34,9 @@ pub fn column_type(sql_type: &ast::DataType) -> Result<DataType> {
                     if *s < 0 || *s > i64::from(precision) {
                         return Err(Error::user(
                             "22023",
-                            format!("NUMERIC scale {s} must be between 0 and precision {precision}"),
+                            format!(
+                                "NUMERIC scale {s} must be between 0 and precision {precision}"
+                            ),
                         ));
                     }
                     (precision, *s as i8)
@@ -63,7 +65,12 @@ pub fn column_type(sql_type: &ast::DataType) -> Result<DataType> {
                 "int2" => DataType::Int16,
                 "int4" => DataType::Int32,
                 "serial" | "bigserial" => return Err(unsupported()),
-                _ => return Err(Error::user("42704", format!("type \"{name}\" does not exist"))),
+                _ => {
+                    return Err(Error::user(
+                        "42704",
+                        format!("type \"{name}\" does not exist"),
+                    ));
+                }
             }
         }
         _ => return Err(unsupported()),
@@ -87,7 +94,9 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn arrow(sql: &str) -> Result<DataType> {
-        let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).unwrap();
+        let mut parser = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(sql)
+            .unwrap();
         column_type(&parser.parse_data_type().unwrap())
     }
 
@@ -99,12 +108,18 @@ mod tests {
         assert_eq!(arrow("BIGINT").unwrap(), DataType::Int64);
         assert_eq!(arrow("REAL").unwrap(), DataType::Float32);
         assert_eq!(arrow("DOUBLE PRECISION").unwrap(), DataType::Float64);
-        assert_eq!(arrow("NUMERIC(10, 2)").unwrap(), DataType::Decimal128(10, 2));
+        assert_eq!(
+            arrow("NUMERIC(10, 2)").unwrap(),
+            DataType::Decimal128(10, 2)
+        );
         assert_eq!(arrow("DECIMAL").unwrap(), DataType::Decimal128(38, 10));
         assert_eq!(arrow("VARCHAR(20)").unwrap(), DataType::Utf8);
         assert_eq!(arrow("TEXT").unwrap(), DataType::Utf8);
         assert_eq!(arrow("DATE").unwrap(), DataType::Date32);
-        assert_eq!(arrow("TIMESTAMP").unwrap(), DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            arrow("TIMESTAMP").unwrap(),
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
         assert_eq!(
             arrow("TIMESTAMPTZ").unwrap(),
             DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
@@ -113,15 +128,27 @@ mod tests {
             arrow("TIMESTAMP WITH TIME ZONE").unwrap(),
             DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
         );
-        assert_eq!(arrow("INTERVAL").unwrap(), DataType::Interval(IntervalUnit::MonthDayNano));
+        assert_eq!(
+            arrow("INTERVAL").unwrap(),
+            DataType::Interval(IntervalUnit::MonthDayNano)
+        );
         assert_eq!(arrow("BYTEA").unwrap(), DataType::Binary);
     }
 
     #[test]
     fn bad_types_are_refused() {
-        assert!(matches!(arrow("NUMERIC(50)"), Err(Error::User { code: "22023", .. })));
-        assert!(matches!(arrow("NUMERIC(5, 7)"), Err(Error::User { code: "22023", .. })));
-        assert!(matches!(arrow("nosuchtype"), Err(Error::User { code: "42704", .. })));
+        assert!(matches!(
+            arrow("NUMERIC(50)"),
+            Err(Error::User { code: "22023", .. })
+        ));
+        assert!(matches!(
+            arrow("NUMERIC(5, 7)"),
+            Err(Error::User { code: "22023", .. })
+        ));
+        assert!(matches!(
+            arrow("nosuchtype"),
+            Err(Error::User { code: "42704", .. })
+        ));
         assert!(matches!(arrow("JSON"), Err(Error::NotSupported(_))));
     }
 }

@@ -27,15 +27,23 @@ pub enum Benchmark {
 
 pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
     match benchmark {
-        Benchmark::Insert { clients, seconds } => insert(&clients, Duration::from_secs(seconds)).await,
+        Benchmark::Insert { clients, seconds } => {
+            insert(&clients, Duration::from_secs(seconds)).await
+        }
     }
 }
 
 async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = Config { listen: "127.0.0.1:0".parse()?, data_dir: dir.path().to_path_buf() };
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_path_buf(),
+    };
     let server = RunningServer::start(&config).await?;
-    let url = format!("host=127.0.0.1 port={} user=weir dbname=weir", server.local_addr().port());
+    let url = format!(
+        "host=127.0.0.1 port={} user=weir dbname=weir",
+        server.local_addr().port()
+    );
     let (setup, connection) = tokio_postgres::connect(&url, NoTls).await?;
     tokio::spawn(connection);
     setup
@@ -43,7 +51,10 @@ async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<(
         .await?;
 
     println!("INSERT throughput, one row per statement, durable on acknowledgement");
-    println!("{:>8} {:>12} {:>12} {:>10}", "clients", "rows", "rows/s", "vs 1");
+    println!(
+        "{:>8} {:>12} {:>12} {:>10}",
+        "clients", "rows", "rows/s", "vs 1"
+    );
     let mut baseline = None;
     for (round, &clients) in client_counts.iter().enumerate() {
         let started = Instant::now();
@@ -57,7 +68,8 @@ async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<(
                 let insert = db.prepare("INSERT INTO bench VALUES ($1, $2, $3)").await?;
                 let mut rows = 0i64;
                 while started.elapsed() < duration {
-                    db.execute(&insert, &[&id, &rows, &"payload of a typical size"]).await?;
+                    db.execute(&insert, &[&id, &rows, &"payload of a typical size"])
+                        .await?;
                     rows += 1;
                 }
                 anyhow::Ok(rows)
@@ -71,7 +83,10 @@ async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<(
         let ratio = per_second / *baseline.get_or_insert(per_second);
         println!("{clients:>8} {rows:>12} {per_second:>12.0} {ratio:>9.2}x");
     }
-    let count: i64 = setup.query_one("SELECT count(*) FROM bench", &[]).await?.get(0);
+    let count: i64 = setup
+        .query_one("SELECT count(*) FROM bench", &[])
+        .await?
+        .get(0);
     println!("rows stored: {count}");
     drop(setup);
     server.shutdown().await;

@@ -28,19 +28,29 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))
     }
 }
 
 impl Config {
     /// Combines explicit settings (flags or environment) with a file's.
-    pub fn resolve(listen: Option<String>, data_dir: Option<PathBuf>, file: FileConfig) -> anyhow::Result<Self> {
-        let listen = listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    pub fn resolve(
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+        file: FileConfig,
+    ) -> anyhow::Result<Self> {
         let listen = listen
-            .parse()
-            .with_context(|| format!("--listen {listen} is not an address like {DEFAULT_LISTEN}"))?;
-        let data_dir = data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen.parse().with_context(|| {
+            format!("--listen {listen} is not an address like {DEFAULT_LISTEN}")
+        })?;
+        let data_dir = data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         Ok(Self { listen, data_dir })
     }
 }
@@ -51,7 +61,8 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let file: FileConfig = toml::from_str("listen = \"127.0.0.1:7000\"\ndata_dir = \"/tmp/x\"").unwrap();
+        let file: FileConfig =
+            toml::from_str("listen = \"127.0.0.1:7000\"\ndata_dir = \"/tmp/x\"").unwrap();
         let config = Config::resolve(Some("127.0.0.1:7001".into()), None, file).unwrap();
         assert_eq!(config.listen.port(), 7001);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));

@@ -8,13 +8,14 @@
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
-use arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
+use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::context::SessionContext;
+use datafusion::physical_plan::memory::MemoryStream;
 use futures::Sink;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
@@ -29,6 +30,7 @@ use pgwire::messages::PgWireBackendMessage;
 use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
 
 use crate::errors::{error_info, to_pgwire};
+use crate::rows::encode_rows;
 use crate::session::SessionParameters;
 use crate::startup::Startup;
 
@@ -48,7 +50,10 @@ pub(crate) struct StatementPreparer {
 /// The columns a statement returns, if any.
 fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
     let text = |names: &[&str]| {
-        let fields: Vec<Field> = names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect();
+        let fields: Vec<Field> = names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect();
         Some(Arc::new(Schema::new(fields)))
     };
     match prepared {
@@ -62,7 +67,12 @@ fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
 impl QueryParser for StatementPreparer {
     type Statement = PreparedStatement;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<PreparedStatement>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<PreparedStatement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -76,9 +86,16 @@ impl QueryParser for StatementPreparer {
         let Some(statement) = parsed.pop() else {
             return Ok(None);
         };
-        let prepared = self.database.prepare(&self.ctx, statement).await.map_err(to_pgwire)?;
+        let prepared = self
+            .database
+            .prepare(&self.ctx, statement)
+            .await
+            .map_err(to_pgwire)?;
         let parameter_types = prepared.parameter_types().map_err(to_pgwire)?;
-        Ok(Some(PreparedStatement { prepared, parameter_types }))
+        Ok(Some(PreparedStatement {
+            prepared,
+            parameter_types,
+        }))
     }
 
     fn get_parameter_types(&self, statement: &PreparedStatement) -> PgWireResult<Vec<Type>> {
@@ -92,9 +109,15 @@ impl QueryParser for StatementPreparer {
             .collect()
     }
 
-    fn get_result_schema(&self, statement: &PreparedStatement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        statement: &PreparedStatement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         match result_schema(&statement.prepared) {
-            Some(schema) => arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedText), None),
+            Some(schema) => {
+                arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedText), None)
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -111,26 +134,51 @@ pub(crate) struct Connection {
 impl Connection {
     pub fn new(database: Arc<Database>) -> Self {
         let ctx = database.session_context();
-        let preparer = Arc::new(StatementPreparer { database: Arc::clone(&database), ctx: ctx.clone() });
-        Self { database, ctx, parameters: Mutex::default(), preparer }
+        let preparer = Arc::new(StatementPreparer {
+            database: Arc::clone(&database),
+            ctx: ctx.clone(),
+        });
+        Self {
+            database,
+            ctx,
+            parameters: Mutex::default(),
+            preparer,
+        }
     }
 
-    async fn run(&self, prepared: Prepared, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response> {
+    async fn run(
+        &self,
+        prepared: Prepared,
+        params: Option<ParamValues>,
+        format: &Format,
+    ) -> PgWireResult<Response> {
         let schema = result_schema(&prepared);
-        let reply = match self.database.execute(&self.ctx, prepared, params).await.map_err(to_pgwire)? {
-            Outcome::Rows(frame) => return Ok(Response::Query(encode_dataframe(frame, format, None).await?)),
+        let reply = match self
+            .database
+            .execute(&self.ctx, prepared, params)
+            .await
+            .map_err(to_pgwire)?
+        {
+            Outcome::Rows(rows) => return Ok(Response::Query(encode_rows(rows, format)?)),
             Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
             Outcome::Session(statement) => self.session_statement(statement).map_err(to_pgwire)?,
         };
         Ok(match reply {
             SessionReply::Rows(rows) => {
-                let schema = schema.ok_or_else(|| to_pgwire(Error::Internal("SHOW without columns".into())))?;
+                let schema = schema
+                    .ok_or_else(|| to_pgwire(Error::Internal("SHOW without columns".into())))?;
                 let columns: Vec<ArrayRef> = (0..schema.fields().len())
-                    .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)
+                    .map(|i| {
+                        Arc::new(StringArray::from_iter_values(
+                            rows.iter().map(|r| r[i].as_str()),
+                        )) as ArrayRef
+                    })
                     .collect();
-                let batch = RecordBatch::try_new(schema, columns).map_err(|e| to_pgwire(Error::Internal(e.to_string())))?;
-                let frame = self.ctx.read_batch(batch).map_err(|e| to_pgwire(e.into()))?;
-                Response::Query(encode_dataframe(frame, format, None).await?)
+                let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+                    .map_err(|e| to_pgwire(Error::Internal(e.to_string())))?;
+                let rows = MemoryStream::try_new(vec![batch], schema, None)
+                    .map_err(|e| to_pgwire(e.into()))?;
+                Response::Query(encode_rows(Box::pin(rows), format)?)
             }
             SessionReply::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             SessionReply::End(tag) => Response::TransactionEnd(Tag::new(tag)),
@@ -140,7 +188,10 @@ impl Connection {
 
     /// Carries out a session statement.
     fn session_statement(&self, statement: SessionStatement) -> Result<SessionReply, Error> {
-        let mut parameters = self.parameters.lock().map_err(|_| Error::Internal("session lock poisoned".into()))?;
+        let mut parameters = self
+            .parameters
+            .lock()
+            .map_err(|_| Error::Internal("session lock poisoned".into()))?;
         Ok(match statement {
             SessionStatement::Set { name, value } => {
                 parameters.set(&name, value)?;
@@ -150,12 +201,16 @@ impl Connection {
                 parameters.reset(name.as_deref())?;
                 SessionReply::Done("RESET")
             }
-            SessionStatement::Show { name } => SessionReply::Rows(vec![vec![parameters.get(&name)?]]),
+            SessionStatement::Show { name } => {
+                SessionReply::Rows(vec![vec![parameters.get(&name)?]])
+            }
             SessionStatement::ShowAll => SessionReply::Rows(
                 parameters
                     .all()
                     .into_iter()
-                    .map(|(name, value, description)| vec![name.to_string(), value, description.to_string()])
+                    .map(|(name, value, description)| {
+                        vec![name.to_string(), value, description.to_string()]
+                    })
                     .collect(),
             ),
             SessionStatement::Begin => SessionReply::Begin,
@@ -215,7 +270,12 @@ impl ExtendedQueryHandler for Connection {
         Arc::clone(&self.preparer)
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<PreparedStatement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<PreparedStatement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = PreparedStatement>,
@@ -226,10 +286,19 @@ impl ExtendedQueryHandler for Connection {
         let params = if portal.parameter_len() == 0 {
             None
         } else {
-            let types: Vec<Option<&DataType>> = statement.parameter_types.iter().map(Option::as_ref).collect();
+            let types: Vec<Option<&DataType>> = statement
+                .parameter_types
+                .iter()
+                .map(Option::as_ref)
+                .collect();
             Some(deserialize_parameters(portal, &types)?)
         };
-        self.run(statement.prepared.clone(), params, &portal.result_column_format).await
+        self.run(
+            statement.prepared.clone(),
+            params,
+            &portal.result_column_format,
+        )
+        .await
     }
 }
 
@@ -244,7 +313,9 @@ impl ConnectionHandlers {
     pub fn new(database: Arc<Database>, connections: Arc<ConnectionManager>) -> Self {
         Self {
             connection: Arc::new(Connection::new(database)),
-            startup: Arc::new(Startup { connections: Arc::clone(&connections) }),
+            startup: Arc::new(Startup {
+                connections: Arc::clone(&connections),
+            }),
             cancel: Arc::new(DefaultCancelHandler::new(connections)),
         }
     }

@@ -51,18 +51,26 @@ fn arrow_error(e: &ArrowError) -> (&'static str, String) {
     let message = e.to_string();
     let code = match e {
         ArrowError::DivideByZero => "22012",
+        // "Can't cast value 70000 to type Int16": a number that does not fit.
+        ArrowError::CastError(m) if m.contains("Can't cast value") || m.contains("verflow") => {
+            "22003"
+        }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
         ArrowError::ArithmeticOverflow(_) => "22003",
         ArrowError::ComputeError(m) if m.contains("verflow") => "22003",
         ArrowError::InvalidArgumentError(m) if m.contains("non-nullable") => "23502",
         ArrowError::InvalidArgumentError(_) => "22023",
-        ArrowError::ExternalError(inner) => return external_error(inner.as_ref()).unwrap_or(("XX000", message)),
+        ArrowError::ExternalError(inner) => {
+            return external_error(inner.as_ref()).unwrap_or(("XX000", message));
+        }
         _ => "XX000",
     };
     (code, message)
 }
 
-fn external_error(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<(&'static str, String)> {
+fn external_error(
+    e: &(dyn std::error::Error + Send + Sync + 'static),
+) -> Option<(&'static str, String)> {
     if let Some(storage) = e.downcast_ref::<StorageError>() {
         Some(storage_error(storage))
     } else if let Some(df) = e.downcast_ref::<DataFusionError>() {
@@ -78,11 +86,16 @@ fn plan_code(message: &str) -> &'static str {
         "42P01"
     } else if lower.contains("no function matches") || lower.contains("invalid function") {
         "42883"
-    } else if lower.contains("coerce") || lower.contains("type mismatch") || lower.contains("cannot cast")
-        || lower.contains("expected type") || lower.contains("does not support")
+    } else if lower.contains("coerce")
+        || lower.contains("type mismatch")
+        || lower.contains("cannot cast")
+        || lower.contains("expected type")
+        || lower.contains("does not support")
     {
         "42804"
-    } else if lower.contains("column") && (lower.contains("not found") || lower.contains("no field")) {
+    } else if lower.contains("column")
+        && (lower.contains("not found") || lower.contains("no field"))
+    {
         "42703"
     } else {
         "42601"
@@ -92,18 +105,26 @@ fn plan_code(message: &str) -> &'static str {
 fn datafusion_error(e: &DataFusionError) -> (&'static str, String) {
     let message = e.message().to_string();
     match e {
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => datafusion_error(inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            datafusion_error(inner)
+        }
         DataFusionError::Shared(inner) => datafusion_error(inner),
-        DataFusionError::Collection(errors) => errors.first().map(datafusion_error).unwrap_or(("XX000", message)),
+        DataFusionError::Collection(errors) => errors
+            .first()
+            .map(datafusion_error)
+            .unwrap_or(("XX000", message)),
         DataFusionError::ArrowError(inner, _) => arrow_error(inner),
-        DataFusionError::External(inner) => external_error(inner.as_ref()).unwrap_or(("XX000", message)),
+        DataFusionError::External(inner) => {
+            external_error(inner.as_ref()).unwrap_or(("XX000", message))
+        }
         DataFusionError::SQL(_, _) => ("42601", message),
         DataFusionError::NotImplemented(_) => ("0A000", message),
         DataFusionError::SchemaError(schema, _) => {
             let code = match schema.as_ref() {
                 SchemaError::FieldNotFound { .. } => "42703",
                 SchemaError::AmbiguousReference { .. } => "42702",
-                SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+                SchemaError::DuplicateQualifiedField { .. }
+                | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
             };
             (code, message)
         }
@@ -131,7 +152,8 @@ mod tests {
 
     #[test]
     fn wrapped_storage_errors_keep_their_code() {
-        let storage = StorageError::Constraint(ConstraintViolation::UniqueKey { table: "t".into() });
+        let storage =
+            StorageError::Constraint(ConstraintViolation::UniqueKey { table: "t".into() });
         let wrapped = DataFusionError::Context(
             "writing".into(),
             Box::new(DataFusionError::External(Box::new(storage))),
@@ -143,10 +165,15 @@ mod tests {
 
     #[test]
     fn arrow_errors_map_to_data_exceptions() {
-        let e = Error::DataFusion(DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None));
+        let e = Error::DataFusion(DataFusionError::ArrowError(
+            Box::new(ArrowError::DivideByZero),
+            None,
+        ));
         assert_eq!(classify(&e).0, "22012");
         let e = Error::DataFusion(DataFusionError::ArrowError(
-            Box::new(ArrowError::CastError("Cannot cast string 'x' to value of Int32 type".into())),
+            Box::new(ArrowError::CastError(
+                "Cannot cast string 'x' to value of Int32 type".into(),
+            )),
             None,
         ));
         assert_eq!(classify(&e).0, "22P02");
@@ -156,6 +183,12 @@ mod tests {
     fn planner_categories_map_directly() {
         assert_eq!(classify(&Error::user("42P07", "exists")).0, "42P07");
         assert_eq!(classify(&Error::not_supported("nope")).0, "0A000");
-        assert_eq!(classify(&Error::DataFusion(DataFusionError::Plan("table 'weir.public.x' not found".into()))).0, "42P01");
+        assert_eq!(
+            classify(&Error::DataFusion(DataFusionError::Plan(
+                "table 'weir.public.x' not found".into()
+            )))
+            .0,
+            "42P01"
+        );
     }
 }

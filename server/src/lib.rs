@@ -12,6 +12,7 @@ pub mod bench;
 pub mod config;
 mod connection;
 mod errors;
+mod rows;
 mod server;
 mod session;
 mod startup;

@@ -8,7 +8,11 @@ use weir_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, FileConfig};
 use weir_server::{Config, RunningServer, bench};
 
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about = "A streaming SQL database that speaks Postgres")]
+#[command(
+    name = "weir",
+    version,
+    about = "A streaming SQL database that speaks Postgres"
+)]
 struct Cli {
     /// Address to listen on.
     #[arg(long, env = "WEIR_LISTEN", global = true, help = format!("Address to listen on [default: {DEFAULT_LISTEN}]"))]
@@ -39,7 +43,9 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Some(Command::Bench { benchmark }) => runtime.block_on(bench::run(benchmark)),
         None => {

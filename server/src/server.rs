@@ -28,15 +28,24 @@ impl RunningServer {
         let data_dir = config.data_dir.clone();
         let database = tokio::task::spawn_blocking(move || Database::open(&data_dir))
             .await?
-            .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+            .with_context(|| {
+                format!("cannot open the database in {}", config.data_dir.display())
+            })?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, Arc::new(database), stopped));
-        tracing::info!("weir is listening on {addr}, data in {}", config.data_dir.display());
-        Ok(Self { addr, stop: Some(stop), task })
+        tracing::info!(
+            "weir is listening on {addr}, data in {}",
+            config.data_dir.display()
+        );
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -16,40 +16,104 @@ struct Parameter {
     writable: bool,
 }
 
-const fn writable(name: &'static str, default: &'static str, description: &'static str) -> Parameter {
-    Parameter { name, default, description, writable: true }
+const fn writable(
+    name: &'static str,
+    default: &'static str,
+    description: &'static str,
+) -> Parameter {
+    Parameter {
+        name,
+        default,
+        description,
+        writable: true,
+    }
 }
 
 const fn fixed(name: &'static str, default: &'static str, description: &'static str) -> Parameter {
-    Parameter { name, default, description, writable: false }
+    Parameter {
+        name,
+        default,
+        description,
+        writable: false,
+    }
 }
 
 const PARAMETERS: &[Parameter] = &[
     writable("application_name", "", "Name of the client application."),
-    writable("client_encoding", "UTF8", "Client character set; only UTF8."),
-    writable("client_min_messages", "notice", "Lowest message level sent to the client."),
-    writable("datestyle", "ISO, MDY", "Display format for date and time values."),
-    writable("default_transaction_isolation", "read committed", "Accepted for drivers; every statement commits on its own."),
-    writable("extra_float_digits", "1", "Extra digits for floating-point output."),
+    writable(
+        "client_encoding",
+        "UTF8",
+        "Client character set; only UTF8.",
+    ),
+    writable(
+        "client_min_messages",
+        "notice",
+        "Lowest message level sent to the client.",
+    ),
+    writable(
+        "datestyle",
+        "ISO, MDY",
+        "Display format for date and time values.",
+    ),
+    writable(
+        "default_transaction_isolation",
+        "read committed",
+        "Accepted for drivers; every statement commits on its own.",
+    ),
+    writable(
+        "extra_float_digits",
+        "1",
+        "Extra digits for floating-point output.",
+    ),
     writable("intervalstyle", "postgres", "Display format for intervals."),
     writable("search_path", "public", "Schema search order."),
-    writable("statement_timeout", "0", "Accepted for drivers; not enforced yet."),
-    writable("timezone", "UTC", "Time zone for display; timestamps are sent in UTC."),
-    writable("transaction_isolation", "read committed", "Accepted for drivers."),
+    writable(
+        "statement_timeout",
+        "0",
+        "Accepted for drivers; not enforced yet.",
+    ),
+    writable(
+        "timezone",
+        "UTC",
+        "Time zone for display; timestamps are sent in UTC.",
+    ),
+    writable(
+        "transaction_isolation",
+        "read committed",
+        "Accepted for drivers.",
+    ),
     fixed("integer_datetimes", "on", "Datetimes are integer based."),
     fixed("is_superuser", "on", "The session user is a superuser."),
     fixed("server_encoding", "UTF8", "Server character set."),
-    fixed("server_version", "16.6", "Postgres version weir answers as."),
-    fixed("server_version_num", "160006", "Postgres version weir answers as, as a number."),
-    fixed("standard_conforming_strings", "on", "Backslashes in string literals are literal."),
-    fixed("weir_version", env!("CARGO_PKG_VERSION"), "Version of weir."),
+    fixed(
+        "server_version",
+        "16.6",
+        "Postgres version weir answers as.",
+    ),
+    fixed(
+        "server_version_num",
+        "160006",
+        "Postgres version weir answers as, as a number.",
+    ),
+    fixed(
+        "standard_conforming_strings",
+        "on",
+        "Backslashes in string literals are literal.",
+    ),
+    fixed(
+        "weir_version",
+        env!("CARGO_PKG_VERSION"),
+        "Version of weir.",
+    ),
 ];
 
 fn parameter(name: &str) -> Result<&'static Parameter, Error> {
-    PARAMETERS
-        .iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| Error::user("42704", format!("unrecognized configuration parameter \"{name}\"")))
+    PARAMETERS.iter().find(|p| p.name == name).ok_or_else(|| {
+        Error::user(
+            "42704",
+            format!("unrecognized configuration parameter \"{name}\""),
+        )
+    })
 }
 
 /// The parameter values of one session.
@@ -62,7 +126,10 @@ impl SessionParameters {
     pub fn set(&mut self, name: &str, value: Option<String>) -> Result<(), Error> {
         let parameter = parameter(name)?;
         if !parameter.writable {
-            return Err(Error::user("55P02", format!("parameter \"{name}\" cannot be changed")));
+            return Err(Error::user(
+                "55P02",
+                format!("parameter \"{name}\" cannot be changed"),
+            ));
         }
         match value {
             None => {
@@ -86,7 +153,11 @@ impl SessionParameters {
 
     pub fn get(&self, name: &str) -> Result<String, Error> {
         let parameter = parameter(name)?;
-        Ok(self.changed.get(parameter.name).cloned().unwrap_or_else(|| parameter.default.to_string()))
+        Ok(self
+            .changed
+            .get(parameter.name)
+            .cloned()
+            .unwrap_or_else(|| parameter.default.to_string()))
     }
 
     /// Every parameter as (name, value, description).
@@ -94,7 +165,11 @@ impl SessionParameters {
         PARAMETERS
             .iter()
             .map(|p| {
-                let value = self.changed.get(p.name).cloned().unwrap_or_else(|| p.default.to_string());
+                let value = self
+                    .changed
+                    .get(p.name)
+                    .cloned()
+                    .unwrap_or_else(|| p.default.to_string());
                 (p.name, value, p.description)
             })
             .collect()
@@ -102,7 +177,10 @@ impl SessionParameters {
 }
 
 fn invalid(name: &str, value: &str) -> Error {
-    Error::user("22023", format!("invalid value for parameter \"{name}\": \"{value}\""))
+    Error::user(
+        "22023",
+        format!("invalid value for parameter \"{name}\": \"{value}\""),
+    )
 }
 
 /// Validates values whose meaning weir depends on.
@@ -146,10 +224,30 @@ mod tests {
     #[test]
     fn bad_names_and_values_are_refused() {
         let mut params = SessionParameters::default();
-        assert_eq!(code(params.set("no_such_thing", Some("1".into())).unwrap_err()), "42704");
+        assert_eq!(
+            code(params.set("no_such_thing", Some("1".into())).unwrap_err()),
+            "42704"
+        );
         assert_eq!(code(params.get("no_such_thing").unwrap_err()), "42704");
-        assert_eq!(code(params.set("server_version", Some("1".into())).unwrap_err()), "55P02");
-        assert_eq!(code(params.set("client_encoding", Some("LATIN1".into())).unwrap_err()), "22023");
-        assert_eq!(code(params.set("extra_float_digits", Some("9".into())).unwrap_err()), "22023");
+        assert_eq!(
+            code(params.set("server_version", Some("1".into())).unwrap_err()),
+            "55P02"
+        );
+        assert_eq!(
+            code(
+                params
+                    .set("client_encoding", Some("LATIN1".into()))
+                    .unwrap_err()
+            ),
+            "22023"
+        );
+        assert_eq!(
+            code(
+                params
+                    .set("extra_float_digits", Some("9".into()))
+                    .unwrap_err()
+            ),
+            "22023"
+        );
     }
 }

@@ -21,7 +21,11 @@ pub(crate) struct Startup {
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
 }
 
 #[async_trait]
@@ -30,7 +34,11 @@ impl NoopStartupHandler for Startup {
         Some(Arc::clone(&self.connections))
     }
 
-    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -46,9 +54,16 @@ impl NoopStartupHandler for Startup {
         if user != USER {
             return Err(fatal("28000", format!("role \"{user}\" does not exist")));
         }
-        let database = client.metadata().get("database").cloned().unwrap_or_else(|| user.clone());
+        let database = client
+            .metadata()
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
         if database != DATABASE {
-            return Err(fatal("3D000", format!("database \"{database}\" does not exist")));
+            return Err(fatal(
+                "3D000",
+                format!("database \"{database}\" does not exist"),
+            ));
         }
         Ok(())
     }

@@ -1,1 +1,147 @@
-fn main() {}
+//! The weir test binary: every `.slt` file under `slt/` in both protocol
+//! modes, then the crash test. `cargo test -p weir-sql-tests -- WORD` runs
+//! only the suites whose path contains WORD.
+//!
+//! Each file gets a fresh data directory and an in-process server on an
+//! ephemeral port. A line `# weir: restart` in a file stops the server and
+//! starts a new one on the same data directory before going on: what was
+//! acknowledged before must still be there.
+
+mod client;
+mod crash;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use client::{PgClient, Protocol};
+use sqllogictest::Runner;
+use weir_server::{Config, RunningServer};
+
+const RESTART_MARKER: &str = "# weir: restart";
+
+fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            slt_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "slt") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+pub async fn start_server(data_dir: &Path) -> anyhow::Result<RunningServer> {
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: data_dir.to_path_buf(),
+    };
+    RunningServer::start(&config).await
+}
+
+/// Splits a script at restart markers; each part keeps its line numbers
+/// (earlier lines become blank), so errors point into the real file.
+fn segments(script: &str) -> Vec<String> {
+    let lines: Vec<&str> = script.lines().collect();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() == RESTART_MARKER {
+            parts.push((start, i));
+            start = i + 1;
+        }
+    }
+    parts.push((start, lines.len()));
+    parts
+        .into_iter()
+        .map(|(from, to)| "\n".repeat(from) + &lines[from..to].join("\n") + "\n")
+        .collect()
+}
+
+async fn run_file(path: &Path, protocol: Protocol) -> anyhow::Result<()> {
+    let script =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let data_dir = tempfile::tempdir()?;
+    for segment in segments(&script) {
+        let server = start_server(data_dir.path()).await?;
+        let port = server.local_addr().port();
+        let mut runner = Runner::new(move || PgClient::connect(port, protocol));
+        runner.add_label(protocol.name());
+        let result = runner.run_script_async(&segment).await;
+        runner.shutdown_async().await;
+        server.shutdown().await;
+        result.map_err(|e| anyhow!("{}", e.display(false)))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    if let Some(code) = crash::serve_if_child() {
+        return code;
+    }
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("slt");
+    let mut files = Vec::new();
+    if let Err(e) = slt_files(&root, &mut files) {
+        eprintln!("cannot list {}: {e}", root.display());
+        return ExitCode::FAILURE;
+    }
+    files.sort();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let (mut passed, mut failed) = (0, Vec::new());
+    let mut record = |name: String, result: anyhow::Result<()>| match result {
+        Ok(()) => {
+            println!("test {name} ... ok");
+            passed += 1;
+        }
+        Err(e) => {
+            println!("test {name} ... FAILED");
+            failed.push((name, e));
+        }
+    };
+    for file in &files {
+        let relative = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        for protocol in [Protocol::Simple, Protocol::Extended] {
+            let name = format!("slt/{relative} ({})", protocol.name());
+            if selected(&name) {
+                let result = runtime.block_on(run_file(file, protocol));
+                record(name, result);
+            }
+        }
+    }
+    for (name, test) in crash::TESTS {
+        if selected(name) {
+            record(name.to_string(), runtime.block_on(test()));
+        }
+    }
+
+    for (name, error) in &failed {
+        println!("\n---- {name} ----\n{error:#}");
+    }
+    println!("\n{passed} passed, {} failed", failed.len());
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -64,6 +64,9 @@ impl TableCodec {
         let parser = self.rows.parser();
         let parsed: Vec<_> = rows.into_iter().map(|bytes| parser.parse(bytes)).collect();
         let columns = self.rows.convert_rows(parsed)?;
-        Ok(RecordBatch::try_new(Arc::clone(&self.layout.schema), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.layout.schema),
+            columns,
+        )?)
     }
 }

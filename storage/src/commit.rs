@@ -20,7 +20,8 @@ use crate::log_entry::{ChangeOp, LogEntry};
 use crate::rocks::Batch;
 use crate::table_store::Shared;
 use crate::{
-    ConstraintViolation, Error, LogOffset, Result, TableId, TableKey, TableLayout, TableWrite, WriteOutcome,
+    ConstraintViolation, Error, LogOffset, Result, TableId, TableKey, TableLayout, TableWrite,
+    WriteOutcome,
 };
 
 /// Most requests merged into one synced write; bounds the latency a large
@@ -30,10 +31,26 @@ const MAX_GROUP: usize = 1024;
 pub(crate) type Reply = oneshot::Sender<Result<WriteOutcome>>;
 
 pub(crate) enum Request {
-    CreateTable { codec: Arc<TableCodec>, catalog: Vec<u8>, reply: Reply },
-    DropTable { table: TableId, catalog: Vec<u8>, reply: Reply },
-    Write { table: TableId, write: TableWrite, reply: Reply },
-    TruncateLog { table: TableId, below: LogOffset, reply: Reply },
+    CreateTable {
+        codec: Arc<TableCodec>,
+        catalog: Vec<u8>,
+        reply: Reply,
+    },
+    DropTable {
+        table: TableId,
+        catalog: Vec<u8>,
+        reply: Reply,
+    },
+    Write {
+        table: TableId,
+        write: TableWrite,
+        reply: Reply,
+    },
+    TruncateLog {
+        table: TableId,
+        below: LogOffset,
+        reply: Reply,
+    },
 }
 
 pub(crate) fn spawn(shared: Arc<Shared>) -> Result<(mpsc::Sender<Request>, JoinHandle<()>)> {
@@ -58,7 +75,11 @@ fn run(shared: &Shared, receiver: &mpsc::Receiver<Request>) {
                     let _ = reply.send(Err(e));
                 }
             }
-            next = if accepted.len() < MAX_GROUP { receiver.try_recv().ok() } else { None };
+            next = if accepted.len() < MAX_GROUP {
+                receiver.try_recv().ok()
+            } else {
+                None
+            };
         }
         match group.commit() {
             Ok(()) => {
@@ -101,7 +122,11 @@ impl<'a> Group<'a> {
 
     fn apply(&mut self, request: Request) -> (Reply, Result<WriteOutcome>) {
         match request {
-            Request::CreateTable { codec, catalog, reply } => {
+            Request::CreateTable {
+                codec,
+                catalog,
+                reply,
+            } => {
                 let table = codec.layout.id;
                 self.batch.put(&keys::catalog(), &catalog);
                 self.set_bounds(table, LogBounds::default());
@@ -111,21 +136,34 @@ impl<'a> Group<'a> {
                 self.created.push(codec);
                 (reply, Ok(WriteOutcome::default()))
             }
-            Request::DropTable { table, catalog, reply } => {
+            Request::DropTable {
+                table,
+                catalog,
+                reply,
+            } => {
                 let (log_from, log_to) = keys::log_range(table);
                 self.batch.delete_range(&log_from, &log_to);
                 let (from, to) = keys::row_range(table);
                 self.batch.delete_range(&from, &to);
                 self.batch.delete(&keys::meta(table));
                 self.batch.put(&keys::catalog(), &catalog);
-                self.rows
-                    .retain(|key, _| !(from.as_slice() <= key.as_slice() && key.as_slice() < to.as_slice()));
+                self.rows.retain(|key, _| {
+                    !(from.as_slice() <= key.as_slice() && key.as_slice() < to.as_slice())
+                });
                 self.bounds.remove(&table);
                 self.dropped.push(table);
                 (reply, Ok(WriteOutcome::default()))
             }
-            Request::Write { table, write, reply } => (reply, self.write(table, write)),
-            Request::TruncateLog { table, below, reply } => (reply, self.truncate(table, below)),
+            Request::Write {
+                table,
+                write,
+                reply,
+            } => (reply, self.write(table, write)),
+            Request::TruncateLog {
+                table,
+                below,
+                reply,
+            } => (reply, self.truncate(table, below)),
         }
     }
 
@@ -143,7 +181,11 @@ impl<'a> Group<'a> {
 
     /// The row stored under `key` as this group sees it, with `staged`
     /// (the current request's own changes) on top.
-    fn row(&self, staged: &HashMap<Vec<u8>, Option<Vec<u8>>>, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn row(
+        &self,
+        staged: &HashMap<Vec<u8>, Option<Vec<u8>>>,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
         if let Some(row) = staged.get(key).or_else(|| self.rows.get(key)) {
             return Ok(row.clone());
         }
@@ -187,7 +229,10 @@ impl<'a> Group<'a> {
                     _ => keys::row(table, &(next_offset + i as u64).to_be_bytes()),
                 };
                 if self.row(&staged, &key)?.is_some() {
-                    return Err(ConstraintViolation::UniqueKey { table: layout.name.clone() }.into());
+                    return Err(ConstraintViolation::UniqueKey {
+                        table: layout.name.clone(),
+                    }
+                    .into());
                 }
                 staged.insert(key, Some(rows.row(i).as_ref().to_vec()));
             }
@@ -205,7 +250,10 @@ impl<'a> Group<'a> {
         }
         if let Some(first) = chunks.first() {
             let chunk: RecordBatch = concat_batches(&first.schema(), &chunks)?;
-            self.batch.put(&keys::log(table, bounds.end), &LogEntry::encode_chunk(&chunk)?);
+            self.batch.put(
+                &keys::log(table, bounds.end),
+                &LogEntry::encode_chunk(&chunk)?,
+            );
             bounds.end = LogOffset(next_offset);
             self.set_bounds(table, bounds);
         }
@@ -227,21 +275,36 @@ impl<'a> Group<'a> {
         let mut bounds = self.bounds(table)?;
         let below = below.min(bounds.end);
         if below <= bounds.start {
-            return Ok(WriteOutcome { log_end: bounds.end, ..Default::default() });
+            return Ok(WriteOutcome {
+                log_end: bounds.end,
+                ..Default::default()
+            });
         }
         let (from, _) = keys::log_range(table);
         // The entry holding `below` may start earlier; keep it unless it ends there.
-        let keep_from = match self.shared.engine.last_in(&from, &keys::log(table, below))? {
+        let keep_from = match self
+            .shared
+            .engine
+            .last_in(&from, &keys::log(table, below))?
+        {
             Some((key, value)) => {
-                let first = keys::log_offset(&key).ok_or_else(|| Error::Corrupt("log key".into()))?;
-                if LogEntry::decode(first, &value)?.end() <= below { below } else { first }
+                let first =
+                    keys::log_offset(&key).ok_or_else(|| Error::Corrupt("log key".into()))?;
+                if LogEntry::decode(first, &value)?.end() <= below {
+                    below
+                } else {
+                    first
+                }
             }
             None => below,
         };
         self.batch.delete_range(&from, &keys::log(table, keep_from));
         bounds.start = below;
         self.set_bounds(table, bounds);
-        Ok(WriteOutcome { log_end: bounds.end, ..Default::default() })
+        Ok(WriteOutcome {
+            log_end: bounds.end,
+            ..Default::default()
+        })
     }
 
     fn commit(self) -> Result<()> {
@@ -255,7 +318,11 @@ impl<'a> Group<'a> {
                 return Err(e);
             }
         }
-        let mut bounds = self.shared.bounds.lock().map_err(|_| Error::Internal("lock poisoned".into()))?;
+        let mut bounds = self
+            .shared
+            .bounds
+            .lock()
+            .map_err(|_| Error::Internal("lock poisoned".into()))?;
         bounds.extend(self.bounds);
         for table in &self.dropped {
             bounds.remove(table);
@@ -289,5 +356,8 @@ fn conform(layout: &TableLayout, batch: &RecordBatch) -> Result<RecordBatch> {
             .into());
         }
     }
-    Ok(RecordBatch::try_new(Arc::clone(&layout.schema), batch.columns().to_vec())?)
+    Ok(RecordBatch::try_new(
+        Arc::clone(&layout.schema),
+        batch.columns().to_vec(),
+    )?)
 }

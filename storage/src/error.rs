@@ -5,7 +5,9 @@
 pub enum ConstraintViolation {
     #[error("duplicate key value violates unique constraint \"{table}_pkey\"")]
     UniqueKey { table: String },
-    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
     NotNull { table: String, column: String },
 }
 

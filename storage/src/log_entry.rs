@@ -45,7 +45,11 @@ pub struct LogEntry {
 impl LogEntry {
     /// Builds the chunk for `rows` (in the table's schema), all with `op`.
     pub fn chunk_of(op: ChangeOp, rows: &RecordBatch) -> Result<RecordBatch> {
-        let mut fields = vec![Arc::new(Field::new(CHANGE_OP_COLUMN, DataType::Int8, false))];
+        let mut fields = vec![Arc::new(Field::new(
+            CHANGE_OP_COLUMN,
+            DataType::Int8,
+            false,
+        ))];
         fields.extend(rows.schema().fields().iter().cloned());
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         let ops = Int8Array::from(vec![op as i8; rows.num_rows()]);

@@ -102,7 +102,8 @@ pub struct TableStore {
 impl TableStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
         let shared = Arc::new(Shared {
             engine: Engine::open(dir)?,
             tables: RwLock::new(HashMap::new()),
@@ -132,13 +133,23 @@ impl TableStore {
     /// Creates an empty table and stores `catalog` with it, durably.
     pub async fn create_table(&self, layout: TableLayout, catalog: Vec<u8>) -> Result<()> {
         let codec = Arc::new(TableCodec::new(layout)?);
-        self.submit(|reply| Request::CreateTable { codec, catalog, reply }).await?;
+        self.submit(|reply| Request::CreateTable {
+            codec,
+            catalog,
+            reply,
+        })
+        .await?;
         Ok(())
     }
 
     /// Deletes a table's rows and log and stores `catalog`, durably.
     pub async fn drop_table(&self, table: TableId, catalog: Vec<u8>) -> Result<()> {
-        self.submit(|reply| Request::DropTable { table, catalog, reply }).await?;
+        self.submit(|reply| Request::DropTable {
+            table,
+            catalog,
+            reply,
+        })
+        .await?;
         Ok(())
     }
 
@@ -148,19 +159,26 @@ impl TableStore {
     /// A constraint violation refuses the whole write; a storage error means
     /// nothing of it was acknowledged.
     pub async fn write(&self, table: TableId, write: TableWrite) -> Result<WriteOutcome> {
-        self.submit(|reply| Request::Write { table, write, reply }).await
+        self.submit(|reply| Request::Write {
+            table,
+            write,
+            reply,
+        })
+        .await
     }
 
     /// Forgets log entries that end at or below `below`; rows are kept.
     pub async fn truncate_log(&self, table: TableId, below: LogOffset) -> Result<()> {
-        self.submit(|reply| Request::TruncateLog { table, below, reply }).await?;
+        self.submit(|reply| Request::TruncateLog {
+            table,
+            below,
+            reply,
+        })
+        .await?;
         Ok(())
     }
 
-    async fn submit(
-        &self,
-        request: impl FnOnce(commit::Reply) -> Request,
-    ) -> Result<WriteOutcome> {
+    async fn submit(&self, request: impl FnOnce(commit::Reply) -> Request) -> Result<WriteOutcome> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         let requests = self.requests.as_ref().ok_or_else(closed)?;
         requests.send(request(reply)).map_err(|_| closed())?;
@@ -237,9 +255,18 @@ impl TableStore {
     /// Log entries of `table` from offset `from` on (the first entry is cut
     /// to start exactly there), until at least `max_rows` rows are read or
     /// the log ends. Offsets below the log start are gone and are skipped.
-    pub fn read_log(&self, table: TableId, from: LogOffset, max_rows: usize) -> Result<Vec<LogEntry>> {
+    pub fn read_log(
+        &self,
+        table: TableId,
+        from: LogOffset,
+        max_rows: usize,
+    ) -> Result<Vec<LogEntry>> {
         let (range_from, range_to) = keys::log_range(table);
-        let seek = match self.shared.engine.last_in(&range_from, &keys::log(table, from))? {
+        let seek = match self
+            .shared
+            .engine
+            .last_in(&range_from, &keys::log(table, from))?
+        {
             Some((key, _)) => key,
             None => range_from,
         };

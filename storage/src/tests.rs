@@ -31,11 +31,17 @@ fn rows(layout: &TableLayout, ids: &[i32], names: &[Option<&str>], amounts: &[i6
 }
 
 fn insert(batch: RecordBatch) -> TableWrite {
-    TableWrite { delete_keys: vec![], inserts: vec![batch] }
+    TableWrite {
+        delete_keys: vec![],
+        inserts: vec![batch],
+    }
 }
 
 fn delete(ids: &[i32]) -> TableWrite {
-    TableWrite { delete_keys: vec![Arc::new(Int32Array::from(ids.to_vec()))], inserts: vec![] }
+    TableWrite {
+        delete_keys: vec![Arc::new(Int32Array::from(ids.to_vec()))],
+        inserts: vec![],
+    }
 }
 
 async fn scan_ids(store: &TableStore, table: TableId) -> Vec<i32> {
@@ -43,7 +49,11 @@ async fn scan_ids(store: &TableStore, table: TableId) -> Vec<i32> {
     let mut ids = Vec::new();
     while let Some(batch) = receiver.recv().await {
         let batch = batch.unwrap();
-        let column = batch.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
+        let column = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap();
         ids.extend(column.values().iter().copied());
     }
     ids
@@ -55,19 +65,36 @@ async fn writes_survive_reopen_and_scan_in_key_order() {
     let t = layout(1, TableKey::Primary(vec![0]));
     {
         let store = TableStore::open(dir.path()).unwrap();
-        store.create_table(t.clone(), b"catalog v1".to_vec()).await.unwrap();
+        store
+            .create_table(t.clone(), b"catalog v1".to_vec())
+            .await
+            .unwrap();
         let outcome = store
-            .write(t.id, insert(rows(&t, &[3, 1, 2], &[Some("c"), None, Some("b")], &[30, 10, 20])))
+            .write(
+                t.id,
+                insert(rows(
+                    &t,
+                    &[3, 1, 2],
+                    &[Some("c"), None, Some("b")],
+                    &[30, 10, 20],
+                )),
+            )
             .await
             .unwrap();
         assert_eq!(outcome.inserted, 3);
         assert_eq!(outcome.log_end, LogOffset(3));
     }
     let store = TableStore::open(dir.path()).unwrap();
-    assert_eq!(store.catalog().unwrap().as_deref(), Some(&b"catalog v1"[..]));
+    assert_eq!(
+        store.catalog().unwrap().as_deref(),
+        Some(&b"catalog v1"[..])
+    );
     store.attach_table(t.clone()).unwrap();
     assert_eq!(scan_ids(&store, t.id).await, vec![1, 2, 3]);
-    assert_eq!(store.log_bounds(t.id).unwrap(), (LogOffset(0), LogOffset(3)));
+    assert_eq!(
+        store.log_bounds(t.id).unwrap(),
+        (LogOffset(0), LogOffset(3))
+    );
 }
 
 #[tokio::test]
@@ -76,17 +103,32 @@ async fn duplicate_key_refuses_the_whole_write() {
     let store = TableStore::open(dir.path()).unwrap();
     let t = layout(1, TableKey::Primary(vec![0]));
     store.create_table(t.clone(), vec![]).await.unwrap();
-    store.write(t.id, insert(rows(&t, &[1], &[None], &[1]))).await.unwrap();
+    store
+        .write(t.id, insert(rows(&t, &[1], &[None], &[1])))
+        .await
+        .unwrap();
     let err = store
         .write(t.id, insert(rows(&t, &[5, 1], &[None, None], &[5, 1])))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Constraint(ConstraintViolation::UniqueKey { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Constraint(ConstraintViolation::UniqueKey { .. })
+        ),
+        "{err}"
+    );
     let err = store
         .write(t.id, insert(rows(&t, &[7, 7], &[None, None], &[7, 7])))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Constraint(ConstraintViolation::UniqueKey { .. })), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Constraint(ConstraintViolation::UniqueKey { .. })
+        ),
+        "{err}"
+    );
     assert_eq!(scan_ids(&store, t.id).await, vec![1]);
     assert_eq!(store.log_bounds(t.id).unwrap().1, LogOffset(1));
 }
@@ -97,7 +139,13 @@ async fn update_as_delete_then_insert_is_logged_with_old_rows() {
     let store = TableStore::open(dir.path()).unwrap();
     let t = layout(1, TableKey::Primary(vec![0]));
     store.create_table(t.clone(), vec![]).await.unwrap();
-    store.write(t.id, insert(rows(&t, &[1, 2], &[Some("a"), Some("b")], &[1, 2]))).await.unwrap();
+    store
+        .write(
+            t.id,
+            insert(rows(&t, &[1, 2], &[Some("a"), Some("b")], &[1, 2])),
+        )
+        .await
+        .unwrap();
     let update = TableWrite {
         delete_keys: vec![Arc::new(Int32Array::from(vec![1, 2]))],
         inserts: vec![rows(&t, &[2, 3], &[Some("a"), Some("b")], &[1, 2])],
@@ -110,8 +158,16 @@ async fn update_as_delete_then_insert_is_logged_with_old_rows() {
     assert_eq!(entries.len(), 2);
     let ops: Vec<_> = entries[1].ops().unwrap().collect();
     use ChangeOp::*;
-    assert_eq!(ops, vec![Some(Delete), Some(Delete), Some(Insert), Some(Insert)]);
-    let deleted_names = entries[1].chunk.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(
+        ops,
+        vec![Some(Delete), Some(Delete), Some(Insert), Some(Insert)]
+    );
+    let deleted_names = entries[1]
+        .chunk
+        .column(2)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
     assert_eq!(deleted_names.value(0), "a");
 
     // Reading from the middle of an entry starts exactly at that offset.
@@ -130,13 +186,22 @@ async fn truncation_drops_whole_entries_below_the_offset() {
     let t = layout(1, TableKey::RowId);
     store.create_table(t.clone(), vec![]).await.unwrap();
     for i in 0..4 {
-        store.write(t.id, insert(rows(&t, &[i, i], &[None, None], &[0, 0]))).await.unwrap();
+        store
+            .write(t.id, insert(rows(&t, &[i, i], &[None, None], &[0, 0])))
+            .await
+            .unwrap();
     }
     // Entries start at 0, 2, 4, 6; offset 5 is inside the entry at 4.
     store.truncate_log(t.id, LogOffset(5)).await.unwrap();
     let entries = store.read_log(t.id, LogOffset(0), usize::MAX).unwrap();
-    assert_eq!(entries.iter().map(|e| e.first).collect::<Vec<_>>(), vec![LogOffset(4), LogOffset(6)]);
-    assert_eq!(store.log_bounds(t.id).unwrap(), (LogOffset(5), LogOffset(8)));
+    assert_eq!(
+        entries.iter().map(|e| e.first).collect::<Vec<_>>(),
+        vec![LogOffset(4), LogOffset(6)]
+    );
+    assert_eq!(
+        store.log_bounds(t.id).unwrap(),
+        (LogOffset(5), LogOffset(8))
+    );
     // Rows are untouched; append-only rows keep duplicates apart by row id.
     assert_eq!(scan_ids(&store, t.id).await, vec![0, 0, 1, 1, 2, 2, 3, 3]);
 }
@@ -162,17 +227,32 @@ async fn not_null_and_dropped_tables_are_refused() {
     )
     .unwrap();
     let err = store.write(t.id, insert(with_null_id)).await.unwrap_err();
-    assert!(matches!(err, Error::Constraint(ConstraintViolation::NotNull { .. })), "{err}");
+    assert!(
+        matches!(err, Error::Constraint(ConstraintViolation::NotNull { .. })),
+        "{err}"
+    );
 
-    store.write(t.id, insert(rows(&t, &[1], &[None], &[1]))).await.unwrap();
+    store
+        .write(t.id, insert(rows(&t, &[1], &[None], &[1])))
+        .await
+        .unwrap();
     store.drop_table(t.id, b"empty".to_vec()).await.unwrap();
-    let err = store.write(t.id, insert(rows(&t, &[2], &[None], &[1]))).await.unwrap_err();
+    let err = store
+        .write(t.id, insert(rows(&t, &[2], &[None], &[1])))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NoSuchTable(_)), "{err}");
     // A table created again under a new id starts empty.
     let t2 = layout(2, TableKey::Primary(vec![0]));
     store.create_table(t2.clone(), vec![]).await.unwrap();
     assert!(scan_ids(&store, t2.id).await.is_empty());
-    assert_eq!(store.get_rows(t2.id, &[Arc::new(Int32Array::from(vec![1]))]).unwrap().num_rows(), 0);
+    assert_eq!(
+        store
+            .get_rows(t2.id, &[Arc::new(Int32Array::from(vec![1]))])
+            .unwrap()
+            .num_rows(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -187,7 +267,10 @@ async fn concurrent_writers_all_commit_with_distinct_offsets() {
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
                 let id = writer * 1000 + i;
-                store.write(t.id, insert(rows(&t, &[id], &[None], &[1]))).await.unwrap();
+                store
+                    .write(t.id, insert(rows(&t, &[id], &[None], &[1])))
+                    .await
+                    .unwrap();
             }
         }));
     }

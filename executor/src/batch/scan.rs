@@ -36,7 +36,10 @@ impl PartitionStream for TableScan {
                 .map_err(storage_error);
             return Box::pin(RecordBatchStreamAdapter::new(schema, stream::iter([rows])));
         }
-        let batches = match self.store.scan(self.table, ctx.session_config().batch_size()) {
+        let batches = match self
+            .store
+            .scan(self.table, ctx.session_config().batch_size())
+        {
             Ok(receiver) => stream::unfold(receiver, |mut receiver| async move {
                 let batch = receiver.recv().await?;
                 Some((batch.map_err(storage_error), receiver))

@@ -62,14 +62,21 @@ impl DataSink for TableSink {
         &self.schema
     }
 
-    async fn write_all(&self, data: SendableRecordBatchStream, _: &Arc<TaskContext>) -> Result<u64> {
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _: &Arc<TaskContext>,
+    ) -> Result<u64> {
         let batches: Vec<RecordBatch> = data.try_collect().await?;
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         if batches.is_empty() {
             return Ok(0);
         }
         let write = match self.kind {
-            WriteKind::Insert => TableWrite { delete_keys: vec![], inserts: batches },
+            WriteKind::Insert => TableWrite {
+                delete_keys: vec![],
+                inserts: batches,
+            },
             WriteKind::Delete => TableWrite {
                 delete_keys: (0..self.schema.fields().len())
                     .map(|i| column(&batches, i))
@@ -79,7 +86,9 @@ impl DataSink for TableSink {
             WriteKind::Update { key_len } => {
                 let row_columns: Vec<usize> = (key_len..self.schema.fields().len()).collect();
                 TableWrite {
-                    delete_keys: (0..key_len).map(|i| column(&batches, i)).collect::<Result<_>>()?,
+                    delete_keys: (0..key_len)
+                        .map(|i| column(&batches, i))
+                        .collect::<Result<_>>()?,
                     inserts: batches
                         .iter()
                         .map(|b| b.project(&row_columns))
@@ -87,7 +96,11 @@ impl DataSink for TableSink {
                 }
             }
         };
-        let outcome = self.store.write(self.table, write).await.map_err(storage_error)?;
+        let outcome = self
+            .store
+            .write(self.table, write)
+            .await
+            .map_err(storage_error)?;
         Ok(match self.kind {
             WriteKind::Insert | WriteKind::Update { .. } => outcome.inserted,
             WriteKind::Delete => outcome.deleted,

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Column;
 use datafusion::common::{Constraint, Constraints, DFSchema, not_impl_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, ExprSchemable, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -40,13 +40,19 @@ impl StoredTable {
             }
             TableKey::RowId => Constraints::default(),
         };
-        Self { store, layout, constraints }
+        Self {
+            store,
+            layout,
+            constraints,
+        }
     }
 
     /// The single primary-key column, if the key has exactly one.
     fn single_key(&self) -> Option<&datafusion::arrow::datatypes::Field> {
         match &self.layout.key {
-            TableKey::Primary(columns) if columns.len() == 1 => Some(self.layout.schema.field(columns[0])),
+            TableKey::Primary(columns) if columns.len() == 1 => {
+                Some(self.layout.schema.field(columns[0]))
+            }
             _ => None,
         }
     }
@@ -61,7 +67,12 @@ impl StoredTable {
         }
     }
 
-    fn scan_plan(&self, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn scan_plan(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let keys = self
             .single_key()
             .and_then(|key| key_lookup::key_column(filters, key.name(), key.data_type()));
@@ -83,7 +94,12 @@ impl StoredTable {
     }
 
     /// Rows matching `filters`, projected to `exprs` (over the table's columns).
-    fn matching_rows(&self, state: &dyn Session, filters: &[Expr], exprs: Vec<(Expr, String)>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn matching_rows(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+        exprs: Vec<(Expr, String)>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let df_schema = DFSchema::try_from(Arc::clone(&self.layout.schema))?;
         let mut plan = self.scan_plan(None, filters, None)?;
         if let Some(predicate) = conjunction(filters.iter().cloned()) {
@@ -123,7 +139,10 @@ impl TableProvider for StoredTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         let key = self.single_key();
         Ok(filters
             .iter()
@@ -158,7 +177,11 @@ impl TableProvider for StoredTable {
         Ok(self.sink(input, WriteKind::Insert))
     }
 
-    async fn delete_from(&self, state: &dyn Session, filters: Vec<Expr>) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn delete_from(
+        &self,
+        state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let keys = self
             .key_columns()?
             .iter()
@@ -182,7 +205,12 @@ impl TableProvider for StoredTable {
         let mut exprs: Vec<(Expr, String)> = self
             .key_columns()?
             .iter()
-            .map(|&i| (column(schema.field(i).name()), format!("__old_{}", schema.field(i).name())))
+            .map(|&i| {
+                (
+                    column(schema.field(i).name()),
+                    format!("__old_{}", schema.field(i).name()),
+                )
+            })
             .collect();
         let key_len = exprs.len();
         for field in schema.fields() {

@@ -60,7 +60,9 @@ impl Engine {
     pub fn write(&self, batch: Batch, sync: bool) -> Result<()> {
         let mut options = WriteOptions::default();
         options.set_sync(sync);
-        self.db.write_opt(batch.inner, &options).map_err(storage_error)
+        self.db
+            .write_opt(batch.inner, &options)
+            .map_err(storage_error)
     }
 
     /// Visits `[from, to)` in key order from one consistent point in time

@@ -1,0 +1,25 @@
+# Two entry points: `make run` starts weir, `make test` runs every test.
+# Both install what the build needs on a fresh machine first.
+
+CARGO ?= cargo
+ARGS ?=
+
+.PHONY: run test bench check deps
+
+run: deps
+	$(CARGO) run --release --bin weir -- $(ARGS)
+
+test: deps
+	$(CARGO) test --workspace
+
+# INSERT throughput with group commit, 1 and 8 clients.
+bench: deps
+	$(CARGO) run --release --bin weir -- bench insert
+
+check: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The rocksdb crate generates its bindings with libclang.
+deps:
+	@scripts/install-deps.sh

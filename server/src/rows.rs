@@ -1,0 +1,55 @@
+//! Arrow batches to Postgres DataRows.
+//!
+//! Values are encoded by `arrow-pg`; NULLs are written here for every type,
+//! because arrow-pg 0.16 encodes a NULL interval as whatever bits its slot
+//! holds. Errors while the query streams keep their SQLSTATE.
+
+use std::sync::Arc;
+
+use arrow_pg::datatypes::arrow_schema_to_pg_fields;
+use arrow_pg::encoder::{Encoder, encode_value};
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::execution::SendableRecordBatchStream;
+use futures::{StreamExt, stream};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse};
+use pgwire::error::PgWireResult;
+use pgwire::messages::data::DataRow;
+use weir_planner::Error;
+
+use crate::errors::to_pgwire;
+
+fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWireResult<DataRow>> {
+    let schema = batch.schema();
+    let mut encoder = DataRowEncoder::new(Arc::clone(fields));
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        for (i, (column, pg_field)) in batch.columns().iter().zip(fields.iter()).enumerate() {
+            let encoded = if column.is_null(row) {
+                Encoder::encode_field(&mut encoder, &None::<i8>, pg_field)
+            } else {
+                encode_value(&mut encoder, column, row, schema.field(i), pg_field)
+            };
+            if let Err(e) = encoded {
+                rows.push(Err(e));
+                return rows;
+            }
+        }
+        rows.push(Ok(encoder.take_row()));
+    }
+    rows
+}
+
+/// Streams `rows` to the client in `format`.
+pub(crate) fn encode_rows(
+    rows: SendableRecordBatchStream,
+    format: &Format,
+) -> PgWireResult<QueryResponse> {
+    let fields = Arc::new(arrow_schema_to_pg_fields(&rows.schema(), format, None)?);
+    let row_fields = Arc::clone(&fields);
+    let data_rows = rows.flat_map(move |batch| match batch {
+        Ok(batch) => stream::iter(encode_batch(&row_fields, &batch)),
+        Err(e) => stream::iter(vec![Err(to_pgwire(Error::DataFusion(e)))]),
+    });
+    Ok(QueryResponse::new(fields, data_rows))
+}

@@ -1,0 +1,230 @@
+//! A sqllogictest database over tokio-postgres, in either query protocol.
+
+use std::fmt::Write;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Statements sent as text; results come back as text.
+    Simple,
+    /// Parse/Bind/Execute; results come back in binary and are rendered here.
+    Extended,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Simple => "simple",
+            Protocol::Extended => "extended",
+        }
+    }
+}
+
+pub struct PgClient {
+    client: Client,
+    protocol: Protocol,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl PgClient {
+    pub async fn connect(port: u16, protocol: Protocol) -> Result<Self, tokio_postgres::Error> {
+        let url = format!("host=127.0.0.1 port={port} user=weir dbname=weir");
+        let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self {
+            client,
+            protocol,
+            connection,
+        })
+    }
+
+    async fn run_simple(
+        &mut self,
+        sql: &str,
+    ) -> Result<DBOutput<DefaultColumnType>, tokio_postgres::Error> {
+        let mut rows = Vec::new();
+        let mut columns = None;
+        let mut affected = 0;
+        for message in self.client.simple_query(sql).await? {
+            match message {
+                SimpleQueryMessage::RowDescription(description) => {
+                    columns = Some(description.len())
+                }
+                SimpleQueryMessage::Row(row) => {
+                    rows.push((0..row.len()).map(|i| text(row.get(i))).collect());
+                }
+                SimpleQueryMessage::CommandComplete(count) => affected = count,
+                _ => {}
+            }
+        }
+        Ok(match columns {
+            Some(width) => DBOutput::Rows {
+                types: vec![DefaultColumnType::Any; width],
+                rows,
+            },
+            None => DBOutput::StatementComplete(affected),
+        })
+    }
+
+    async fn run_extended(
+        &mut self,
+        sql: &str,
+    ) -> Result<DBOutput<DefaultColumnType>, tokio_postgres::Error> {
+        let statement = self.client.prepare(sql).await?;
+        if statement.columns().is_empty() {
+            return Ok(DBOutput::StatementComplete(
+                self.client.execute(&statement, &[]).await?,
+            ));
+        }
+        let mut rows = Vec::new();
+        for row in self.client.query(&statement, &[]).await? {
+            let mut values = Vec::with_capacity(row.len());
+            for (i, column) in row.columns().iter().enumerate() {
+                values.push(render(&row, i, column.type_())?);
+            }
+            rows.push(values);
+        }
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; statement.columns().len()],
+            rows,
+        })
+    }
+}
+
+/// How sqllogictest files spell values.
+fn text(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".into(),
+        Some("") => "(empty)".into(),
+        Some(v) => v.into(),
+    }
+}
+
+/// A binary value in the same text the simple protocol returns.
+fn render(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<String, tokio_postgres::Error> {
+    fn show<T: ToString>(v: Option<T>) -> Option<String> {
+        v.map(|v| v.to_string())
+    }
+    let value: Option<String> = match *ty {
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map(|b| if b { "t" } else { "f" }.to_string()),
+        Type::INT2 => show(row.try_get::<_, Option<i16>>(i)?),
+        Type::INT4 => show(row.try_get::<_, Option<i32>>(i)?),
+        Type::INT8 => show(row.try_get::<_, Option<i64>>(i)?),
+        // As the text protocol prints them (20.0, not Postgres's 20).
+        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i)?.map(|v| format!("{v:?}")),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(|v| format!("{v:?}")),
+        Type::NUMERIC => show(row.try_get::<_, Option<rust_decimal::Decimal>>(i)?),
+        Type::DATE => show(row.try_get::<_, Option<NaiveDate>>(i)?),
+        Type::TIMESTAMP => row
+            .try_get::<_, Option<NaiveDateTime>>(i)?
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+        Type::TIMESTAMPTZ => row
+            .try_get::<_, Option<DateTime<Utc>>>(i)?
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()),
+        Type::INTERVAL => show(row.try_get::<_, Option<Interval>>(i)?),
+        Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(|bytes| {
+            let mut hex = String::from("\\x");
+            for b in bytes {
+                let _ = write!(hex, "{b:02x}");
+            }
+            hex
+        }),
+        _ => row.try_get::<_, Option<String>>(i)?,
+    };
+    Ok(text(value.as_deref()))
+}
+
+/// A Postgres interval, printed as Postgres prints it.
+struct Interval {
+    months: i32,
+    days: i32,
+    micros: i64,
+}
+
+impl<'a> FromSql<'a> for Interval {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 16] = raw.try_into()?;
+        Ok(Interval {
+            micros: i64::from_be_bytes(bytes[0..8].try_into()?),
+            days: i32::from_be_bytes(bytes[8..12].try_into()?),
+            months: i32::from_be_bytes(bytes[12..16].try_into()?),
+        })
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::INTERVAL
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: i64, unit: &str, units: &str| {
+            format!("{n} {}", if n.abs() == 1 { unit } else { units })
+        };
+        let mut parts = Vec::new();
+        let (years, months) = (self.months / 12, self.months % 12);
+        if years != 0 {
+            parts.push(plural(years.into(), "year", "years"));
+        }
+        if months != 0 {
+            parts.push(plural(months.into(), "mon", "mons"));
+        }
+        if self.days != 0 {
+            parts.push(plural(self.days.into(), "day", "days"));
+        }
+        if self.micros != 0 || parts.is_empty() {
+            let sign = if self.micros < 0 { "-" } else { "" };
+            let micros = self.micros.unsigned_abs();
+            let seconds = micros / 1_000_000;
+            let mut time = format!(
+                "{sign}{:02}:{:02}:{:02}",
+                seconds / 3600,
+                seconds / 60 % 60,
+                seconds % 60
+            );
+            if micros % 1_000_000 != 0 {
+                time.push_str(format!(".{:06}", micros % 1_000_000).trim_end_matches('0'));
+            }
+            parts.push(time);
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+#[async_trait]
+impl AsyncDB for PgClient {
+    type Error = tokio_postgres::Error;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Self::Error> {
+        match self.protocol {
+            Protocol::Simple => self.run_simple(sql).await,
+            Protocol::Extended => self.run_extended(sql).await,
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        self.connection.abort();
+    }
+
+    fn engine_name(&self) -> &str {
+        "weir"
+    }
+
+    fn error_sql_state(err: &Self::Error) -> Option<String> {
+        err.code().map(|code| code.code().to_string())
+    }
+
+    async fn sleep(duration: std::time::Duration) {
+        tokio::time::sleep(duration).await
+    }
+}
