@@ -15,20 +15,22 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::context::SessionContext;
+use datafusion::physical_plan::common::collect;
 use datafusion::physical_plan::memory::MemoryStream;
 use futures::Sink;
 use pgwire::api::auth::StartupHandler;
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
 
+use crate::cancel::{CancelRegistry, Canceller, SessionCancel};
 use crate::errors::{error_info, to_pgwire};
 use crate::rows::encode_rows;
 use crate::session::SessionParameters;
@@ -129,10 +131,11 @@ pub(crate) struct Connection {
     ctx: SessionContext,
     parameters: Mutex<SessionParameters>,
     preparer: Arc<StatementPreparer>,
+    cancel: Arc<SessionCancel>,
 }
 
 impl Connection {
-    pub fn new(database: Arc<Database>) -> Self {
+    pub fn new(database: Arc<Database>, cancel: Arc<SessionCancel>) -> Self {
         let ctx = database.session_context();
         let preparer = Arc::new(StatementPreparer {
             database: Arc::clone(&database),
@@ -143,23 +146,42 @@ impl Connection {
             ctx,
             parameters: Mutex::default(),
             preparer,
+            cancel,
         }
     }
 
+    /// Runs one statement. Rows stream to the client lazily, unless
+    /// `materialize` asks for them to be computed here first (so that any
+    /// error surfaces before the next statement of a batch runs).
     async fn run(
         &self,
         prepared: Prepared,
         params: Option<ParamValues>,
         format: &Format,
+        materialize: bool,
+        mut cancel: crate::cancel::CancelSignal,
     ) -> PgWireResult<Response> {
         let schema = result_schema(&prepared);
-        let reply = match self
-            .database
-            .execute(&self.ctx, prepared, params)
-            .await
-            .map_err(to_pgwire)?
-        {
-            Outcome::Rows(rows) => return Ok(Response::Query(encode_rows(rows, format)?)),
+        let outcome = tokio::select! {
+            outcome = self.database.execute(&self.ctx, prepared, params) => outcome.map_err(to_pgwire)?,
+            _ = cancel.cancelled() => return Err(PgWireError::QueryCanceled),
+        };
+        let reply = match outcome {
+            Outcome::Rows(rows) if materialize => {
+                let schema = rows.schema();
+                let batches = tokio::select! {
+                    batches = collect(rows) => batches.map_err(|e| to_pgwire(e.into()))?,
+                    _ = cancel.cancelled() => return Err(PgWireError::QueryCanceled),
+                };
+                let rows = MemoryStream::try_new(batches, schema, None)
+                    .map_err(|e| to_pgwire(e.into()))?;
+                return Ok(Response::Query(encode_rows(
+                    Box::pin(rows),
+                    format,
+                    cancel,
+                )?));
+            }
+            Outcome::Rows(rows) => return Ok(Response::Query(encode_rows(rows, format, cancel)?)),
             Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
             Outcome::Session(statement) => self.session_statement(statement).map_err(to_pgwire)?,
         };
@@ -178,7 +200,7 @@ impl Connection {
                     .map_err(|e| to_pgwire(Error::Internal(e.to_string())))?;
                 let rows = MemoryStream::try_new(vec![batch], schema, None)
                     .map_err(|e| to_pgwire(e.into()))?;
-                Response::Query(encode_rows(Box::pin(rows), format)?)
+                Response::Query(encode_rows(Box::pin(rows), format, cancel)?)
             }
             SessionReply::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             SessionReply::End(tag) => Response::TransactionEnd(Tag::new(tag)),
@@ -240,7 +262,8 @@ impl SimpleQueryHandler for Connection {
     {
         let statements = self.database.parse(query).map_err(to_pgwire)?;
         let mut responses = Vec::with_capacity(statements.len());
-        for statement in statements {
+        let last = statements.len().saturating_sub(1);
+        for (index, statement) in statements.into_iter().enumerate() {
             let prepared = match self.database.prepare(&self.ctx, statement).await {
                 Ok(prepared) => prepared,
                 Err(e) => {
@@ -248,7 +271,12 @@ impl SimpleQueryHandler for Connection {
                     break;
                 }
             };
-            match self.run(prepared, None, &Format::UnifiedText).await {
+            let cancel = self.cancel.signal();
+            let materialize = index < last;
+            match self
+                .run(prepared, None, &Format::UnifiedText, materialize, cancel)
+                .await
+            {
                 Ok(response) => responses.push(response),
                 Err(PgWireError::UserError(info)) => {
                     responses.push(Response::Error(info));
@@ -297,6 +325,8 @@ impl ExtendedQueryHandler for Connection {
             statement.prepared.clone(),
             params,
             &portal.result_column_format,
+            false,
+            self.cancel.signal(),
         )
         .await
     }
@@ -306,17 +336,16 @@ impl ExtendedQueryHandler for Connection {
 pub(crate) struct ConnectionHandlers {
     connection: Arc<Connection>,
     startup: Arc<Startup>,
-    cancel: Arc<DefaultCancelHandler>,
+    canceller: Arc<Canceller>,
 }
 
 impl ConnectionHandlers {
-    pub fn new(database: Arc<Database>, connections: Arc<ConnectionManager>) -> Self {
+    pub fn new(database: Arc<Database>, registry: Arc<CancelRegistry>) -> Self {
+        let cancel = Arc::new(SessionCancel::new(Arc::clone(&registry)));
         Self {
-            connection: Arc::new(Connection::new(database)),
-            startup: Arc::new(Startup {
-                connections: Arc::clone(&connections),
-            }),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            connection: Arc::new(Connection::new(database, Arc::clone(&cancel))),
+            startup: Arc::new(Startup { cancel }),
+            canceller: Arc::new(Canceller { registry }),
         }
     }
 }
@@ -335,6 +364,6 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        Arc::clone(&self.cancel)
+        Arc::clone(&self.canceller)
     }
 }

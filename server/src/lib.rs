@@ -9,6 +9,7 @@
 //! ([`errors`]); a broken frame ends only its own connection.
 
 pub mod bench;
+mod cancel;
 pub mod config;
 mod connection;
 mod errors;

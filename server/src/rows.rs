@@ -13,10 +13,11 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse};
-use pgwire::error::PgWireResult;
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use weir_planner::Error;
 
+use crate::cancel::CancelSignal;
 use crate::errors::to_pgwire;
 
 fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWireResult<DataRow>> {
@@ -40,10 +41,12 @@ fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWire
     rows
 }
 
-/// Streams `rows` to the client in `format`.
+/// Streams `rows` to the client in `format`, ending with `57014` if the
+/// client cancels first.
 pub(crate) fn encode_rows(
     rows: SendableRecordBatchStream,
     format: &Format,
+    cancel: CancelSignal,
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(arrow_schema_to_pg_fields(&rows.schema(), format, None)?);
     let row_fields = Arc::clone(&fields);
@@ -51,5 +54,13 @@ pub(crate) fn encode_rows(
         Ok(batch) => stream::iter(encode_batch(&row_fields, &batch)),
         Err(e) => stream::iter(vec![Err(to_pgwire(Error::DataFusion(e)))]),
     });
-    Ok(QueryResponse::new(fields, data_rows))
+    let cancellable = stream::unfold(Some((Box::pin(data_rows), cancel)), |state| async move {
+        let (mut rows, mut cancel) = state?;
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Some((Err(PgWireError::QueryCanceled), None)),
+            row = rows.next() => row.map(|row| (row, Some((rows, cancel)))),
+        }
+    });
+    Ok(QueryResponse::new(fields, cancellable))
 }

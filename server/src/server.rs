@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pgwire::api::ConnectionManager;
 use pgwire::tokio::process_socket;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -13,6 +12,7 @@ use tokio::task::JoinSet;
 use weir_planner::Database;
 
 use crate::Config;
+use crate::cancel::CancelRegistry;
 use crate::connection::ConnectionHandlers;
 
 /// A server accepting connections in the background.
@@ -64,14 +64,14 @@ impl RunningServer {
 }
 
 async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: oneshot::Receiver<()>) {
-    let connections = Arc::new(ConnectionManager::new());
+    let cancels = Arc::new(CancelRegistry::default());
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&connections));
+                    let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&cancels));
                     sessions.spawn(async move {
                         if let Err(e) = process_socket(socket, None, handlers).await {
                             tracing::debug!("connection from {peer} ended: {e}");

@@ -7,17 +7,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::Sink;
+use pgwire::api::ClientInfo;
 use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::{ClientInfo, ConnectionManager};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::cancel::SessionCancel;
 
 pub const USER: &str = "weir";
 pub const DATABASE: &str = "weir";
 
 #[derive(Debug)]
 pub(crate) struct Startup {
-    pub connections: Arc<ConnectionManager>,
+    /// The session's cancellation, registered once the client is let in.
+    pub cancel: Arc<SessionCancel>,
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
@@ -30,10 +33,6 @@ fn fatal(code: &str, message: String) -> PgWireError {
 
 #[async_trait]
 impl NoopStartupHandler for Startup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(Arc::clone(&self.connections))
-    }
-
     async fn post_startup<C>(
         &self,
         client: &mut C,
@@ -65,6 +64,8 @@ impl NoopStartupHandler for Startup {
                 format!("database \"{database}\" does not exist"),
             ));
         }
+        let (pid, secret) = client.pid_and_secret_key();
+        self.cancel.register(pid, &secret);
         Ok(())
     }
 }

@@ -191,7 +191,7 @@ impl std::fmt::Display for Interval {
                 seconds / 60 % 60,
                 seconds % 60
             );
-            if micros % 1_000_000 != 0 {
+            if !micros.is_multiple_of(1_000_000) {
                 time.push_str(format!(".{:06}", micros % 1_000_000).trim_end_matches('0'));
             }
             parts.push(time);

@@ -1,5 +1,5 @@
 //! The weir test binary: every `.slt` file under `slt/` in both protocol
-//! modes, then the crash test. `cargo test -p weir-sql-tests -- WORD` runs
+//! modes, then the protocol and crash tests. `cargo test -p weir-sql-tests -- WORD` runs
 //! only the suites whose path contains WORD.
 //!
 //! Each file gets a fresh data directory and an in-process server on an
@@ -9,6 +9,7 @@
 
 mod client;
 mod crash;
+mod protocol;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -129,7 +130,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    for (name, test) in crash::TESTS {
+    for (name, test) in protocol::TESTS.iter().chain(crash::TESTS) {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));
         }

@@ -308,15 +308,15 @@ impl<'a> Group<'a> {
     }
 
     fn commit(self) -> Result<()> {
-        if !self.batch.is_empty() {
-            if let Err(e) = self.shared.engine.write(self.batch, true) {
-                if let Ok(mut tables) = self.shared.tables.write() {
-                    for codec in &self.created {
-                        tables.remove(&codec.layout.id);
-                    }
+        if !self.batch.is_empty()
+            && let Err(e) = self.shared.engine.write(self.batch, true)
+        {
+            if let Ok(mut tables) = self.shared.tables.write() {
+                for codec in &self.created {
+                    tables.remove(&codec.layout.id);
                 }
-                return Err(e);
             }
+            return Err(e);
         }
         let mut bounds = self
             .shared

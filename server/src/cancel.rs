@@ -1,0 +1,105 @@
+//! Query cancellation, including while rows stream.
+//!
+//! pgwire races a cancel request only against producing a response, but a
+//! SELECT's work happens later, while its rows stream. So weir keeps its own
+//! registry: every session registers its (pid, secret key) at startup with a
+//! watch channel; a cancel request bumps that channel, and whatever the
+//! session is doing for its current query — executing, or streaming rows —
+//! stops with `57014`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::SecretKey;
+use tokio::sync::watch;
+
+type SessionKey = (i32, Vec<u8>);
+
+fn key(pid: i32, secret: &SecretKey) -> SessionKey {
+    (pid, secret.to_bytes().to_vec())
+}
+
+/// Every live session that can be cancelled, shared by the whole server.
+#[derive(Debug, Default)]
+pub(crate) struct CancelRegistry {
+    sessions: Mutex<HashMap<SessionKey, watch::Sender<u64>>>,
+}
+
+/// One session's end of the registry.
+#[derive(Debug)]
+pub(crate) struct SessionCancel {
+    registry: Arc<CancelRegistry>,
+    requests: watch::Sender<u64>,
+    key: Mutex<Option<SessionKey>>,
+}
+
+impl SessionCancel {
+    pub fn new(registry: Arc<CancelRegistry>) -> Self {
+        Self {
+            registry,
+            requests: watch::Sender::new(0),
+            key: Mutex::new(None),
+        }
+    }
+
+    /// Makes the session cancellable under the keys it gave its client.
+    pub fn register(&self, pid: i32, secret: &SecretKey) {
+        let key = key(pid, secret);
+        if let Ok(mut sessions) = self.registry.sessions.lock() {
+            sessions.insert(key.clone(), self.requests.clone());
+        }
+        if let Ok(mut own) = self.key.lock() {
+            *own = Some(key);
+        }
+    }
+
+    /// The signal for the query about to run: fires on a cancel request
+    /// that arrives from now on.
+    pub fn signal(&self) -> CancelSignal {
+        let mut requests = self.requests.subscribe();
+        requests.mark_unchanged();
+        CancelSignal(requests)
+    }
+}
+
+impl Drop for SessionCancel {
+    fn drop(&mut self) {
+        let own = self.key.lock().ok().and_then(|mut k| k.take());
+        if let (Some(key), Ok(mut sessions)) = (own, self.registry.sessions.lock()) {
+            sessions.remove(&key);
+        }
+    }
+}
+
+pub(crate) struct CancelSignal(watch::Receiver<u64>);
+
+impl CancelSignal {
+    /// Resolves when the query is cancelled; otherwise never.
+    pub async fn cancelled(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Answers CancelRequest messages (which arrive on a connection of their own).
+#[derive(Debug)]
+pub(crate) struct Canceller {
+    pub registry: Arc<CancelRegistry>,
+}
+
+#[async_trait]
+impl CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let sessions = match self.registry.sessions.lock() {
+            Ok(sessions) => sessions,
+            Err(_) => return,
+        };
+        if let Some(requests) = sessions.get(&key(request.pid, &request.secret_key)) {
+            requests.send_modify(|count| *count += 1);
+        }
+    }
+}
