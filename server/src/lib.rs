@@ -19,4 +19,4 @@ mod session;
 mod startup;
 
 pub use config::Config;
-pub use server::RunningServer;
+pub use server::{RunningServer, shutdown_signal};

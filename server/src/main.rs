@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, FileConfig};
-use weir_server::{Config, RunningServer, bench};
+use weir_server::{Config, RunningServer, bench, shutdown_signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -65,12 +65,4 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
-    }
 }

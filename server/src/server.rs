@@ -92,3 +92,12 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
     let _ = tokio::task::spawn_blocking(move || drop(database)).await;
     tracing::info!("weir stopped");
 }
+
+/// Resolves on Ctrl-C or SIGTERM: the signals that stop weir cleanly.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}

@@ -3,7 +3,8 @@
 //! must be there exactly once, and nothing that was never sent may appear.
 //!
 //! The server process is this test binary itself, started again with
-//! [`CHILD_ENV`] set: then it only serves, until it is killed.
+//! [`CHILD_ENV`] set: then it only serves, until it is killed or stopped
+//! with SIGTERM like the `weir` binary.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -22,11 +23,17 @@ const WRITERS: i32 = 4;
 
 type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
 
-pub const TESTS: &[(&str, Test)] = &[("crash/kill -9 under insert load", || {
-    Box::pin(kill_under_insert_load())
-})];
+pub const TESTS: &[(&str, Test)] = &[
+    ("crash/kill -9 under insert load", || {
+        Box::pin(kill_under_insert_load())
+    }),
+    ("crash/SIGTERM under insert load stops cleanly", || {
+        Box::pin(terminate_under_insert_load())
+    }),
+];
 
-/// In a child started by [`ServerProcess::start`]: serve until killed.
+/// In a child started by [`ServerProcess::start`]: serve until killed or
+/// stopped by SIGTERM.
 pub fn serve_if_child() -> Option<ExitCode> {
     let dir = std::env::var_os(CHILD_ENV)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -36,11 +43,17 @@ pub fn serve_if_child() -> Option<ExitCode> {
     let result: anyhow::Result<()> = runtime.block_on(async {
         let server = crate::start_server(Path::new(&dir)).await?;
         println!("PORT {}", server.local_addr().port());
-        std::future::pending::<()>().await;
+        weir_server::shutdown_signal().await?;
+        server.shutdown().await;
         Ok(())
     });
-    eprintln!("server child failed: {result:?}");
-    Some(ExitCode::FAILURE)
+    match result {
+        Ok(()) => Some(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("server child failed: {e:?}");
+            Some(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// A server in its own process, killed when dropped.
@@ -75,6 +88,25 @@ impl ServerProcess {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
+    }
+
+    /// SIGTERM, then waits (bounded) for a clean exit.
+    async fn terminate(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -TERM failed");
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait()? {
+                ensure!(
+                    status.success(),
+                    "server exited with {status} after SIGTERM"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("server did not stop within 30 s of SIGTERM")
     }
 }
 
@@ -117,6 +149,18 @@ async fn write_until_killed(
 }
 
 async fn kill_under_insert_load() -> anyhow::Result<()> {
+    stop_under_insert_load(|server| Box::pin(async move { server.kill() })).await
+}
+
+async fn terminate_under_insert_load() -> anyhow::Result<()> {
+    stop_under_insert_load(|server| Box::pin(server.terminate())).await
+}
+
+type Stop = fn(ServerProcess) -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+/// Writers insert rows until `stop` ends the server; after a restart every
+/// acknowledged row is there once, and no row that was never sent.
+async fn stop_under_insert_load(stop: Stop) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let server = ServerProcess::start(dir.path())?;
     // Append-only, so a row applied twice would show up twice.
@@ -132,7 +176,7 @@ async fn kill_under_insert_load() -> anyhow::Result<()> {
         writers.push((writer, acked, task));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.kill()?;
+    stop(server).await?;
 
     let restarted = ServerProcess::start(dir.path())?;
     let rows = connect(restarted.port)
@@ -167,7 +211,7 @@ async fn kill_under_insert_load() -> anyhow::Result<()> {
         "no INSERT was acknowledged before the kill"
     );
     println!(
-        "    {acknowledged} acknowledged rows, {} stored after kill -9 and restart",
+        "    {acknowledged} acknowledged rows, {} stored after the restart",
         stored.len()
     );
     Ok(())
