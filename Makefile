@@ -9,8 +9,11 @@ ARGS ?=
 run: deps
 	$(CARGO) run --release --bin weir -- $(ARGS)
 
+# Unit tests of every crate, then the SQL suites, recovery and protocol
+# tests (their summary line closes the run).
 test: deps
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --exclude weir-sql-tests
+	$(CARGO) test -p weir-sql-tests --test sql
 
 # INSERT throughput with group commit, 1 and 8 clients.
 bench: deps
