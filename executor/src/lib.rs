@@ -1,11 +1,16 @@
 //! Runtime of weir.
 //!
-//! Today this is the batch path: DataFusion [`TableProvider`]s over the
-//! durable tables of `weir-storage`, through which SELECT reads and INSERT,
-//! UPDATE and DELETE write (DESIGN §7). Streaming operators join it here.
+//! - [`batch`]: DataFusion [`TableProvider`]s over the durable tables of
+//!   `weir-storage`, through which SELECT reads and INSERT, UPDATE and
+//!   DELETE write (DESIGN §7).
+//! - [`message`]: what streaming operators exchange: chunks of changed
+//!   rows, barriers that cut the stream into epochs, watermarks.
+//! - [`state`]: keyed operator state over a `StateStore`, written per epoch.
 //!
 //! [`TableProvider`]: datafusion::catalog::TableProvider
 
 pub mod batch;
+pub mod message;
+pub mod state;
 
 pub use batch::StoredTable;

@@ -11,8 +11,11 @@
 //! batch and makes it durable with a single synced write: group commit. A
 //! write is acknowledged only after that sync.
 //!
+//! Streaming operators keep their keyed state in a [`StateStore`]: RocksDB
+//! (one instance per stateful operator instance) or memory.
+//!
 //! RocksDB types never leave [`rocks`]; the rest of weir sees Arrow
-//! `RecordBatch`es and plain offsets.
+//! `RecordBatch`es, bytes and plain offsets.
 
 mod codec;
 mod commit;
@@ -20,10 +23,12 @@ mod error;
 mod keys;
 mod log_entry;
 mod rocks;
+mod state_store;
 mod table_store;
 
 pub use error::{ConstraintViolation, Error, Result};
 pub use log_entry::{CHANGE_OP_COLUMN, ChangeOp, LogEntry};
+pub use state_store::{MemoryStateStore, RocksStateStore, ScanVisitor, StateChanges, StateStore};
 pub use table_store::{TableId, TableKey, TableLayout, TableStore, TableWrite, WriteOutcome};
 
 /// Position in a table's change log: every row written gets the next offset.

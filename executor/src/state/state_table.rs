@@ -1,0 +1,250 @@
+//! [`StateTable`]: rows of one operator's state, keyed, versioned by epoch.
+//!
+//! Writes go to a buffer for the current epoch; reads see the committed
+//! state with that buffer on top; [`StateTable::commit`] is the only way an
+//! epoch's writes reach the store. Keys and rows use Arrow's row format,
+//! so key order is value order and rows decode a batch at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::error::{DataFusionError, Result};
+use weir_storage::StateStore;
+
+use super::MAX_PARALLELISM;
+use crate::batch::storage_error;
+use crate::message::Epoch;
+
+/// Identifies a state table within its store; deterministic per operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StateTableId(pub u32);
+
+/// Where the committed epoch is recorded: past every key group.
+const META_GROUP: u16 = u16::MAX;
+
+/// The key group of a memcomparable key: stable across versions and runs.
+pub fn key_group(key: &[u8]) -> u16 {
+    (twox_hash::XxHash64::oneshot(0, key) % u64::from(MAX_PARALLELISM)) as u16
+}
+
+/// For each key looked up, the index of its row in `rows`, if found.
+#[derive(Debug)]
+pub struct Lookup {
+    pub rows: RecordBatch,
+    pub found: Vec<Option<usize>>,
+}
+
+pub struct StateTable {
+    store: Arc<dyn StateStore>,
+    id: StateTableId,
+    schema: SchemaRef,
+    key_columns: Vec<usize>,
+    keys: RowConverter,
+    rows: RowConverter,
+    /// This epoch's writes by full store key; `None` deletes.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+fn internal(message: String) -> DataFusionError {
+    DataFusionError::Internal(message)
+}
+
+impl StateTable {
+    /// A table of rows with `schema`, keyed (uniquely) by `key_columns`.
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        id: StateTableId,
+        schema: SchemaRef,
+        key_columns: Vec<usize>,
+    ) -> Result<Self> {
+        let field = |i: usize| SortField::new(schema.field(i).data_type().clone());
+        let keys = RowConverter::new(key_columns.iter().map(|&i| field(i)).collect())?;
+        let rows = RowConverter::new((0..schema.fields().len()).map(field).collect())?;
+        Ok(Self {
+            store,
+            id,
+            schema,
+            key_columns,
+            keys,
+            rows,
+            pending: BTreeMap::new(),
+        })
+    }
+
+    fn prefix(&self, group: u16) -> Vec<u8> {
+        let mut key = Vec::with_capacity(6);
+        key.extend_from_slice(&self.id.0.to_be_bytes());
+        key.extend_from_slice(&group.to_be_bytes());
+        key
+    }
+
+    fn store_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut full = self.prefix(key_group(key));
+        full.extend_from_slice(key);
+        full
+    }
+
+    fn epoch_key(&self) -> Vec<u8> {
+        self.prefix(META_GROUP)
+    }
+
+    /// Store keys of the key columns of `rows` (which have the table's schema).
+    fn row_keys(&self, rows: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+        let columns: Vec<ArrayRef> = self
+            .key_columns
+            .iter()
+            .map(|&i| Arc::clone(rows.column(i)))
+            .collect();
+        self.keys_of(&columns)
+    }
+
+    fn keys_of(&self, key_columns: &[ArrayRef]) -> Result<Vec<Vec<u8>>> {
+        let keys = self.keys.convert_columns(key_columns)?;
+        Ok(keys.iter().map(|k| self.store_key(k.as_ref())).collect())
+    }
+
+    /// Inserts `rows`, replacing rows with the same key.
+    pub fn insert(&mut self, rows: &RecordBatch) -> Result<()> {
+        let keys = self.row_keys(rows)?;
+        let encoded = self.rows.convert_columns(rows.columns())?;
+        for (key, row) in keys.into_iter().zip(encoded.iter()) {
+            self.pending.insert(key, Some(row.as_ref().to_vec()));
+        }
+        Ok(())
+    }
+
+    /// Deletes the rows with the keys of `rows`.
+    pub fn delete(&mut self, rows: &RecordBatch) -> Result<()> {
+        for key in self.row_keys(rows)? {
+            self.pending.insert(key, None);
+        }
+        Ok(())
+    }
+
+    /// The rows with these keys (columns in key order), as this epoch sees them.
+    pub fn get(&self, key_columns: &[ArrayRef]) -> Result<Lookup> {
+        let mut found_rows = Vec::new();
+        let mut found = Vec::new();
+        for key in self.keys_of(key_columns)? {
+            let row = match self.pending.get(&key) {
+                Some(row) => row.clone(),
+                None => self.store.get(&key).map_err(storage_error)?,
+            };
+            found.push(row.map(|row| {
+                found_rows.push(row);
+                found_rows.len() - 1
+            }));
+        }
+        Ok(Lookup {
+            rows: self.decode(&found_rows)?,
+            found,
+        })
+    }
+
+    fn decode(&self, rows: &[Vec<u8>]) -> Result<RecordBatch> {
+        let parser = self.rows.parser();
+        let columns = self
+            .rows
+            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// Every row of the table as this epoch sees it, `batch_rows` at a time,
+    /// in key-group then key order, until `visit` returns `false`.
+    pub fn scan(
+        &self,
+        batch_rows: usize,
+        mut visit: impl FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        let (from, to) = (self.prefix(0), self.prefix(MAX_PARALLELISM));
+        let mut pending = self.pending.range(from.clone()..to.clone()).peekable();
+        let mut buffer: Vec<Vec<u8>> = Vec::with_capacity(batch_rows);
+        let mut open = true;
+        let mut flush = |buffer: &mut Vec<Vec<u8>>, open: &mut bool| -> Result<()> {
+            if !buffer.is_empty() && *open {
+                *open = visit(self.decode(buffer)?)?;
+            }
+            buffer.clear();
+            Ok(())
+        };
+        let mut emit = |row: &[u8], buffer: &mut Vec<Vec<u8>>, open: &mut bool| -> Result<()> {
+            buffer.push(row.to_vec());
+            if buffer.len() >= batch_rows.max(1) {
+                flush(buffer, open)?;
+            }
+            Ok(())
+        };
+        let mut failed = None;
+        self.store
+            .scan(&from, &to, &mut |key, value| {
+                let step = (|| {
+                    // Pending writes that sort before this key come first.
+                    while let Some((_, row)) = pending.next_if(|(k, _)| k.as_slice() < key) {
+                        if let Some(row) = row {
+                            emit(row, &mut buffer, &mut open)?;
+                        }
+                    }
+                    match pending.next_if(|(k, _)| k.as_slice() == key) {
+                        Some((_, Some(row))) => emit(row, &mut buffer, &mut open)?,
+                        Some((_, None)) => {}
+                        None => emit(value, &mut buffer, &mut open)?,
+                    }
+                    Ok::<_, DataFusionError>(())
+                })();
+                match step {
+                    Ok(()) => Ok(open),
+                    Err(e) => {
+                        failed = Some(e);
+                        Ok(false)
+                    }
+                }
+            })
+            .map_err(storage_error)?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for (_, row) in pending {
+            if let Some(row) = row {
+                emit(row, &mut buffer, &mut open)?;
+            }
+        }
+        flush(&mut buffer, &mut open)
+    }
+
+    /// Makes this epoch's writes durable in the store, with `epoch` as the
+    /// table's committed epoch. Epochs must increase.
+    pub fn commit(&mut self, epoch: Epoch) -> Result<()> {
+        if let Some(committed) = self.committed_epoch()?
+            && epoch <= committed
+        {
+            return Err(internal(format!(
+                "state table {} commits {epoch} after {committed}",
+                self.id.0
+            )));
+        }
+        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            std::mem::take(&mut self.pending).into_iter().collect();
+        changes.push((self.epoch_key(), Some(epoch.0.to_be_bytes().to_vec())));
+        self.store.write(changes).map_err(storage_error)
+    }
+
+    /// The last epoch committed, if any.
+    pub fn committed_epoch(&self) -> Result<Option<Epoch>> {
+        let Some(bytes) = self.store.get(&self.epoch_key()).map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| internal(format!("state table {}: bad committed epoch", self.id.0)))?;
+        Ok(Some(Epoch(u64::from_be_bytes(bytes))))
+    }
+
+    /// Whether writes are waiting for the next commit.
+    pub fn is_dirty(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}

@@ -1,0 +1,185 @@
+//! Key-value stores for the keyed state of streaming operators.
+//!
+//! A [`StateStore`] is a sorted map of bytes with atomic batch writes; the
+//! executor's `StateTable` builds typed, epoch-versioned tables on top. Two
+//! backends: [`RocksStateStore`] (the default: one RocksDB instance per
+//! stateful operator instance, so state need not fit in memory) and
+//! [`MemoryStateStore`]. Writes are not fsynced: state is made durable by
+//! checkpoints, not by its own write-ahead log.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::RwLock;
+
+use crate::rocks::{Batch, Engine};
+use crate::{Error, Result};
+
+/// Puts (`Some`) and deletes (`None`), applied together.
+pub type StateChanges = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Called with each key and value of a scan; returns whether to go on.
+pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
+/// A sorted byte map.
+///
+/// # Errors
+/// Every method fails with [`Error::Storage`] when the backend does; a
+/// failed `write` applied none of its changes.
+pub trait StateStore: Send + Sync + Debug {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Visits `[from, to)` in key order until `visit` returns `false`.
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()>;
+
+    fn write(&self, changes: StateChanges) -> Result<()>;
+}
+
+/// State in a `BTreeMap`: for tests and small state.
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+fn poisoned() -> Error {
+    Error::Internal("state store lock poisoned".into())
+}
+
+impl StateStore for MemoryStateStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.map.read().map_err(|_| poisoned())?.get(key).cloned())
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let map = self.map.read().map_err(|_| poisoned())?;
+        for (key, value) in map.range(from.to_vec()..to.to_vec()) {
+            if !visit(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, changes: StateChanges) -> Result<()> {
+        let mut map = self.map.write().map_err(|_| poisoned())?;
+        for (key, value) in changes {
+            match value {
+                Some(value) => map.insert(key, value),
+                None => map.remove(&key),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// State in a RocksDB instance of its own.
+pub struct RocksStateStore {
+    engine: Engine,
+}
+
+impl Debug for RocksStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStateStore").finish_non_exhaustive()
+    }
+}
+
+impl RocksStateStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+        Ok(Self {
+            engine: Engine::open(dir)?,
+        })
+    }
+}
+
+impl StateStore for RocksStateStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.engine.get(key)
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        self.engine.scan(from, to, |key, value| visit(key, value))
+    }
+
+    fn write(&self, changes: StateChanges) -> Result<()> {
+        let mut batch = Batch::default();
+        for (key, value) in &changes {
+            match value {
+                Some(value) => batch.put(key, value),
+                None => batch.delete(key),
+            }
+        }
+        self.engine.write(batch, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn behaves_as_a_sorted_map(store: &dyn StateStore) {
+        store
+            .write(vec![
+                (b"b".to_vec(), Some(b"2".to_vec())),
+                (b"a".to_vec(), Some(b"1".to_vec())),
+                (b"c".to_vec(), Some(b"3".to_vec())),
+            ])
+            .unwrap();
+        store
+            .write(vec![
+                (b"c".to_vec(), None),
+                (b"a".to_vec(), Some(b"one".to_vec())),
+            ])
+            .unwrap();
+        assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(store.get(b"c").unwrap(), None);
+        let mut seen = Vec::new();
+        store
+            .scan(b"a", b"z", &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (b"a".to_vec(), b"one".to_vec()),
+                (b"b".to_vec(), b"2".to_vec())
+            ]
+        );
+        let mut first = Vec::new();
+        store
+            .scan(b"a", b"z", &mut |k, _| {
+                first.push(k.to_vec());
+                Ok(false)
+            })
+            .unwrap();
+        assert_eq!(first, vec![b"a".to_vec()]);
+        let mut none = 0;
+        store
+            .scan(b"b", b"b", &mut |_, _| {
+                none += 1;
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(none, 0);
+    }
+
+    #[test]
+    fn memory_backend() {
+        behaves_as_a_sorted_map(&MemoryStateStore::default());
+    }
+
+    #[test]
+    fn rocksdb_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        behaves_as_a_sorted_map(&RocksStateStore::open(dir.path()).unwrap());
+    }
+}
