@@ -18,7 +18,7 @@ use crate::codec::TableCodec;
 use crate::keys::{self, LogBounds};
 use crate::log_entry::{ChangeOp, LogEntry};
 use crate::rocks::Batch;
-use crate::table_store::Shared;
+use crate::table_store::{Shared, publish_log_end};
 use crate::{
     ConstraintViolation, Error, LogOffset, Result, TableId, TableKey, TableLayout, TableWrite,
     WriteOutcome,
@@ -323,9 +323,20 @@ impl<'a> Group<'a> {
             .bounds
             .lock()
             .map_err(|_| Error::Internal("lock poisoned".into()))?;
-        bounds.extend(self.bounds);
+        bounds.extend(self.bounds.iter());
         for table in &self.dropped {
             bounds.remove(table);
+        }
+        drop(bounds);
+        if let Ok(mut log_ends) = self.shared.log_ends.lock() {
+            for (table, end) in self.bounds.iter().map(|(t, b)| (t, b.end)) {
+                if let Some(sender) = log_ends.get(table) {
+                    publish_log_end(sender, end);
+                }
+            }
+            for table in &self.dropped {
+                log_ends.remove(table);
+            }
         }
         if let Ok(mut tables) = self.shared.tables.write() {
             for table in &self.dropped {

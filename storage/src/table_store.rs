@@ -63,6 +63,8 @@ pub(crate) struct Shared {
     pub tables: RwLock<HashMap<TableId, Arc<TableCodec>>>,
     /// Durable log bounds of every table touched since open.
     pub bounds: Mutex<HashMap<TableId, LogBounds>>,
+    /// Log ends published to readers waiting for new entries.
+    pub log_ends: Mutex<HashMap<TableId, tokio::sync::watch::Sender<LogOffset>>>,
 }
 
 impl Shared {
@@ -108,6 +110,7 @@ impl TableStore {
             engine: Engine::open(dir)?,
             tables: RwLock::new(HashMap::new()),
             bounds: Mutex::new(HashMap::new()),
+            log_ends: Mutex::new(HashMap::new()),
         });
         let (requests, committer) = commit::spawn(Arc::clone(&shared))?;
         Ok(Self {
@@ -252,6 +255,22 @@ impl TableStore {
         Ok((bounds.start, bounds.end))
     }
 
+    /// The end of `table`'s durable log, updated after every commit that
+    /// extends it: what a reader of the log waits on for new entries.
+    pub fn subscribe_log_end(
+        &self,
+        table: TableId,
+    ) -> Result<tokio::sync::watch::Receiver<LogOffset>> {
+        let end = self.shared.stored_bounds(table)?.end;
+        let mut log_ends = self.shared.log_ends.lock().map_err(|_| poisoned())?;
+        let sender = log_ends
+            .entry(table)
+            .or_insert_with(|| tokio::sync::watch::Sender::new(end));
+        // A commit may have landed between reading `end` and taking the lock.
+        publish_log_end(sender, end);
+        Ok(sender.subscribe())
+    }
+
     /// Log entries of `table` from offset `from` on (the first entry is cut
     /// to start exactly there), until at least `max_rows` rows are read or
     /// the log ends. Offsets below the log start are gone and are skipped.
@@ -289,6 +308,17 @@ impl TableStore {
         })?;
         Ok(entries)
     }
+}
+
+/// Moves a published log end forward (never back) and wakes its readers.
+pub(crate) fn publish_log_end(sender: &tokio::sync::watch::Sender<LogOffset>, end: LogOffset) {
+    sender.send_if_modified(|published| {
+        let newer = end > *published;
+        if newer {
+            *published = end;
+        }
+        newer
+    });
 }
 
 fn closed() -> Error {

@@ -4,10 +4,12 @@
 mod filter;
 mod materialize;
 mod project;
+mod table_source;
 
 pub use filter::FilterOperator;
 pub use materialize::MaterializeOperator;
 pub use project::ProjectOperator;
+pub use table_source::TableSourceOperator;
 
 #[cfg(test)]
 mod barriers;
