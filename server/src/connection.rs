@@ -16,7 +16,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::common::collect;
-use datafusion::physical_plan::memory::MemoryStream;
 use futures::Sink;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
@@ -30,9 +29,9 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
 
-use crate::cancel::{CancelRegistry, Canceller, SessionCancel};
+use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
 use crate::errors::{error_info, to_pgwire};
-use crate::rows::encode_rows;
+use crate::rows::{encode_batches, encode_rows};
 use crate::session::SessionParameters;
 use crate::startup::Startup;
 
@@ -159,7 +158,7 @@ impl Connection {
         params: Option<ParamValues>,
         format: &Format,
         materialize: bool,
-        mut cancel: crate::cancel::CancelSignal,
+        mut cancel: CancelSignal,
     ) -> PgWireResult<Response> {
         let schema = result_schema(&prepared);
         let outcome = tokio::select! {
@@ -173,12 +172,8 @@ impl Connection {
                     batches = collect(rows) => batches.map_err(|e| to_pgwire(e.into()))?,
                     _ = cancel.cancelled() => return Err(PgWireError::QueryCanceled),
                 };
-                let rows = MemoryStream::try_new(batches, schema, None)
-                    .map_err(|e| to_pgwire(e.into()))?;
-                return Ok(Response::Query(encode_rows(
-                    Box::pin(rows),
-                    format,
-                    cancel,
+                return Ok(Response::Query(encode_batches(
+                    batches, schema, format, cancel,
                 )?));
             }
             Outcome::Rows(rows) => return Ok(Response::Query(encode_rows(rows, format, cancel)?)),
@@ -198,9 +193,7 @@ impl Connection {
                     .collect();
                 let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
                     .map_err(|e| to_pgwire(Error::Internal(e.to_string())))?;
-                let rows = MemoryStream::try_new(vec![batch], schema, None)
-                    .map_err(|e| to_pgwire(e.into()))?;
-                Response::Query(encode_rows(Box::pin(rows), format, cancel)?)
+                Response::Query(encode_batches(vec![batch], schema, format, cancel)?)
             }
             SessionReply::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             SessionReply::End(tag) => Response::TransactionEnd(Tag::new(tag)),

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use arrow_pg::encoder::{Encoder, encode_value};
 use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::memory::MemoryStream;
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse};
@@ -39,6 +41,17 @@ fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWire
         rows.push(Ok(encoder.take_row()));
     }
     rows
+}
+
+/// Like [`encode_rows`], for batches already computed.
+pub(crate) fn encode_batches(
+    batches: Vec<RecordBatch>,
+    schema: SchemaRef,
+    format: &Format,
+    cancel: CancelSignal,
+) -> PgWireResult<QueryResponse> {
+    let rows = MemoryStream::try_new(batches, schema, None).map_err(|e| to_pgwire(e.into()))?;
+    encode_rows(Box::pin(rows), format, cancel)
 }
 
 /// Streams `rows` to the client in `format`, ending with `57014` if the
