@@ -201,7 +201,7 @@ fn entry(store: &Arc<TableStore>, spec: TableSpec, record: TableRecord) -> Resul
         schema: spec.schema,
         key: spec.key,
     };
-    let provider = Arc::new(StoredTable::new(Arc::clone(store), layout.clone()));
+    let provider = Arc::new(StoredTable::new(Arc::clone(store), layout.clone())?);
     Ok(TableEntry {
         layout,
         provider,

@@ -43,11 +43,11 @@ impl TableCodec {
     /// Primary keys of `batch` (which has the table's schema); `None` for
     /// tables keyed by row id.
     pub fn encode_keys(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
-        let (TableKey::Primary(columns), Some(keys)) = (&self.layout.key, &self.keys) else {
+        let TableKey::Primary(columns) = &self.layout.key else {
             return Ok(None);
         };
         let key_columns: Vec<ArrayRef> = columns.iter().map(|&i| batch.column(i).clone()).collect();
-        Ok(Some(keys.convert_columns(&key_columns)?))
+        self.encode_key_columns(&key_columns).map(Some)
     }
 
     /// Encodes key values given as columns in primary-key order.

@@ -29,22 +29,29 @@ use super::sink::{TableSink, WriteKind};
 pub struct StoredTable {
     store: Arc<TableStore>,
     layout: TableLayout,
+    /// The layout's schema as DataFusion resolves expressions against it.
+    df_schema: DFSchema,
     constraints: Constraints,
 }
 
 impl StoredTable {
-    pub fn new(store: Arc<TableStore>, layout: TableLayout) -> Self {
+    /// # Errors
+    /// When the layout's schema is not a valid DataFusion schema
+    /// (duplicate column names).
+    pub fn new(store: Arc<TableStore>, layout: TableLayout) -> Result<Self> {
+        let df_schema = DFSchema::try_from(Arc::clone(&layout.schema))?;
         let constraints = match &layout.key {
             TableKey::Primary(columns) => {
                 Constraints::new_unverified(vec![Constraint::PrimaryKey(columns.clone())])
             }
             TableKey::RowId => Constraints::default(),
         };
-        Self {
+        Ok(Self {
             store,
             layout,
+            df_schema,
             constraints,
-        }
+        })
     }
 
     /// The single primary-key column, if the key has exactly one.
@@ -100,15 +107,15 @@ impl StoredTable {
         filters: &[Expr],
         exprs: Vec<(Expr, String)>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let df_schema = DFSchema::try_from(Arc::clone(&self.layout.schema))?;
+        let df_schema = &self.df_schema;
         let mut plan = self.scan_plan(None, filters, None)?;
         if let Some(predicate) = conjunction(filters.iter().cloned()) {
-            let predicate = state.create_physical_expr(predicate, &df_schema)?;
+            let predicate = state.create_physical_expr(predicate, df_schema)?;
             plan = Arc::new(FilterExec::try_new(predicate, plan)?);
         }
         let exprs = exprs
             .into_iter()
-            .map(|(expr, name)| Ok((state.create_physical_expr(expr, &df_schema)?, name)))
+            .map(|(expr, name)| Ok((state.create_physical_expr(expr, df_schema)?, name)))
             .collect::<Result<Vec<(Arc<dyn PhysicalExpr>, String)>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
     }
@@ -201,7 +208,6 @@ impl TableProvider for StoredTable {
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = &self.layout.schema;
-        let df_schema = DFSchema::try_from(Arc::clone(schema))?;
         let mut exprs: Vec<(Expr, String)> = self
             .key_columns()?
             .iter()
@@ -215,7 +221,7 @@ impl TableProvider for StoredTable {
         let key_len = exprs.len();
         for field in schema.fields() {
             let value = match assignments.iter().find(|(name, _)| name == field.name()) {
-                Some((_, expr)) => expr.clone().cast_to(field.data_type(), &df_schema)?,
+                Some((_, expr)) => expr.clone().cast_to(field.data_type(), &self.df_schema)?,
                 None => column(field.name()),
             };
             exprs.push((value, field.name().clone()));
