@@ -8,13 +8,20 @@
 //! - [`operator`] and [`operators`]: the operator trait, and one file per
 //!   operator.
 //! - [`state`]: keyed operator state over a `StateStore`, written per epoch.
+//! - [`runtime`]: running views, barrier injection, `FLUSH`, and the
+//!   per-epoch snapshots SELECT reads views at.
+//! - [`aggregate`] and [`align`]: aggregate calls with retraction, and
+//!   barrier alignment of multi-input operators.
 //!
 //! [`TableProvider`]: datafusion::catalog::TableProvider
 
+pub mod aggregate;
+pub mod align;
 pub mod batch;
 pub mod message;
 pub mod operator;
 pub mod operators;
+pub mod runtime;
 pub mod state;
 
 pub use batch::StoredTable;

@@ -83,6 +83,31 @@ impl StreamChunk {
         }
     }
 
+    /// A chunk from rows of values, each row matching `schema`.
+    pub fn from_rows(schema: SchemaRef, ops: Vec<Op>, rows: Vec<Vec<ScalarValue>>) -> Result<Self> {
+        let columns = (0..schema.fields().len())
+            .map(|c| {
+                let data_type = schema.field(c).data_type();
+                if rows.is_empty() {
+                    Ok(datafusion::arrow::array::new_empty_array(data_type))
+                } else {
+                    ScalarValue::iter_to_array(rows.iter().map(|row| row[c].clone()))
+                        .and_then(|array| Ok(datafusion::arrow::compute::cast(&array, data_type)?))
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        Self::new(ops, RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// Row `row`'s values.
+    pub fn row(&self, row: usize) -> Result<Vec<ScalarValue>> {
+        self.data
+            .columns()
+            .iter()
+            .map(|column| ScalarValue::try_from_array(column, row))
+            .collect()
+    }
+
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }
@@ -184,12 +209,42 @@ pub enum BarrierKind {
     Checkpoint,
 }
 
+/// Identifies a materialized view, and the graph that maintains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ViewId(pub u64);
+
+/// A new reader of a view's changes: from the barrier that carries it on,
+/// the view's materialize sends `sender` its rows as of that barrier, then
+/// every change after it.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub view: ViewId,
+    pub sender: tokio::sync::mpsc::Sender<Message>,
+}
+
 /// A change to the running graph, carried by a barrier so that every
 /// operator applies it at the same point of the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Mutation {
     /// The receivers stop after forwarding this barrier.
     Stop,
+    /// New views start reading existing ones.
+    Subscribe(Vec<Subscription>),
+}
+
+impl PartialEq for Mutation {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Mutation::Stop, Mutation::Stop) => true,
+            (Mutation::Subscribe(a), Mutation::Subscribe(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(a, b)| a.view == b.view && a.sender.same_channel(&b.sender))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Cuts the stream: everything before it belongs to `epoch`.
@@ -216,6 +271,15 @@ impl Barrier {
 
     pub fn is_stop(&self) -> bool {
         matches!(self.mutation.as_deref(), Some(Mutation::Stop))
+    }
+
+    /// The subscriptions to `view` this barrier carries.
+    pub fn subscriptions_to(&self, view: ViewId) -> impl Iterator<Item = &Subscription> {
+        let all: &[Subscription] = match self.mutation.as_deref() {
+            Some(Mutation::Subscribe(subscriptions)) => subscriptions,
+            _ => &[],
+        };
+        all.iter().filter(move |s| s.view == view)
     }
 }
 

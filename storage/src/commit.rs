@@ -51,6 +51,8 @@ pub(crate) enum Request {
         below: LogOffset,
         reply: Reply,
     },
+    /// DDL that touches no table's rows: views.
+    Catalog { catalog: Vec<u8>, reply: Reply },
 }
 
 pub(crate) fn spawn(shared: Arc<Shared>) -> Result<(mpsc::Sender<Request>, JoinHandle<()>)> {
@@ -164,6 +166,10 @@ impl<'a> Group<'a> {
                 below,
                 reply,
             } => (reply, self.truncate(table, below)),
+            Request::Catalog { catalog, reply } => {
+                self.batch.put(&keys::catalog(), &catalog);
+                (reply, Ok(WriteOutcome::default()))
+            }
         }
     }
 

@@ -28,6 +28,7 @@ mod table_store;
 
 pub use error::{ConstraintViolation, Error, Result};
 pub use log_entry::{CHANGE_OP_COLUMN, ChangeOp, LogEntry};
+pub use rocks::SharedMemory;
 pub use state_store::{MemoryStateStore, RocksStateStore, ScanVisitor, StateChanges, StateStore};
 pub use table_store::{TableId, TableKey, TableLayout, TableStore, TableWrite, WriteOutcome};
 

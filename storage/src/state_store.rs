@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use crate::rocks::{Batch, Engine};
+use crate::rocks::{Batch, Engine, EngineSnapshot, SharedMemory};
 use crate::{Error, Result};
 
 /// Puts (`Some`) and deletes (`None`), applied together.
@@ -33,6 +33,13 @@ pub trait StateStore: Send + Sync + Debug {
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()>;
 
     fn write(&self, changes: StateChanges) -> Result<()>;
+
+    /// The store as it is now, read-only, unaffected by later writes.
+    fn snapshot(&self) -> Result<Arc<dyn StateStore>>;
+}
+
+fn read_only() -> Error {
+    Error::Internal("a state snapshot is read-only".into())
 }
 
 /// State in a `BTreeMap`: for tests and small state.
@@ -73,6 +80,46 @@ impl StateStore for MemoryStateStore {
         }
         Ok(())
     }
+
+    /// A copy: the memory backend is for small state.
+    fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
+        let map = self.map.read().map_err(|_| poisoned())?.clone();
+        Ok(Arc::new(FrozenMemory { map }))
+    }
+}
+
+/// A [`MemoryStateStore`] as it was.
+#[derive(Debug)]
+struct FrozenMemory {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl StateStore for FrozenMemory {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        for (key, value) in self.map.range(from.to_vec()..to.to_vec()) {
+            if !visit(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, _: StateChanges) -> Result<()> {
+        Err(read_only())
+    }
+
+    fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
+        Ok(Arc::new(FrozenMemory {
+            map: self.map.clone(),
+        }))
+    }
 }
 
 /// State in a RocksDB instance of its own.
@@ -87,12 +134,45 @@ impl Debug for RocksStateStore {
 }
 
 impl RocksStateStore {
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens (or creates) the instance in `dir`, its caches drawn from `memory`.
+    pub fn open(dir: &Path, memory: &SharedMemory) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
         Ok(Self {
-            engine: Engine::open(dir)?,
+            engine: Engine::open_sharing(dir, memory)?,
         })
+    }
+}
+
+/// A RocksDB snapshot of a [`RocksStateStore`].
+struct RocksSnapshot {
+    snapshot: EngineSnapshot,
+}
+
+impl Debug for RocksSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksSnapshot").finish_non_exhaustive()
+    }
+}
+
+impl StateStore for RocksSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.snapshot.get(key)
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        self.snapshot.scan(from, to, |key, value| visit(key, value))
+    }
+
+    fn write(&self, _: StateChanges) -> Result<()> {
+        Err(read_only())
+    }
+
+    fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
+        Err(Error::Internal("snapshot of a snapshot".into()))
     }
 }
 
@@ -118,6 +198,12 @@ impl StateStore for RocksStateStore {
         }
         self.engine.write(batch, false)
     }
+
+    fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
+        Ok(Arc::new(RocksSnapshot {
+            snapshot: self.engine.snapshot(),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +211,13 @@ mod tests {
     use super::*;
 
     fn behaves_as_a_sorted_map(store: &dyn StateStore) {
+        store
+            .write(vec![(b"z".to_vec(), Some(b"0".to_vec()))])
+            .unwrap();
+        let before = store.snapshot().unwrap();
+        store.write(vec![(b"z".to_vec(), None)]).unwrap();
+        assert_eq!(before.get(b"z").unwrap().as_deref(), Some(&b"0"[..]));
+        assert!(before.write(vec![]).is_err(), "snapshots are read-only");
         store
             .write(vec![
                 (b"b".to_vec(), Some(b"2".to_vec())),
@@ -180,6 +273,7 @@ mod tests {
     #[test]
     fn rocksdb_backend() {
         let dir = tempfile::tempdir().unwrap();
-        behaves_as_a_sorted_map(&RocksStateStore::open(dir.path()).unwrap());
+        let memory = SharedMemory::new(1 << 20, 1 << 20);
+        behaves_as_a_sorted_map(&RocksStateStore::open(dir.path(), &memory).unwrap());
     }
 }

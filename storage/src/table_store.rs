@@ -170,6 +170,13 @@ impl TableStore {
         .await
     }
 
+    /// Stores a new catalog document, durably.
+    pub async fn store_catalog(&self, catalog: Vec<u8>) -> Result<()> {
+        self.submit(|reply| Request::Catalog { catalog, reply })
+            .await?;
+        Ok(())
+    }
+
     /// Forgets log entries that end at or below `below`; rows are kept.
     pub async fn truncate_log(&self, table: TableId, below: LogOffset) -> Result<()> {
         self.submit(|reply| Request::TruncateLog {

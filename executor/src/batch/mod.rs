@@ -10,8 +10,10 @@ mod key_lookup;
 mod scan;
 mod sink;
 mod stored_table;
+mod view_table;
 
 pub use stored_table::StoredTable;
+pub use view_table::{QueryPin, VIEW_ROWS_TABLE, ViewTable};
 
 use datafusion::error::DataFusionError;
 

@@ -8,10 +8,17 @@ use datafusion::physical_expr::expressions::{BinaryExpr, col, lit};
 use weir_storage::MemoryStateStore;
 
 use super::testing::{barrier, chunk, collect, messages, stop};
-use super::{FilterOperator, MaterializeOperator, ProjectOperator};
+use super::{
+    FilterOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit, MaterializeOperator,
+    ProjectOperator, TopNOperator, UnionOperator,
+};
+use crate::aggregate::{AggCall, AggKind};
 use crate::message::{Epoch, Message};
 use crate::operator::BoxedOperator;
-use crate::state::{StateTable, StateTableId};
+use crate::state::StateTableId;
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::logical_expr::JoinType;
+use weir_storage::StateStore;
 
 const TYPES: &str = "I T";
 
@@ -41,21 +48,65 @@ fn every_operator() -> Vec<BoxedOperator> {
         (col("c0", &schema).unwrap(), "k".into()),
         (col("c1", &schema).unwrap(), "v".into()),
     ];
-    let table = StateTable::new(
-        Arc::new(MemoryStateStore::default()),
-        StateTableId(1),
-        schema,
-        vec![0],
-    )
-    .unwrap();
+    let store = || -> Arc<dyn StateStore> { Arc::new(MemoryStateStore::default()) };
+    let count = AggCall {
+        kind: AggKind::Count,
+        arg: None,
+        distinct: false,
+        filter: None,
+        output: Field::new("n", DataType::Int64, false),
+    };
+    let groups = vec![(col("c1", &schema).unwrap(), "g".to_string())];
+    let side = || JoinSide {
+        input: input(),
+        keys: vec![col("c0", &schema).unwrap()],
+        visible: 2,
+    };
+    let top = Limit {
+        offset: 0,
+        fetch: 1,
+    };
     vec![
         Box::new(FilterOperator::new(input(), predicate, "filter".into())),
         Box::new(ProjectOperator::new(input(), columns, "project".into()).unwrap()),
-        Box::new(MaterializeOperator::new(
-            input(),
-            table,
-            "materialize".into(),
-        )),
+        Box::new(
+            MaterializeOperator::new(
+                input(),
+                store(),
+                StateTableId(1),
+                None,
+                "materialize".into(),
+            )
+            .unwrap(),
+        ),
+        Box::new(
+            HashAggOperator::new(input(), groups, vec![count], store(), 1, "agg".into()).unwrap(),
+        ),
+        Box::new(
+            HashJoinOperator::new(
+                side(),
+                side(),
+                JoinType::Full,
+                None,
+                store(),
+                1,
+                "join".into(),
+            )
+            .unwrap(),
+        ),
+        Box::new(
+            TopNOperator::new(
+                input(),
+                vec![],
+                vec![(1, Default::default())],
+                top,
+                store(),
+                1,
+                "top".into(),
+            )
+            .unwrap(),
+        ),
+        Box::new(UnionOperator::new(vec![input(), input()], vec![0], "union".into()).unwrap()),
     ]
 }
 

@@ -4,32 +4,74 @@
 //! insert (or update-insert) writes its row, replacing any row with the
 //! same key; a delete (or update-delete) removes the row with its key. The
 //! epoch's writes are committed at each barrier, before the barrier is
-//! forwarded. Chunks are forwarded unchanged, so views can read views.
+//! forwarded; then a snapshot of the store is published for SELECT.
+//!
+//! Views reading this view subscribe through a barrier: they are sent the
+//! rows as of that barrier, then the barrier, then every later chunk and
+//! barrier. Chunks are also forwarded downstream unchanged.
+
+use std::sync::Arc;
 
 use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::error::Result;
-use futures::StreamExt;
+use datafusion::error::{DataFusionError, Result};
+use futures::{StreamExt, stream};
+use tokio::sync::mpsc;
+use weir_storage::StateStore;
 
-use crate::message::{Message, StreamChunk};
+use crate::message::{Barrier, Message, StreamChunk, ViewId};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
-use crate::state::StateTable;
+use crate::runtime::ViewRegistry;
+use crate::state::{StateTable, StateTableId};
+
+/// Where a view's snapshots go.
+pub struct Publication {
+    pub view: ViewId,
+    pub registry: Arc<ViewRegistry>,
+}
 
 pub struct MaterializeOperator {
     info: OperatorInfo,
     input: BoxedOperator,
     table: StateTable,
+    store: Arc<dyn StateStore>,
+    table_id: StateTableId,
+    publication: Option<Publication>,
 }
 
 impl MaterializeOperator {
-    /// `table` must have the input's schema, keyed by its stream key.
-    pub fn new(input: BoxedOperator, table: StateTable, identity: String) -> Self {
+    /// Keeps the input's rows in table `table_id` of `store`, keyed by the
+    /// input's stream key.
+    pub fn new(
+        input: BoxedOperator,
+        store: Arc<dyn StateStore>,
+        table_id: StateTableId,
+        publication: Option<Publication>,
+        identity: String,
+    ) -> Result<Self> {
         let info = OperatorInfo {
             identity,
             ..input.info().clone()
         };
-        Self { info, input, table }
+        let table = view_table(Arc::clone(&store), table_id, &info)?;
+        Ok(Self {
+            info,
+            input,
+            table,
+            store,
+            table_id,
+            publication,
+        })
     }
+}
+
+/// The table of a view's rows, over `store` (or a snapshot of it).
+pub fn view_table(
+    store: Arc<dyn StateStore>,
+    id: StateTableId,
+    info: &OperatorInfo,
+) -> Result<StateTable> {
+    StateTable::new(store, id, Arc::clone(&info.schema), info.stream_key.clone())
 }
 
 /// Applies a chunk's changes in order: each run of inserts or deletes as
@@ -55,6 +97,71 @@ fn apply(table: &mut StateTable, chunk: &StreamChunk) -> Result<()> {
     Ok(())
 }
 
+struct Materializer {
+    info: OperatorInfo,
+    table: StateTable,
+    store: Arc<dyn StateStore>,
+    table_id: StateTableId,
+    publication: Option<Publication>,
+    subscribers: Vec<mpsc::Sender<Message>>,
+}
+
+impl Materializer {
+    async fn send_all(&mut self, message: &Message) {
+        let mut open = Vec::with_capacity(self.subscribers.len());
+        for subscriber in self.subscribers.drain(..) {
+            if subscriber.send(message.clone()).await.is_ok() {
+                open.push(subscriber);
+            }
+        }
+        self.subscribers = open;
+    }
+
+    async fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
+        self.table.commit(barrier.epoch)?;
+        let snapshot = self.store.snapshot().map_err(crate::batch::storage_error)?;
+        if let Some(publication) = &self.publication {
+            publication
+                .registry
+                .publish(publication.view, barrier.epoch, Arc::clone(&snapshot));
+            let new: Vec<mpsc::Sender<Message>> = barrier
+                .subscriptions_to(publication.view)
+                .map(|s| s.sender.clone())
+                .collect();
+            for subscriber in new {
+                if self.backfill(&snapshot, &subscriber).await.is_ok() {
+                    self.subscribers.push(subscriber);
+                }
+            }
+        }
+        self.send_all(&Message::Barrier(barrier.clone())).await;
+        Ok(())
+    }
+
+    /// Sends a new subscriber the view's rows as of the snapshot.
+    async fn backfill(
+        &self,
+        snapshot: &Arc<dyn StateStore>,
+        subscriber: &mpsc::Sender<Message>,
+    ) -> Result<()> {
+        let table = view_table(Arc::clone(snapshot), self.table_id, &self.info)?;
+        let sender = subscriber.clone();
+        let scan = tokio::task::spawn_blocking(move || {
+            table.scan(4096, |rows| {
+                Ok(sender
+                    .blocking_send(Message::Chunk(StreamChunk::inserts(rows)))
+                    .is_ok())
+            })
+        });
+        scan.await
+            .map_err(|e| DataFusionError::Internal(format!("backfill failed: {e}")))??;
+        if subscriber.is_closed() {
+            return Err(DataFusionError::Internal("subscriber went away".into()));
+        }
+        Ok(())
+    }
+}
+
 impl Operator for MaterializeOperator {
     fn info(&self) -> &OperatorInfo {
         &self.info
@@ -62,17 +169,46 @@ impl Operator for MaterializeOperator {
 
     fn execute(self: Box<Self>) -> BoxedMessageStream {
         let Self {
-            input, mut table, ..
+            info,
+            input,
+            table,
+            store,
+            table_id,
+            publication,
         } = *self;
-        Box::pin(input.execute().map(move |message| {
-            let message = message?;
-            match &message {
-                Message::Chunk(chunk) => apply(&mut table, chunk)?,
-                Message::Barrier(barrier) => table.commit(barrier.epoch)?,
-                Message::Watermark(_) => {}
-            }
-            Ok(message)
-        }))
+        let materializer = Materializer {
+            info,
+            table,
+            store,
+            table_id,
+            publication,
+            subscribers: Vec::new(),
+        };
+        Box::pin(stream::unfold(
+            Some((input.execute(), materializer)),
+            |state| async move {
+                let (mut input, mut materializer) = state?;
+                let message = match input.next().await? {
+                    Ok(message) => message,
+                    Err(e) => return Some((Err(e), None)),
+                };
+                let step = match &message {
+                    Message::Chunk(chunk) => {
+                        let applied = apply(&mut materializer.table, chunk);
+                        if applied.is_ok() {
+                            materializer.send_all(&message).await;
+                        }
+                        applied
+                    }
+                    Message::Barrier(barrier) => materializer.barrier(barrier).await,
+                    Message::Watermark(_) => Ok(()),
+                };
+                match step {
+                    Ok(()) => Some((Ok(message), Some((input, materializer)))),
+                    Err(e) => Some((Err(e), None)),
+                }
+            },
+        ))
     }
 }
 
@@ -85,7 +221,6 @@ mod tests {
     use super::*;
     use crate::message::Epoch;
     use crate::operators::testing::{barrier, chunk, collect, lines, messages, pretty, stop};
-    use crate::state::StateTableId;
 
     fn view_rows(table: &StateTable) -> Vec<String> {
         let mut rows = Vec::new();
@@ -113,19 +248,15 @@ mod tests {
             ],
         );
         let schema = Arc::clone(&input.info().schema);
-        let table = StateTable::new(
+        let materialize = MaterializeOperator::new(
+            input,
             Arc::clone(&store),
             StateTableId(1),
-            Arc::clone(&schema),
-            vec![0],
+            None,
+            "view".into(),
         )
         .unwrap();
-        let output = collect(Box::new(MaterializeOperator::new(
-            input,
-            table,
-            "view".into(),
-        )))
-        .await;
+        let output = collect(Box::new(materialize)).await;
         assert_eq!(output.len(), 4, "chunks and barriers are forwarded");
 
         let reader = StateTable::new(store, StateTableId(1), schema, vec![0]).unwrap();

@@ -2,14 +2,25 @@
 //! operator's state tables and how it treats retractions.
 
 mod filter;
+mod hash_agg;
+mod hash_join;
 mod materialize;
 mod project;
 mod table_source;
+mod top_n;
+mod unary;
+mod union;
+mod view_source;
 
 pub use filter::FilterOperator;
-pub use materialize::MaterializeOperator;
+pub use hash_agg::HashAggOperator;
+pub use hash_join::{HashJoinOperator, JoinSide};
+pub use materialize::{MaterializeOperator, Publication, view_table};
 pub use project::ProjectOperator;
-pub use table_source::TableSourceOperator;
+pub use table_source::{ROW_ID_COLUMN, TableSourceOperator};
+pub use top_n::{Limit, TopNOperator};
+pub use union::UnionOperator;
+pub use view_source::ViewSourceOperator;
 
 #[cfg(test)]
 mod barriers;

@@ -12,7 +12,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::cast::as_int8_array;
 use datafusion::error::{DataFusionError, Result};
 use futures::stream;
@@ -22,6 +23,9 @@ use weir_storage::{ChangeOp, LogEntry, LogOffset, TableId, TableKey, TableStore}
 use crate::batch::storage_error;
 use crate::message::{Barrier, Message, Op, StreamChunk};
 use crate::operator::{BoxedMessageStream, Operator, OperatorInfo};
+
+/// The hidden column that keys an append-only table's rows: its log offset.
+pub const ROW_ID_COLUMN: &str = "_row_id";
 
 pub struct TableSourceOperator {
     info: OperatorInfo,
@@ -52,13 +56,19 @@ impl TableSourceOperator {
                 layout.name, start.0, offset.0
             )));
         }
-        let (stream_key, append_only) = match layout.key {
-            TableKey::Primary(columns) => (columns, false),
-            TableKey::RowId => (Vec::new(), true),
+        let columns = layout.schema.fields().len();
+        let (stream_key, append_only, schema) = match layout.key {
+            TableKey::Primary(columns) => (columns, false, layout.schema),
+            TableKey::RowId => {
+                // Rows of an append-only table are identified by their log offset.
+                let mut fields: Vec<_> = layout.schema.fields().iter().cloned().collect();
+                fields.push(Arc::new(Field::new(ROW_ID_COLUMN, DataType::Int64, false)));
+                (vec![columns], true, Arc::new(Schema::new(fields)))
+            }
         };
         let info = OperatorInfo {
             identity,
-            schema: layout.schema,
+            schema,
             stream_key,
             append_only,
         };
@@ -85,10 +95,13 @@ fn chunk_of(entry: LogEntry, info: &OperatorInfo) -> Result<StreamChunk> {
             None => Err(DataFusionError::Internal(format!("unknown log op {code}"))),
         })
         .collect::<Result<Vec<_>>>()?;
-    let data = RecordBatch::try_new(
-        Arc::clone(&info.schema),
-        entry.chunk.columns()[1..].to_vec(),
-    )?;
+    let mut columns = entry.chunk.columns()[1..].to_vec();
+    if info.append_only {
+        let first = entry.first.0 as i64;
+        let rows = entry.chunk.num_rows() as i64;
+        columns.push(Arc::new(Int64Array::from_iter_values(first..first + rows)));
+    }
+    let data = RecordBatch::try_new(Arc::clone(&info.schema), columns)?;
     StreamChunk::new(ops, data)
 }
 
@@ -224,8 +237,7 @@ impl Operator for TableSourceOperator {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::array::{ArrayRef, StringArray};
     use futures::StreamExt;
     use weir_storage::{TableLayout, TableWrite};
 

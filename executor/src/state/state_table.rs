@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::{DataFusionError, Result};
@@ -30,6 +31,18 @@ pub fn key_group(key: &[u8]) -> u16 {
     (twox_hash::XxHash64::oneshot(0, key) % u64::from(MAX_PARALLELISM)) as u16
 }
 
+/// The smallest key greater than every key starting with `prefix`.
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
+}
+
 /// For each key looked up, the index of its row in `rows`, if found.
 #[derive(Debug)]
 pub struct Lookup {
@@ -43,6 +56,10 @@ pub struct StateTable {
     schema: SchemaRef,
     key_columns: Vec<usize>,
     keys: RowConverter,
+    /// The leading key columns that choose the key group; rows sharing
+    /// them are contiguous and can be scanned as a prefix.
+    distribution: RowConverter,
+    distribution_len: usize,
     rows: RowConverter,
     /// This epoch's writes by full store key; `None` deletes.
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -53,25 +70,66 @@ fn internal(message: String) -> DataFusionError {
 }
 
 impl StateTable {
-    /// A table of rows with `schema`, keyed (uniquely) by `key_columns`.
+    /// A table of rows with `schema`, keyed (uniquely) by `key_columns`
+    /// in ascending order, the whole key choosing the key group.
     pub fn new(
         store: Arc<dyn StateStore>,
         id: StateTableId,
         schema: SchemaRef,
         key_columns: Vec<usize>,
     ) -> Result<Self> {
-        let field = |i: usize| SortField::new(schema.field(i).data_type().clone());
-        let keys = RowConverter::new(key_columns.iter().map(|&i| field(i)).collect())?;
-        let rows = RowConverter::new((0..schema.fields().len()).map(field).collect())?;
+        let order = vec![SortOptions::default(); key_columns.len()];
+        let distribution_len = key_columns.len();
+        Self::with_layout(store, id, schema, key_columns, order, distribution_len)
+    }
+
+    /// A table whose key columns sort by `order`, and whose first
+    /// `distribution_len` key columns alone choose the key group.
+    pub fn with_layout(
+        store: Arc<dyn StateStore>,
+        id: StateTableId,
+        schema: SchemaRef,
+        key_columns: Vec<usize>,
+        order: Vec<SortOptions>,
+        distribution_len: usize,
+    ) -> Result<Self> {
+        if order.len() != key_columns.len() || distribution_len > key_columns.len() {
+            return Err(internal(format!("state table {}: bad key layout", id.0)));
+        }
+        let key_field = |(&i, &options): (&usize, &SortOptions)| {
+            SortField::new_with_options(schema.field(i).data_type().clone(), options)
+        };
+        let keys = RowConverter::new(key_columns.iter().zip(&order).map(key_field).collect())?;
+        let distribution = RowConverter::new(
+            key_columns
+                .iter()
+                .zip(&order)
+                .take(distribution_len)
+                .map(key_field)
+                .collect(),
+        )?;
+        let rows = RowConverter::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
         Ok(Self {
             store,
             id,
             schema,
             key_columns,
             keys,
+            distribution,
+            distribution_len,
             rows,
             pending: BTreeMap::new(),
         })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
     }
 
     fn prefix(&self, group: u16) -> Vec<u8> {
@@ -81,8 +139,8 @@ impl StateTable {
         key
     }
 
-    fn store_key(&self, key: &[u8]) -> Vec<u8> {
-        let mut full = self.prefix(key_group(key));
+    fn store_key(&self, group: u16, key: &[u8]) -> Vec<u8> {
+        let mut full = self.prefix(group);
         full.extend_from_slice(key);
         full
     }
@@ -93,6 +151,10 @@ impl StateTable {
 
     /// Store keys of the key columns of `rows` (which have the table's schema).
     fn row_keys(&self, rows: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+        if self.key_columns.is_empty() {
+            // A single-row table (a global aggregate's view).
+            return Ok(vec![self.store_key(key_group(&[]), &[]); rows.num_rows()]);
+        }
         let columns: Vec<ArrayRef> = self
             .key_columns
             .iter()
@@ -103,7 +165,27 @@ impl StateTable {
 
     fn keys_of(&self, key_columns: &[ArrayRef]) -> Result<Vec<Vec<u8>>> {
         let keys = self.keys.convert_columns(key_columns)?;
-        Ok(keys.iter().map(|k| self.store_key(k.as_ref())).collect())
+        if self.distribution_len == self.key_columns.len() {
+            return Ok(keys
+                .iter()
+                .map(|k| self.store_key(key_group(k.as_ref()), k.as_ref()))
+                .collect());
+        }
+        if self.distribution_len == 0 {
+            let group = key_group(&[]);
+            return Ok(keys
+                .iter()
+                .map(|k| self.store_key(group, k.as_ref()))
+                .collect());
+        }
+        let groups = self
+            .distribution
+            .convert_columns(&key_columns[..self.distribution_len])?;
+        Ok(keys
+            .iter()
+            .zip(groups.iter())
+            .map(|(k, g)| self.store_key(key_group(g.as_ref()), k.as_ref()))
+            .collect())
     }
 
     /// Inserts `rows`, replacing rows with the same key.
@@ -157,9 +239,42 @@ impl StateTable {
     pub fn scan(
         &self,
         batch_rows: usize,
+        visit: impl FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        self.scan_range(
+            self.prefix(0),
+            self.prefix(MAX_PARALLELISM),
+            batch_rows,
+            visit,
+        )
+    }
+
+    /// The rows whose leading distribution columns equal `prefix` (one
+    /// row of those columns), in key order, until `visit` returns `false`.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[ArrayRef],
+        batch_rows: usize,
+        visit: impl FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        let from = if prefix.is_empty() {
+            self.store_key(key_group(&[]), &[])
+        } else {
+            let encoded = self.distribution.convert_columns(prefix)?;
+            let prefix = encoded.row(0);
+            self.store_key(key_group(prefix.as_ref()), prefix.as_ref())
+        };
+        let to = successor(&from).unwrap_or_else(|| self.prefix(MAX_PARALLELISM));
+        self.scan_range(from, to, batch_rows, visit)
+    }
+
+    fn scan_range(
+        &self,
+        from: Vec<u8>,
+        to: Vec<u8>,
+        batch_rows: usize,
         mut visit: impl FnMut(RecordBatch) -> Result<bool>,
     ) -> Result<()> {
-        let (from, to) = (self.prefix(0), self.prefix(MAX_PARALLELISM));
         let mut pending = self.pending.range(from.clone()..to.clone()).peekable();
         let mut buffer: Vec<Vec<u8>> = Vec::with_capacity(batch_rows);
         let mut open = true;

@@ -91,8 +91,12 @@ fn memory_backend() {
 #[test]
 fn rocksdb_backend_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    reads_its_own_writes_and_commits_them(Arc::new(RocksStateStore::open(dir.path()).unwrap()));
-    let reopened: Arc<dyn StateStore> = Arc::new(RocksStateStore::open(dir.path()).unwrap());
+    let memory = weir_storage::SharedMemory::new(1 << 20, 1 << 20);
+    reads_its_own_writes_and_commits_them(Arc::new(
+        RocksStateStore::open(dir.path(), &memory).unwrap(),
+    ));
+    let reopened: Arc<dyn StateStore> =
+        Arc::new(RocksStateStore::open(dir.path(), &memory).unwrap());
     let t = table(reopened, 1);
     assert_eq!(t.committed_epoch().unwrap(), Some(Epoch(2)));
     assert_eq!(contents(&t, 1).len(), 3);

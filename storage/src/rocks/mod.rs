@@ -3,14 +3,87 @@
 //! range scans; everything above it deals in layouts and Arrow data.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use rocksdb::{DB, Direction, IteratorMode, Options, ReadOptions, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, ReadOptions,
+    SnapshotWithThreadMode, WriteBufferManager, WriteOptions,
+};
 
 use crate::{Error, Result};
 
 /// One RocksDB instance.
 pub(crate) struct Engine {
-    db: DB,
+    db: Arc<DB>,
+}
+
+/// Memory that many RocksDB instances share: one block cache and one
+/// budget for write buffers, however many operators hold state.
+#[derive(Clone)]
+pub struct SharedMemory {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+}
+
+impl SharedMemory {
+    pub fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
+        Self {
+            cache: Cache::new_lru_cache(block_cache_bytes),
+            write_buffers: WriteBufferManager::new_write_buffer_manager(write_buffer_bytes, false),
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedMemory").finish_non_exhaustive()
+    }
+}
+
+type DbSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
+
+self_cell::self_cell!(
+    /// A RocksDB snapshot that keeps its instance open.
+    struct OwnedSnapshot {
+        owner: Arc<DB>,
+        #[covariant]
+        dependent: DbSnapshot,
+    }
+);
+
+/// A consistent, read-only point in time of an [`Engine`].
+pub(crate) struct EngineSnapshot {
+    inner: OwnedSnapshot,
+}
+
+impl EngineSnapshot {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner
+            .borrow_dependent()
+            .get(key)
+            .map_err(storage_error)
+    }
+
+    pub fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(to.to_vec());
+        let iter = self
+            .inner
+            .borrow_dependent()
+            .iterator_opt(IteratorMode::From(from, Direction::Forward), options);
+        for item in iter {
+            let (key, value) = item.map_err(storage_error)?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes that become visible and durable together.
@@ -48,7 +121,26 @@ impl Engine {
         options.create_if_missing(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let db = DB::open(&options, path).map_err(storage_error)?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Opens an instance whose caches come out of `memory`.
+    pub fn open_sharing(path: &Path, memory: &SharedMemory) -> Result<Self> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&memory.cache);
+        options.set_block_based_table_factory(&table);
+        options.set_write_buffer_manager(&memory.write_buffers);
+        let db = DB::open(&options, path).map_err(storage_error)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    pub fn snapshot(&self) -> EngineSnapshot {
+        EngineSnapshot {
+            inner: OwnedSnapshot::new(Arc::clone(&self.db), |db| db.snapshot()),
+        }
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

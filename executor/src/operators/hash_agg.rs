@@ -1,0 +1,625 @@
+//! Hash aggregate: `GROUP BY` with aggregate calls, kept up to date under
+//! inserts and deletes.
+//!
+//! State: a groups table keyed by the group columns holding the group's
+//! row count and each call's partial values, and one multiset table per
+//! call that needs one (see [`crate::aggregate`]), keyed by group then
+//! value, holding the value's multiplicity. A global aggregate (no
+//! `GROUP BY`) keys its single group by a constant.
+//!
+//! Output: keyed by the group columns. A changed group is retracted and
+//! re-emitted as an update pair; a group whose last row goes is deleted;
+//! a global aggregate always has its one row (`count` 0 on no input).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, take};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::common::cast::as_int64_array;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
+use weir_storage::StateStore;
+
+use super::unary::{ChunkHandler, run_handler};
+use crate::aggregate::AggCall;
+use crate::message::{Barrier, Op, StreamChunk};
+use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
+use crate::state::{StateTable, StateTableId};
+
+pub struct HashAggOperator {
+    info: OperatorInfo,
+    input: BoxedOperator,
+    aggregation: Aggregation,
+}
+
+struct Aggregation {
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    calls: Vec<AggCall>,
+    input_schema: SchemaRef,
+    output_schema: SchemaRef,
+    /// Types of the state's group columns (a constant Int8 when global).
+    group_types: Vec<DataType>,
+    group_keys: RowConverter,
+    groups: StateTable,
+    /// Per call, its multiset table if it has one.
+    multisets: Vec<Option<StateTable>>,
+}
+
+/// One group's state while a chunk is applied.
+struct Group {
+    rows: i64,
+    partials: Vec<Vec<ScalarValue>>,
+    existed: bool,
+}
+
+impl HashAggOperator {
+    /// Groups by `group_exprs` (named by the output schema's first fields)
+    /// and computes `calls`. State tables get ids `first_table` onward.
+    pub fn new(
+        input: BoxedOperator,
+        group_exprs: Vec<(Arc<dyn PhysicalExpr>, String)>,
+        calls: Vec<AggCall>,
+        store: Arc<dyn StateStore>,
+        first_table: u32,
+        identity: String,
+    ) -> Result<Self> {
+        let input_schema = Arc::clone(&input.info().schema);
+        let mut fields = Vec::new();
+        for (expr, name) in &group_exprs {
+            fields.push(Field::new(
+                name,
+                expr.data_type(&input_schema)?,
+                expr.nullable(&input_schema)?,
+            ));
+        }
+        let global = group_exprs.is_empty();
+        let group_types: Vec<DataType> = if global {
+            vec![DataType::Int8]
+        } else {
+            fields.iter().map(|f| f.data_type().clone()).collect()
+        };
+        let group_fields: Vec<Field> = group_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Field::new(format!("_group_{i}"), t.clone(), true))
+            .collect();
+        let group_len = group_fields.len();
+        let mut state_fields = group_fields.clone();
+        state_fields.push(Field::new("_rows", DataType::Int64, false));
+        for (i, call) in calls.iter().enumerate() {
+            state_fields.extend(call.partial_fields(i, &input_schema)?);
+        }
+        let groups = StateTable::new(
+            Arc::clone(&store),
+            StateTableId(first_table),
+            Arc::new(Schema::new(state_fields)),
+            (0..group_len).collect(),
+        )?;
+        let mut multisets = Vec::new();
+        for (i, call) in calls.iter().enumerate() {
+            let Some(arg) = call.arg.as_ref().filter(|_| call.needs_multiset()) else {
+                multisets.push(None);
+                continue;
+            };
+            let mut fields = group_fields.clone();
+            fields.push(Field::new("_value", arg.data_type(&input_schema)?, true));
+            fields.push(Field::new("_times", DataType::Int64, false));
+            let mut order = vec![SortOptions::default(); group_len];
+            order.push(SortOptions {
+                descending: call.kind.descending(),
+                nulls_first: false,
+            });
+            multisets.push(Some(StateTable::with_layout(
+                Arc::clone(&store),
+                StateTableId(first_table + 1 + i as u32),
+                Arc::new(Schema::new(fields)),
+                (0..=group_len).collect(),
+                order,
+                group_len,
+            )?));
+        }
+        for call in &calls {
+            fields.push(call.output.clone());
+        }
+        let output_schema = Arc::new(Schema::new(fields));
+        let group_keys = RowConverter::new(
+            group_types
+                .iter()
+                .map(|t| SortField::new(t.clone()))
+                .collect(),
+        )?;
+        let info = OperatorInfo {
+            identity,
+            schema: Arc::clone(&output_schema),
+            stream_key: (0..group_exprs.len()).collect(),
+            append_only: false,
+        };
+        let aggregation = Aggregation {
+            group_exprs: group_exprs.into_iter().map(|(e, _)| e).collect(),
+            calls,
+            input_schema,
+            output_schema,
+            group_types,
+            group_keys,
+            groups,
+            multisets,
+        };
+        Ok(Self {
+            info,
+            input,
+            aggregation,
+        })
+    }
+}
+
+fn int64(value: &ScalarValue) -> Result<i64> {
+    match value {
+        ScalarValue::Int64(Some(n)) => Ok(*n),
+        other => Err(DataFusionError::Internal(format!(
+            "expected a count, got {other:?}"
+        ))),
+    }
+}
+
+impl Aggregation {
+    fn is_global(&self) -> bool {
+        self.group_exprs.is_empty()
+    }
+
+    /// The state's group columns for `rows` rows of `batch`.
+    fn group_columns(
+        &self,
+        batch: &datafusion::arrow::array::RecordBatch,
+    ) -> Result<Vec<ArrayRef>> {
+        if self.is_global() {
+            return Ok(vec![Arc::new(Int8Array::from(vec![0i8; batch.num_rows()]))]);
+        }
+        self.group_exprs
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect()
+    }
+
+    fn empty_group(&self) -> Result<Group> {
+        Ok(Group {
+            rows: 0,
+            partials: self
+                .calls
+                .iter()
+                .map(|c| c.empty_partials(&self.input_schema))
+                .collect::<Result<_>>()?,
+            existed: false,
+        })
+    }
+
+    /// Loads the groups with these keys (one row per group).
+    fn load(&self, keys: &[ArrayRef]) -> Result<Vec<Group>> {
+        let lookup = self.groups.get(keys)?;
+        let mut groups = Vec::with_capacity(lookup.found.len());
+        for found in &lookup.found {
+            let Some(row) = found else {
+                groups.push(self.empty_group()?);
+                continue;
+            };
+            let mut column = self.group_types.len();
+            let rows = int64(&ScalarValue::try_from_array(
+                lookup.rows.column(column),
+                *row,
+            )?)?;
+            column += 1;
+            let mut partials = Vec::new();
+            for call in &self.calls {
+                let width = call.partial_fields(0, &self.input_schema)?.len();
+                let values = (column..column + width)
+                    .map(|c| ScalarValue::try_from_array(lookup.rows.column(c), *row))
+                    .collect::<Result<Vec<_>>>()?;
+                column += width;
+                partials.push(values);
+            }
+            groups.push(Group {
+                rows,
+                partials,
+                existed: true,
+            });
+        }
+        Ok(groups)
+    }
+
+    /// A multiset's first `limit` values (with multiplicities) for a group.
+    fn multiset_values(
+        &self,
+        table: &StateTable,
+        key: &[ArrayRef],
+        limit: usize,
+    ) -> Result<Vec<(ScalarValue, i64)>> {
+        let mut values = Vec::new();
+        let value_column = self.group_types.len();
+        table.scan_prefix(key, limit.min(1024), |batch| {
+            let times = as_int64_array(batch.column(value_column + 1))?;
+            for row in 0..batch.num_rows() {
+                if values.len() >= limit {
+                    return Ok(false);
+                }
+                let value = ScalarValue::try_from_array(batch.column(value_column), row)?;
+                values.push((value, times.value(row)));
+            }
+            Ok(values.len() < limit)
+        })?;
+        Ok(values)
+    }
+
+    /// The output row of a group (`None` if the group has no rows).
+    fn output_row(
+        &self,
+        group: &Group,
+        key: &[ArrayRef],
+        key_row: &[ScalarValue],
+    ) -> Result<Option<Vec<ScalarValue>>> {
+        if group.rows == 0 && !self.is_global() {
+            return Ok(None);
+        }
+        let mut row = if self.is_global() {
+            Vec::new()
+        } else {
+            key_row.to_vec()
+        };
+        for ((call, partials), multiset) in
+            self.calls.iter().zip(&group.partials).zip(&self.multisets)
+        {
+            let values = match multiset {
+                Some(table) if call.kind.reads_multiset() => {
+                    self.multiset_values(table, key, call.values_needed())?
+                }
+                _ => Vec::new(),
+            };
+            row.push(call.result(partials, &values)?);
+        }
+        Ok(Some(row))
+    }
+
+    fn write_group(&mut self, key: &[ScalarValue], group: &Group) -> Result<()> {
+        let mut row = key.to_vec();
+        row.push(ScalarValue::Int64(Some(group.rows)));
+        row.extend(group.partials.iter().flatten().cloned());
+        let batch = StreamChunk::from_rows(
+            Arc::clone(self.groups.schema()),
+            vec![Op::Insert],
+            vec![row],
+        )?;
+        if group.rows == 0 && !self.is_global() {
+            self.groups.delete(batch.data())
+        } else {
+            self.groups.insert(batch.data())
+        }
+    }
+
+    fn apply(&mut self, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
+        let data = chunk.data();
+        let keys = self.group_columns(data)?;
+        let encoded = self.group_keys.convert_columns(&keys)?;
+        // Each row's group, numbered in order of first appearance.
+        let mut numbering: HashMap<&[u8], usize> = HashMap::new();
+        let mut first_rows: Vec<u32> = Vec::new();
+        let row_group: Vec<usize> = (0..data.num_rows())
+            .map(|row| {
+                *numbering.entry(encoded.row(row).data()).or_insert_with(|| {
+                    first_rows.push(row as u32);
+                    first_rows.len() - 1
+                })
+            })
+            .collect();
+        let first_rows = UInt32Array::from(first_rows);
+        let group_keys: Vec<ArrayRef> = keys
+            .iter()
+            .map(|k| Ok(take(k.as_ref(), &first_rows, None)?))
+            .collect::<Result<_>>()?;
+        let key_rows: Vec<Vec<ScalarValue>> = (0..first_rows.len())
+            .map(|g| {
+                group_keys
+                    .iter()
+                    .map(|k| ScalarValue::try_from_array(k, g))
+                    .collect()
+            })
+            .collect::<Result<_>>()?;
+        let key_of =
+            |g: usize| -> Vec<ArrayRef> { group_keys.iter().map(|k| k.slice(g, 1)).collect() };
+        let mut groups = self.load(&group_keys)?;
+        let old: Vec<Option<Vec<ScalarValue>>> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                if group.existed {
+                    self.output_row(group, &key_of(g), &key_rows[g])
+                } else {
+                    Ok(None)
+                }
+            })
+            .collect::<Result<_>>()?;
+
+        for (row, &g) in row_group.iter().enumerate() {
+            groups[g].rows += if chunk.ops()[row].is_insert() { 1 } else { -1 };
+        }
+        for c in 0..self.calls.len() {
+            let deltas = self.call_deltas(c, chunk, &row_group)?;
+            for ((g, value), sign) in deltas {
+                if sign == 0 {
+                    continue;
+                }
+                let call = &self.calls[c];
+                if self.multisets[c].is_none() {
+                    // Direct partials: a sign per row was summed into `sign`.
+                    for _ in 0..sign.abs() {
+                        call.apply(&mut groups[g].partials[c], &value, sign.signum())?;
+                    }
+                    continue;
+                }
+                let (before, after) =
+                    self.update_multiset(c, &key_of(g), &key_rows[g], &value, sign)?;
+                let call = &self.calls[c];
+                if call.distinct && (before == 0) != (after == 0) {
+                    call.apply(
+                        &mut groups[g].partials[c],
+                        &value,
+                        if after > 0 { 1 } else { -1 },
+                    )?;
+                }
+            }
+        }
+
+        let mut ops = Vec::new();
+        let mut rows = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
+            let new = self.output_row(group, &key_of(g), &key_rows[g])?;
+            match (old[g].as_ref(), new) {
+                (Some(old), Some(new)) if *old != new => {
+                    ops.extend([Op::UpdateDelete, Op::UpdateInsert]);
+                    rows.extend([old.clone(), new]);
+                }
+                (Some(_), Some(_)) => {}
+                (None, Some(new)) => {
+                    ops.push(Op::Insert);
+                    rows.push(new);
+                }
+                (Some(old), None) => {
+                    ops.push(Op::Delete);
+                    rows.push(old.clone());
+                }
+                (None, None) => {}
+            }
+        }
+        for (g, group) in groups.iter().enumerate() {
+            if group.existed || group.rows != 0 || self.is_global() {
+                self.write_group(&key_rows[g], group)?;
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        StreamChunk::from_rows(Arc::clone(&self.output_schema), ops, rows).map(Some)
+    }
+
+    /// The net change per (group, argument value) that call `c` sees in
+    /// `chunk`; for calls without multiset, nulls are skipped and
+    /// `count(*)` counts rows.
+    fn call_deltas(
+        &self,
+        c: usize,
+        chunk: &StreamChunk,
+        row_group: &[usize],
+    ) -> Result<Vec<((usize, ScalarValue), i64)>> {
+        let call = &self.calls[c];
+        let data = chunk.data();
+        let rows = data.num_rows();
+        let selected: Option<BooleanArray> = match &call.filter {
+            Some(filter) => Some(
+                filter
+                    .evaluate(data)?
+                    .into_array(rows)?
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("FILTER is not boolean".into()))?,
+            ),
+            None => None,
+        };
+        let args = match &call.arg {
+            Some(arg) => Some(arg.evaluate(data)?.into_array(rows)?),
+            None => None,
+        };
+        let mut deltas: HashMap<(usize, ScalarValue), i64> = HashMap::new();
+        let mut order = Vec::new();
+        for (row, &g) in row_group.iter().enumerate() {
+            if let Some(selected) = &selected
+                && !(selected.is_valid(row) && selected.value(row))
+            {
+                continue;
+            }
+            let value = match &args {
+                Some(args) if args.is_null(row) => continue,
+                Some(args) => ScalarValue::try_from_array(args, row)?,
+                None => ScalarValue::Int64(Some(1)),
+            };
+            let sign = if chunk.ops()[row].is_insert() { 1 } else { -1 };
+            let key = (g, value);
+            if !deltas.contains_key(&key) {
+                order.push(key.clone());
+            }
+            *deltas.entry(key).or_default() += sign;
+        }
+        Ok(order
+            .into_iter()
+            .map(|key| {
+                let sign = deltas[&key];
+                (key, sign)
+            })
+            .collect())
+    }
+
+    /// Changes a value's multiplicity; returns it before and after.
+    fn update_multiset(
+        &mut self,
+        c: usize,
+        key: &[ArrayRef],
+        key_row: &[ScalarValue],
+        value: &ScalarValue,
+        delta: i64,
+    ) -> Result<(i64, i64)> {
+        let table = self.multisets[c]
+            .as_mut()
+            .ok_or_else(|| DataFusionError::Internal("aggregate call has no multiset".into()))?;
+        let mut lookup_key = key.to_vec();
+        lookup_key.push(value.to_array()?);
+        let lookup = table.get(&lookup_key)?;
+        let before = match lookup.found[0] {
+            Some(row) => as_int64_array(lookup.rows.column(key.len() + 1))?.value(row),
+            None => 0,
+        };
+        let after = before + delta;
+        let mut row = key_row.to_vec();
+        row.push(value.clone());
+        row.push(ScalarValue::Int64(Some(after)));
+        let batch =
+            StreamChunk::from_rows(Arc::clone(table.schema()), vec![Op::Insert], vec![row])?;
+        if after > 0 {
+            table.insert(batch.data())?;
+        } else {
+            table.delete(batch.data())?;
+        }
+        Ok((before, after))
+    }
+}
+
+impl ChunkHandler for Aggregation {
+    fn start(&mut self) -> Result<Option<StreamChunk>> {
+        if !self.is_global() {
+            return Ok(None);
+        }
+        let key: Vec<ArrayRef> = vec![Arc::new(Int8Array::from(vec![0i8]))];
+        let group = self.load(&key)?.remove(0);
+        if group.existed {
+            return Ok(None);
+        }
+        let key_row = vec![ScalarValue::Int8(Some(0))];
+        self.write_group(&key_row, &group)?;
+        let row = self.output_row(&group, &key, &key_row)?;
+        let rows: Vec<Vec<ScalarValue>> = row.into_iter().collect();
+        StreamChunk::from_rows(
+            Arc::clone(&self.output_schema),
+            vec![Op::Insert; rows.len()],
+            rows,
+        )
+        .map(Some)
+    }
+
+    fn chunk(&mut self, chunk: StreamChunk) -> Result<Option<StreamChunk>> {
+        self.apply(&chunk)
+    }
+
+    fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
+        self.groups.commit(barrier.epoch)?;
+        for table in self.multisets.iter_mut().flatten() {
+            table.commit(barrier.epoch)?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for HashAggOperator {
+    fn info(&self) -> &OperatorInfo {
+        &self.info
+    }
+
+    fn execute(self: Box<Self>) -> BoxedMessageStream {
+        let Self {
+            input, aggregation, ..
+        } = *self;
+        run_handler(input.execute(), aggregation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::physical_expr::expressions::col;
+    use weir_storage::MemoryStateStore;
+
+    use super::*;
+    use crate::aggregate::AggKind;
+    use crate::operators::testing::{lines, run, source};
+
+    fn call(
+        kind: AggKind,
+        arg: Option<&str>,
+        schema: &Schema,
+        output: DataType,
+        distinct: bool,
+    ) -> AggCall {
+        AggCall {
+            kind,
+            arg: arg.map(|a| col(a, schema).unwrap()),
+            distinct,
+            filter: None,
+            output: Field::new("out", output, true),
+        }
+    }
+
+    fn aggregate(
+        types: &str,
+        rows: &str,
+        grouped: bool,
+        calls: impl Fn(&Schema) -> Vec<AggCall>,
+    ) -> Vec<String> {
+        let input = source(types, rows);
+        let schema = Arc::clone(&input.info().schema);
+        let groups = if grouped {
+            vec![(col("c0", &schema).unwrap(), "k".to_string())]
+        } else {
+            Vec::new()
+        };
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let operator =
+            HashAggOperator::new(input, groups, calls(&schema), store, 1, "agg".into()).unwrap();
+        futures::executor::block_on(run(Box::new(operator)))
+    }
+
+    #[test]
+    fn counts_sums_and_extremes_survive_retractions() {
+        let out = aggregate(
+            "I I",
+            "+ 1 10
+             + 1 30
+             + 2 5
+             - 1 30
+             + 1 20",
+            true,
+            |s| {
+                vec![
+                    call(AggKind::Count, None, s, DataType::Int64, false),
+                    call(AggKind::Sum, Some("c1"), s, DataType::Int64, false),
+                    call(AggKind::Max, Some("c1"), s, DataType::Int64, false),
+                ]
+            },
+        );
+        // One chunk: every group's net change only.
+        assert_eq!(out, lines("+ 1 2 30 20\n+ 2 1 5 5"));
+    }
+
+    #[test]
+    fn groups_emptied_are_deleted_and_global_rows_stay() {
+        let out = aggregate("I I", "+ 1 10\n- 1 10", true, |s| {
+            vec![call(AggKind::Count, None, s, DataType::Int64, false)]
+        });
+        assert!(out.is_empty(), "{out:?}");
+        let out = aggregate("I I", "+ 1 10\n+ 2 10\n+ 3 7", false, |s| {
+            vec![
+                call(AggKind::Count, Some("c1"), s, DataType::Int64, true),
+                call(AggKind::Min, Some("c1"), s, DataType::Int64, false),
+            ]
+        });
+        assert_eq!(out, lines("+ 0 .\nU- 0 .\nU+ 2 7"));
+    }
+}

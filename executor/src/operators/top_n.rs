@@ -1,0 +1,272 @@
+//! Top-N: `ORDER BY ... LIMIT n [OFFSET m]`, optionally per partition
+//! (group top-N, as `ROW_NUMBER() OVER (PARTITION BY ...) <= n` asks).
+//!
+//! State: every input row, keyed by partition columns, then the sort
+//! columns in the query's order, then the input's stream key; a
+//! partition's rows are one prefix scan, already sorted. For each
+//! partition a chunk touches, the operator reads the first `m + n` rows
+//! before and after applying the chunk and emits the difference, so it
+//! keeps nothing in memory and a retraction inside the top pulls the
+//! next row up. Output: the input's schema and stream key.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, filter_record_batch, take};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+use weir_storage::StateStore;
+
+use super::unary::{ChunkHandler, run_handler};
+use crate::message::{Barrier, Op, StreamChunk};
+use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
+use crate::state::{StateTable, StateTableId};
+
+pub struct TopNOperator {
+    info: OperatorInfo,
+    input: BoxedOperator,
+    top: TopN,
+}
+
+/// The limit of a top-N.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub offset: usize,
+    pub fetch: usize,
+}
+
+struct TopN {
+    partition: Vec<usize>,
+    partition_keys: RowConverter,
+    limit: Limit,
+    rows: StateTable,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl TopNOperator {
+    /// Keeps the first rows by `order` (column, options) within each
+    /// partition of `partition` columns.
+    pub fn new(
+        input: BoxedOperator,
+        partition: Vec<usize>,
+        order: Vec<(usize, SortOptions)>,
+        limit: Limit,
+        store: Arc<dyn StateStore>,
+        table: u32,
+        identity: String,
+    ) -> Result<Self> {
+        let info = OperatorInfo {
+            identity,
+            ..input.info().clone()
+        };
+        let mut key_columns = partition.clone();
+        let mut key_order = vec![SortOptions::default(); partition.len()];
+        for (column, options) in &order {
+            key_columns.push(*column);
+            key_order.push(*options);
+        }
+        for &column in &info.stream_key {
+            key_columns.push(column);
+            key_order.push(SortOptions::default());
+        }
+        let rows = StateTable::with_layout(
+            store,
+            StateTableId(table),
+            Arc::clone(&info.schema),
+            key_columns,
+            key_order,
+            partition.len(),
+        )?;
+        let partition_keys = RowConverter::new(
+            partition
+                .iter()
+                .map(|&c| SortField::new(info.schema.field(c).data_type().clone()))
+                .collect(),
+        )?;
+        let top = TopN {
+            partition,
+            partition_keys,
+            limit,
+            rows,
+            schema: Arc::clone(&info.schema),
+        };
+        Ok(Self { info, input, top })
+    }
+}
+
+impl TopN {
+    /// The rows now in the top of the partition with this key.
+    fn top(&self, key: &[ArrayRef]) -> Result<Vec<Vec<ScalarValue>>> {
+        let wanted = self.limit.offset.saturating_add(self.limit.fetch);
+        let mut rows = Vec::new();
+        let mut seen = 0;
+        self.rows.scan_prefix(key, wanted.clamp(1, 1024), |batch| {
+            for row in 0..batch.num_rows() {
+                if seen >= wanted {
+                    return Ok(false);
+                }
+                if seen >= self.limit.offset {
+                    rows.push(
+                        batch
+                            .columns()
+                            .iter()
+                            .map(|c| ScalarValue::try_from_array(c, row))
+                            .collect::<Result<Vec<_>>>()?,
+                    );
+                }
+                seen += 1;
+            }
+            Ok(seen < wanted)
+        })?;
+        Ok(rows)
+    }
+
+    /// One key (as single-row arrays) per partition the chunk touches.
+    fn partitions(&self, data: &RecordBatch) -> Result<Vec<Vec<ArrayRef>>> {
+        if self.partition.is_empty() {
+            return Ok(vec![Vec::new()]);
+        }
+        let columns: Vec<ArrayRef> = self
+            .partition
+            .iter()
+            .map(|&c| Arc::clone(data.column(c)))
+            .collect();
+        let encoded = self.partition_keys.convert_columns(&columns)?;
+        let mut first: HashMap<&[u8], u32> = HashMap::new();
+        for row in 0..data.num_rows() {
+            first.entry(encoded.row(row).data()).or_insert(row as u32);
+        }
+        let mut rows: Vec<u32> = first.into_values().collect();
+        rows.sort_unstable();
+        let indices = UInt32Array::from(rows);
+        let keys: Vec<ArrayRef> = columns
+            .iter()
+            .map(|c| Ok(take(c.as_ref(), &indices, None)?))
+            .collect::<Result<_>>()?;
+        Ok((0..indices.len())
+            .map(|i| keys.iter().map(|k| k.slice(i, 1)).collect())
+            .collect())
+    }
+
+    fn apply(&mut self, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
+        let partitions = self.partitions(chunk.data())?;
+        let before = partitions
+            .iter()
+            .map(|key| self.top(key))
+            .collect::<Result<Vec<_>>>()?;
+        let ops = chunk.ops();
+        let mut start = 0;
+        while start < ops.len() {
+            let inserting = ops[start].is_insert();
+            let end = ops[start..]
+                .iter()
+                .position(|op| op.is_insert() != inserting)
+                .map_or(ops.len(), |n| start + n);
+            let run = BooleanArray::from_iter((0..ops.len()).map(|i| Some(start <= i && i < end)));
+            let rows = filter_record_batch(chunk.data(), &run)?;
+            if inserting {
+                self.rows.insert(&rows)?;
+            } else {
+                self.rows.delete(&rows)?;
+            }
+            start = end;
+        }
+        let (mut out_ops, mut out) = (Vec::new(), Vec::new());
+        for (key, before) in partitions.iter().zip(before) {
+            let after = self.top(key)?;
+            let kept: HashSet<&Vec<ScalarValue>> = after.iter().collect();
+            let had: HashSet<&Vec<ScalarValue>> = before.iter().collect();
+            for row in before.iter().filter(|r| !kept.contains(r)) {
+                out_ops.push(Op::Delete);
+                out.push(row.clone());
+            }
+            for row in after.iter().filter(|r| !had.contains(r)) {
+                out_ops.push(Op::Insert);
+                out.push(row.clone());
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        StreamChunk::from_rows(Arc::clone(&self.schema), out_ops, out).map(Some)
+    }
+}
+
+impl ChunkHandler for TopN {
+    fn chunk(&mut self, chunk: StreamChunk) -> Result<Option<StreamChunk>> {
+        self.apply(&chunk)
+    }
+
+    fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
+        self.rows.commit(barrier.epoch)
+    }
+}
+
+impl Operator for TopNOperator {
+    fn info(&self) -> &OperatorInfo {
+        &self.info
+    }
+
+    fn execute(self: Box<Self>) -> BoxedMessageStream {
+        let Self { input, top, .. } = *self;
+        run_handler(input.execute(), top)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_storage::MemoryStateStore;
+
+    use super::*;
+    use crate::message::Message;
+    use crate::operators::testing::{barrier, chunk, lines, messages, run, stop};
+
+    fn top(partition: Vec<usize>, rows: &[&str], limit: Limit) -> Vec<String> {
+        let t = "I I I";
+        let mut input: Vec<Message> = rows.iter().map(|r| Message::Chunk(chunk(t, r))).collect();
+        input.push(barrier(1));
+        input.push(stop(2));
+        let descending = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let operator = TopNOperator::new(
+            messages(t, input),
+            partition,
+            vec![(2, descending)],
+            limit,
+            store,
+            1,
+            "top".into(),
+        )
+        .unwrap();
+        futures::executor::block_on(run(Box::new(operator)))
+    }
+
+    #[test]
+    fn retracting_a_top_row_pulls_the_next_one_up() {
+        let limit = Limit {
+            offset: 0,
+            fetch: 2,
+        };
+        let out = top(
+            vec![],
+            &["+ 1 0 10\n+ 2 0 30\n+ 3 0 20", "- 2 0 30", "+ 4 0 5"],
+            limit,
+        );
+        assert_eq!(out, lines("+ 2 0 30\n+ 3 0 20\n- 2 0 30\n+ 1 0 10"));
+    }
+
+    #[test]
+    fn partitions_and_offsets() {
+        let limit = Limit {
+            offset: 1,
+            fetch: 1,
+        };
+        let out = top(vec![1], &["+ 1 7 10\n+ 2 7 30\n+ 3 8 20\n+ 4 8 25"], limit);
+        assert_eq!(out, lines("+ 1 7 10\n+ 3 8 20"));
+    }
+}

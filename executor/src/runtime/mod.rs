@@ -1,0 +1,152 @@
+//! The streaming runtime of one database: running views, barriers,
+//! `FLUSH`, and the snapshots SELECT reads.
+//!
+//! Each view's operator graph runs as one tokio task, pulled from its
+//! materialize (stateless operators are fused into their consumers by
+//! construction). The task ends when its sources end; an error stops the
+//! view, is logged and is reported to anyone reading or flushing it.
+
+mod injector;
+mod views;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+pub use injector::BarrierInjector;
+pub use views::{ReadPin, ViewRegistry};
+
+use crate::message::{Barrier, BarrierKind, Epoch, Subscription, ViewId};
+use crate::operator::BoxedOperator;
+
+/// A view's graph, ready to start.
+pub struct ViewLaunch {
+    pub view: ViewId,
+    pub name: String,
+    /// The graph's root: the view's materialize.
+    pub root: BoxedOperator,
+    /// Barrier channels of the graph's table sources.
+    pub sources: Vec<UnboundedSender<Barrier>>,
+    /// Subscriptions of the graph's view sources.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// The streaming side of a database.
+#[derive(Debug)]
+pub struct StreamingRuntime {
+    injector: Arc<BarrierInjector>,
+    views: Arc<ViewRegistry>,
+    tasks: Mutex<HashMap<ViewId, JoinHandle<()>>>,
+    ticker: JoinHandle<()>,
+}
+
+impl StreamingRuntime {
+    /// Starts the runtime; a barrier is injected every `barrier_interval`.
+    /// Must be called within a tokio runtime.
+    pub fn start(barrier_interval: Duration) -> Self {
+        let injector = Arc::new(BarrierInjector::default());
+        let ticking = Arc::clone(&injector);
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(barrier_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                ticking.inject(BarrierKind::Visibility);
+            }
+        });
+        Self {
+            injector,
+            views: Arc::new(ViewRegistry::default()),
+            tasks: Mutex::new(HashMap::new()),
+            ticker,
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<ViewRegistry> {
+        &self.views
+    }
+
+    /// Starts a view and returns once it holds its first epoch, every row
+    /// of its inputs as of that barrier included.
+    ///
+    /// # Errors
+    /// The view's error, if it failed before getting there.
+    pub async fn launch(&self, launch: ViewLaunch) -> Result<Epoch, String> {
+        let ViewLaunch {
+            view,
+            name,
+            root,
+            sources,
+            subscriptions,
+        } = launch;
+        self.views.register(view);
+        let registry = Arc::clone(&self.views);
+        let task = tokio::spawn(async move {
+            let mut messages = root.execute();
+            while let Some(message) = messages.next().await {
+                if let Err(e) = message {
+                    let e = e.strip_backtrace();
+                    tracing::error!(view = %name, error = %e, "materialized view stopped");
+                    registry.fail(view, format!("materialized view \"{name}\" failed: {e}"));
+                    return;
+                }
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(view, task);
+        let epoch =
+            self.injector
+                .inject_starting(BarrierKind::Visibility, view, sources, subscriptions);
+        match self.views.wait_for(epoch, &[view]).await.pop() {
+            Some((_, failure)) => Err(failure),
+            None => Ok(epoch),
+        }
+    }
+
+    /// Injects a barrier and returns once every view has processed it:
+    /// then every view reflects every write acknowledged before the call.
+    pub async fn flush(&self) -> Epoch {
+        let epoch = self.injector.inject(BarrierKind::Visibility);
+        self.views.wait_for(epoch, &[]).await;
+        epoch
+    }
+
+    /// Stops a view; returns once its graph has ended and released its state.
+    pub async fn stop(&self, view: ViewId) {
+        self.injector.remove(view);
+        let task = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&view);
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.views.remove(view);
+    }
+
+    pub fn pin(&self) -> ReadPin {
+        self.views.pin()
+    }
+}
+
+impl Drop for StreamingRuntime {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            task.abort();
+        }
+    }
+}
