@@ -1,4 +1,4 @@
-//! The catalog: every table's definition, durable beside the data.
+//! The catalog: every table's and view's definition, durable beside the data.
 //!
 //! The catalog is one small document (JSON) that the table store writes in
 //! the same atomic batch as the DDL it describes, so a crash never leaves a
@@ -11,11 +11,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DataFusionResult};
 use datafusion::sql::sqlparser::ast::Statement;
 use serde::{Deserialize, Serialize};
 use weir_executor::StoredTable;
+use weir_executor::batch::ViewTable;
+use weir_executor::message::ViewId;
+use weir_executor::operator::OperatorInfo;
 use weir_storage::{TableId, TableLayout, TableStore};
 
 use crate::ddl::{TableSpec, table_spec};
@@ -29,6 +33,31 @@ struct Document {
     version: u32,
     next_id: u64,
     tables: Vec<TableRecord>,
+    #[serde(default)]
+    views: Vec<ViewRecord>,
+}
+
+/// A materialized view as stored: re-planned from its SQL at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ViewRecord {
+    pub id: u64,
+    pub name: String,
+    /// The `CREATE MATERIALIZED VIEW` statement.
+    pub sql: String,
+    /// The tables and views it reads.
+    pub depends_on: Vec<String>,
+}
+
+/// A running materialized view.
+#[derive(Debug)]
+pub struct ViewEntry {
+    pub id: ViewId,
+    /// The columns a query sees.
+    pub schema: SchemaRef,
+    /// What the view's materialize stores: the columns, then hidden keys.
+    pub stored: OperatorInfo,
+    pub provider: Arc<ViewTable>,
+    pub record: ViewRecord,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +81,21 @@ pub struct TableEntry {
 struct State {
     next_id: u64,
     tables: BTreeMap<String, Arc<TableEntry>>,
+    views: BTreeMap<String, Arc<ViewEntry>>,
+    /// Views stored but not yet started (at load).
+    stored_views: Vec<ViewRecord>,
+}
+
+impl State {
+    fn name_taken(&self, name: &str) -> Result<()> {
+        if self.tables.contains_key(name) || self.views.contains_key(name) {
+            return Err(Error::user(
+                "42P07",
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The durable catalog of one database.
@@ -81,6 +125,9 @@ impl Catalog {
                 )));
             }
             state.next_id = document.next_id;
+            let mut views = document.views;
+            views.sort_by_key(|v| v.id);
+            state.stored_views = views;
             for record in document.tables {
                 let parsed = parser.parse(&record.sql)?;
                 let spec = match parsed.first().map(|p| &p.statement) {
@@ -113,8 +160,103 @@ impl Catalog {
     pub fn table_names(&self) -> Vec<String> {
         self.state
             .read()
-            .map(|s| s.tables.keys().cloned().collect())
+            .map(|s| s.tables.keys().chain(s.views.keys()).cloned().collect())
             .unwrap_or_default()
+    }
+
+    pub fn store(&self) -> &Arc<TableStore> {
+        &self.store
+    }
+
+    pub fn view(&self, name: &str) -> Option<Arc<ViewEntry>> {
+        self.state.read().ok()?.views.get(name).cloned()
+    }
+
+    pub fn views(&self) -> Vec<Arc<ViewEntry>> {
+        self.state
+            .read()
+            .map(|s| s.views.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The views stored at load, oldest first (each after what it reads);
+    /// taken once, to start them.
+    pub fn take_stored_views(&self) -> Vec<ViewRecord> {
+        self.state
+            .write()
+            .map(|mut s| std::mem::take(&mut s.stored_views))
+            .unwrap_or_default()
+    }
+
+    /// The views that read `name`.
+    pub fn dependents(&self, name: &str) -> Vec<String> {
+        self.state
+            .read()
+            .map(|s| {
+                s.views
+                    .values()
+                    .filter(|v| v.record.depends_on.iter().any(|d| d == name))
+                    .map(|v| v.record.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Serialises DDL: hold it from checking a name to storing the change.
+    pub async fn lock_ddl(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.ddl.lock().await
+    }
+
+    /// The id the next object gets; fails if `name` is taken.
+    pub fn reserve(&self, name: &str) -> Result<u64> {
+        let state = self.state.read().map_err(|_| lock_error())?;
+        state.name_taken(name)?;
+        Ok(state.next_id)
+    }
+
+    /// Adds a started view; with `store`, durably (a new view), otherwise
+    /// it was loaded. Call with the DDL lock held.
+    pub async fn add_view(&self, entry: ViewEntry, store: bool) -> Result<()> {
+        let id = entry.record.id;
+        if store {
+            let document = {
+                let state = self.state.read().map_err(|_| lock_error())?;
+                state.name_taken(&entry.record.name)?;
+                let mut views: Vec<ViewRecord> =
+                    state.views.values().map(|v| v.record.clone()).collect();
+                views.push(entry.record.clone());
+                let tables = state.tables.values().map(|t| t.record.clone()).collect();
+                encode(state.next_id.max(id + 1), tables, views)?
+            };
+            self.store.store_catalog(document).await?;
+        }
+        let mut state = self.state.write().map_err(|_| lock_error())?;
+        state.next_id = state.next_id.max(id + 1);
+        state
+            .views
+            .insert(entry.record.name.clone(), Arc::new(entry));
+        Ok(())
+    }
+
+    /// Forgets views, durably. Call with the DDL lock held.
+    pub async fn remove_views(&self, names: &[String]) -> Result<()> {
+        let document = {
+            let state = self.state.read().map_err(|_| lock_error())?;
+            let views = state
+                .views
+                .values()
+                .filter(|v| !names.contains(&v.record.name))
+                .map(|v| v.record.clone())
+                .collect();
+            let tables = state.tables.values().map(|t| t.record.clone()).collect();
+            encode(state.next_id, tables, views)?
+        };
+        self.store.store_catalog(document).await?;
+        let mut state = self.state.write().map_err(|_| lock_error())?;
+        for name in names {
+            state.views.remove(name);
+        }
+        Ok(())
     }
 
     /// Creates a table durably. Returns `false` (and does nothing) when it
@@ -129,14 +271,11 @@ impl Catalog {
         let _ddl = self.ddl.lock().await;
         let (entry, document) = {
             let state = self.state.read().map_err(|_| lock_error())?;
-            if state.tables.contains_key(&spec.name) {
+            if let Err(taken) = state.name_taken(&spec.name) {
                 if if_not_exists {
                     return Ok(false);
                 }
-                return Err(Error::user(
-                    "42P07",
-                    format!("relation \"{}\" already exists", spec.name),
-                ));
+                return Err(taken);
             }
             let record = TableRecord {
                 id: state.next_id,
@@ -148,7 +287,8 @@ impl Catalog {
             let mut records: Vec<TableRecord> =
                 state.tables.values().map(|t| t.record.clone()).collect();
             records.push(record);
-            (entry, encode(state.next_id + 1, records)?)
+            let views = state.views.values().map(|v| v.record.clone()).collect();
+            (entry, encode(state.next_id + 1, records, views)?)
         };
         self.store
             .create_table(entry.layout.clone(), document)
@@ -168,6 +308,12 @@ impl Catalog {
         let (id, document) = {
             let state = self.state.read().map_err(|_| lock_error())?;
             let Some(entry) = state.tables.get(name) else {
+                if state.views.contains_key(name) {
+                    return Err(Error::user(
+                        "42809",
+                        format!("\"{name}\" is not a table; use DROP MATERIALIZED VIEW"),
+                    ));
+                }
                 if if_exists {
                     return Ok(false);
                 }
@@ -176,13 +322,29 @@ impl Catalog {
                     format!("table \"{name}\" does not exist"),
                 ));
             };
+            let dependents: Vec<&str> = state
+                .views
+                .values()
+                .filter(|v| v.record.depends_on.iter().any(|d| d == name))
+                .map(|v| v.record.name.as_str())
+                .collect();
+            if !dependents.is_empty() {
+                return Err(Error::user(
+                    "2BP01",
+                    format!(
+                        "cannot drop table \"{name}\" because materialized views depend on it: {}",
+                        dependents.join(", ")
+                    ),
+                ));
+            }
             let records = state
                 .tables
                 .values()
                 .filter(|t| t.layout.name != name)
                 .map(|t| t.record.clone())
                 .collect();
-            (entry.layout.id, encode(state.next_id, records)?)
+            let views = state.views.values().map(|v| v.record.clone()).collect();
+            (entry.layout.id, encode(state.next_id, records, views)?)
         };
         self.store.drop_table(id, document).await?;
         self.state
@@ -209,11 +371,12 @@ fn entry(store: &Arc<TableStore>, spec: TableSpec, record: TableRecord) -> Resul
     })
 }
 
-fn encode(next_id: u64, tables: Vec<TableRecord>) -> Result<Vec<u8>> {
+fn encode(next_id: u64, tables: Vec<TableRecord>, views: Vec<ViewRecord>) -> Result<Vec<u8>> {
     let document = Document {
         version: FORMAT_VERSION,
         next_id,
         tables,
+        views,
     };
     serde_json::to_vec(&document).map_err(|e| Error::Internal(e.to_string()))
 }
@@ -234,6 +397,9 @@ impl SchemaProvider for PublicSchema {
         &self,
         name: &str,
     ) -> DataFusionResult<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some(view) = self.catalog.view(name) {
+            return Ok(Some(Arc::clone(&view.provider) as Arc<dyn TableProvider>));
+        }
         Ok(self
             .catalog
             .table(name)
@@ -241,6 +407,6 @@ impl SchemaProvider for PublicSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.catalog.table(name).is_some()
+        self.catalog.table(name).is_some() || self.catalog.view(name).is_some()
     }
 }

@@ -1,26 +1,34 @@
 //! [`Database`]: one weir database — its storage, catalog and the
 //! DataFusion context every session's queries are planned in.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Expr, ObjectType, Statement, visit_expressions};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
-use weir_storage::TableStore;
+use weir_executor::batch::QueryPin;
+use weir_executor::runtime::StreamingRuntime;
+use weir_storage::{SharedMemory, TableStore};
 
 use crate::catalog::{Catalog, PublicSchema};
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::statement::{SessionStatement, session_statement};
+use crate::views::{ViewSpec, build_view, state_dir, view_spec, views_to_drop};
 use crate::{Error, Result};
 
 /// A statement ready to run, possibly many times with different parameters.
@@ -38,6 +46,15 @@ pub enum Prepared {
         names: Vec<String>,
         if_exists: bool,
     },
+    CreateView(Box<ViewSpec>),
+    DropViews {
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    },
+    /// `EXPLAIN CREATE MATERIALIZED VIEW`: the operator graph, as text.
+    ExplainView(Vec<String>),
+    Flush,
     Session(SessionStatement),
 }
 
@@ -81,20 +98,36 @@ impl Prepared {
         match self {
             Prepared::Plan(LogicalPlan::Dml(_)) => None,
             Prepared::Plan(plan) => Some(Arc::clone(plan.schema().inner())),
+            Prepared::ExplainView(_) => Some(explain_schema()),
             _ => None,
         }
     }
 }
+
+fn explain_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "QUERY PLAN",
+        DataType::Utf8,
+        false,
+    )]))
+}
+
+/// How often views become visible to SELECT without a FLUSH.
+const BARRIER_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One database: what every session of a server shares.
 pub struct Database {
     catalog: Arc<Catalog>,
     parser: StatementParser,
     base: SessionContext,
+    data_dir: PathBuf,
+    runtime: StreamingRuntime,
+    memory: SharedMemory,
 }
 
 impl Database {
     /// Opens the database kept under `data_dir`, creating it if needed.
+    /// Views start with [`Database::start_views`]. Needs a tokio runtime.
     pub fn open(data_dir: &Path) -> Result<Self> {
         let store = Arc::new(TableStore::open(&data_dir.join("tables"))?);
         let parser = StatementParser::default();
@@ -115,7 +148,74 @@ impl Database {
             catalog,
             parser,
             base,
+            data_dir: data_dir.to_path_buf(),
+            runtime: StreamingRuntime::start(BARRIER_INTERVAL),
+            memory: SharedMemory::new(256 << 20, 256 << 20),
         })
+    }
+
+    /// Starts every stored view, refilled from its inputs: state from an
+    /// earlier run is not trusted without a checkpoint, so it is rebuilt.
+    pub async fn start_views(&self) -> Result<()> {
+        let state_root = self.data_dir.join("state");
+        if state_root.exists() {
+            std::fs::remove_dir_all(&state_root)
+                .map_err(|e| Error::Internal(format!("{}: {e}", state_root.display())))?;
+        }
+        let ctx = self.session_context();
+        for record in self.catalog.take_stored_views() {
+            let parsed = self.parser.parse(&record.sql)?;
+            let Some(Statement::CreateView(create)) = parsed.first().map(|p| &p.statement) else {
+                return Err(Error::Internal(format!(
+                    "stored definition of {} is not CREATE MATERIALIZED VIEW",
+                    record.name
+                )));
+            };
+            let spec = view_spec(&ctx.state(), create, record.sql.clone()).await?;
+            let started = std::time::Instant::now();
+            self.start_view(&ctx, &spec, record.id, false).await?;
+            tracing::info!(view = %record.name, elapsed = ?started.elapsed(), "materialized view started");
+        }
+        Ok(())
+    }
+
+    /// Builds, starts and registers a view (`store`: durably, as new).
+    async fn start_view(
+        &self,
+        ctx: &SessionContext,
+        spec: &ViewSpec,
+        id: u64,
+        store: bool,
+    ) -> Result<()> {
+        let storage = Some((self.data_dir.as_path(), &self.memory));
+        let built = build_view(
+            &self.catalog,
+            &ctx.state(),
+            &self.runtime,
+            spec,
+            id,
+            storage,
+        )?;
+        let view = built.launch.view;
+        let started = match self.runtime.launch(built.launch).await {
+            Ok(_) => self.catalog.add_view(built.entry, store).await,
+            Err(failure) => Err(Error::user("XX000", failure)),
+        };
+        if started.is_err() {
+            self.forget_view(view).await;
+        }
+        started
+    }
+
+    /// Stops a view's graph and deletes its state.
+    async fn forget_view(&self, view: weir_executor::message::ViewId) {
+        self.runtime.stop(view).await;
+        let dir = state_dir(&self.data_dir, view);
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!("cannot delete {}: {e}", dir.display());
+        }
     }
 
     /// A fresh planning context for one session; all share the catalog.
@@ -152,9 +252,36 @@ impl Database {
                 names: names.iter().map(table_name).collect::<Result<_>>()?,
                 if_exists: *if_exists,
             }),
+            Statement::Drop {
+                object_type: ObjectType::MaterializedView,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => Ok(Prepared::DropViews {
+                names: names.iter().map(table_name).collect::<Result<_>>()?,
+                if_exists: *if_exists,
+                cascade: *cascade,
+            }),
             Statement::Drop { object_type, .. } => Err(Error::not_supported(format!(
                 "DROP {object_type} is not supported"
             ))),
+            Statement::CreateView(create) => Ok(Prepared::CreateView(Box::new(
+                view_spec(&ctx.state(), create, statement.to_string()).await?,
+            ))),
+            Statement::Explain {
+                statement: inner,
+                analyze: false,
+                ..
+            } if matches!(inner.as_ref(), Statement::CreateView(_)) => {
+                let Statement::CreateView(create) = inner.as_ref() else {
+                    unreachable!("matched above")
+                };
+                let spec = view_spec(&ctx.state(), create, inner.to_string()).await?;
+                let built = build_view(&self.catalog, &ctx.state(), &self.runtime, &spec, 0, None)?;
+                Ok(Prepared::ExplainView(built.explain.lines()))
+            }
+            Statement::Flush { .. } => Ok(Prepared::Flush),
             _ => self.plan(ctx, statement).await.map(Prepared::Plan),
         }
     }
@@ -201,6 +328,64 @@ impl Database {
                 }
                 Ok(Outcome::Command("DROP TABLE".into()))
             }
+            Prepared::CreateView(spec) => {
+                let _ddl = self.catalog.lock_ddl().await;
+                if spec.if_not_exists && self.catalog.view(&spec.name).is_some() {
+                    return Ok(Outcome::Command("CREATE MATERIALIZED VIEW".into()));
+                }
+                let id = self.catalog.reserve(&spec.name)?;
+                self.start_view(ctx, &spec, id, true).await?;
+                Ok(Outcome::Command("CREATE MATERIALIZED VIEW".into()))
+            }
+            Prepared::DropViews {
+                names,
+                if_exists,
+                cascade,
+            } => {
+                let _ddl = self.catalog.lock_ddl().await;
+                let mut existing = Vec::new();
+                for name in names {
+                    if self.catalog.view(&name).is_some() {
+                        existing.push(name);
+                    } else if self.catalog.table(&name).is_some() {
+                        return Err(Error::user(
+                            "42809",
+                            format!("\"{name}\" is not a materialized view; use DROP TABLE"),
+                        ));
+                    } else if !if_exists {
+                        return Err(Error::user(
+                            "42P01",
+                            format!("materialized view \"{name}\" does not exist"),
+                        ));
+                    }
+                }
+                let dropping = views_to_drop(&self.catalog, &existing, cascade)?;
+                let ids: Vec<_> = dropping
+                    .iter()
+                    .filter_map(|name| self.catalog.view(name).map(|v| v.id))
+                    .collect();
+                self.catalog.remove_views(&dropping).await?;
+                for id in ids {
+                    self.forget_view(id).await;
+                }
+                Ok(Outcome::Command("DROP MATERIALIZED VIEW".into()))
+            }
+            Prepared::ExplainView(lines) => {
+                let schema = explain_schema();
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(StringArray::from(lines))],
+                )
+                .map_err(datafusion::error::DataFusionError::from)?;
+                Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter([Ok(batch)]),
+                ))))
+            }
+            Prepared::Flush => {
+                self.runtime.flush().await;
+                Ok(Outcome::Command("FLUSH".into()))
+            }
             Prepared::Plan(plan) => {
                 let plan = match params {
                     Some(params) => plan.with_param_values(params)?,
@@ -210,7 +395,20 @@ impl Database {
                     LogicalPlan::Dml(DmlStatement { op, .. }) => Some(op.clone()),
                     _ => None,
                 };
-                let frame = ctx.execute_logical_plan(plan).await?;
+                let frame = if op.is_none() && !self.catalog.views().is_empty() {
+                    // One pin per query: every view it reads at one epoch.
+                    let config = ctx
+                        .copied_config()
+                        .with_extension(Arc::new(QueryPin::default()));
+                    let state = SessionStateBuilder::new_from_existing(ctx.state())
+                        .with_config(config)
+                        .build();
+                    SessionContext::new_with_state(state)
+                        .execute_logical_plan(plan)
+                        .await?
+                } else {
+                    ctx.execute_logical_plan(plan).await?
+                };
                 match op {
                     None => Ok(Outcome::Rows(frame.execute_stream().await?)),
                     Some(op) => {

@@ -12,7 +12,9 @@ mod ddl;
 mod error;
 pub mod parser;
 mod statement;
+pub mod stream;
 mod types;
+mod views;
 
 pub use database::{Database, Outcome, Prepared};
 pub use error::{Error, Result};

@@ -3,9 +3,9 @@
 //! sqlparser (Postgres dialect) does the parsing, behind
 //! `datafusion-pg-catalog`'s compatibility layer that rewrites the catalog
 //! queries psql and drivers send. weir's own syntax is a thin layer on top:
-//! today the `APPEND ONLY` clause that may end a `CREATE TABLE`.
+//! the `APPEND ONLY` clause that may end a `CREATE TABLE`, and `FLUSH`.
 
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{FlushType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -43,6 +43,13 @@ impl StatementParser {
             if tokens.iter().all(|t| matches!(t, Token::Whitespace(_))) {
                 continue;
             }
+            if is_flush(&tokens) {
+                parsed.push(ParsedStatement {
+                    statement: flush_statement(),
+                    append_only: false,
+                });
+                continue;
+            }
             let append_only = strip_append_only(&mut tokens);
             let text: String = tokens.iter().map(ToString::to_string).collect();
             for statement in self.compatible.parse(&text).map_err(syntax_error)? {
@@ -58,6 +65,27 @@ impl StatementParser {
             }
         }
         Ok(parsed)
+    }
+}
+
+/// `FLUSH` alone: weir's statement that waits for every view to catch up.
+fn is_flush(tokens: &[Token]) -> bool {
+    let mut words = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_)));
+    matches!(
+        (words.next(), words.next()),
+        (Some(Token::Word(w)), None) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("FLUSH")
+    )
+}
+
+/// How a parsed `FLUSH` is represented: sqlparser's FLUSH statement.
+fn flush_statement() -> Statement {
+    Statement::Flush {
+        object_type: FlushType::Tables,
+        location: None,
+        channel: None,
+        read_lock: false,
+        export: false,
+        tables: Vec::new(),
     }
 }
 

@@ -31,6 +31,10 @@ impl RunningServer {
             .with_context(|| {
                 format!("cannot open the database in {}", config.data_dir.display())
             })?;
+        database
+            .start_views()
+            .await
+            .context("cannot start the materialized views")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -1,0 +1,578 @@
+//! DataFusion's optimized `LogicalPlan` of a view's query, turned into the
+//! operator graph that maintains it.
+//!
+//! Every node's output starts with the columns of its logical schema, so
+//! DataFusion's expressions evaluate against it unchanged; columns an
+//! operator needs to identify rows (stream keys the query did not select)
+//! follow as hidden columns. Operators are numbered in the order they are
+//! built (inputs first, left to right), so the same SQL always gives the
+//! same numbers, and each stateful operator's store is found by its number.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::Field;
+use datafusion::common::NullEquality;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
+use datafusion::logical_expr::{
+    Expr, FetchType, JoinType, Limit as LimitNode, LogicalPlan, SkipType, Sort, TableScan,
+};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, Literal};
+use tokio::sync::mpsc;
+use weir_executor::aggregate::{AggCall, AggKind};
+use weir_executor::message::{Barrier, Subscription};
+use weir_executor::operator::{BoxedOperator, OperatorInfo};
+use weir_executor::operators::{
+    FilterOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit, ProjectOperator,
+    TableSourceOperator, TopNOperator, UnionOperator, ViewSourceOperator,
+};
+use weir_storage::{LogOffset, StateStore, TableStore};
+
+use super::explain::ExplainNode;
+use crate::catalog::Catalog;
+use crate::{Error, Result};
+
+/// Opens the state store of the stateful operator with this number.
+pub type StoreOpener<'a> = dyn FnMut(u32) -> Result<Arc<dyn StateStore>> + 'a;
+
+/// An operator with what the planner knows of it.
+pub struct Built {
+    pub operator: BoxedOperator,
+    /// Leading columns that the logical plan has.
+    pub visible: usize,
+    pub explain: ExplainNode,
+}
+
+pub struct GraphBuilder<'a> {
+    pub catalog: &'a Catalog,
+    pub tables: Arc<TableStore>,
+    pub state: &'a SessionState,
+    pub view_name: String,
+    pub stores: &'a mut StoreOpener<'a>,
+    position: u32,
+    /// Barrier channels of the table sources built.
+    pub sources: Vec<mpsc::UnboundedSender<Barrier>>,
+    /// Subscriptions of the view sources built.
+    pub subscriptions: Vec<Subscription>,
+    /// Tables and views read.
+    pub depends_on: BTreeSet<String>,
+}
+
+fn unsupported(what: impl std::fmt::Display) -> Error {
+    Error::not_supported(format!("{what} is not supported in materialized views"))
+}
+
+fn describe_key(info: &OperatorInfo) -> String {
+    let names: Vec<&str> = info
+        .stream_key
+        .iter()
+        .map(|&c| info.schema.field(c).name().as_str())
+        .collect();
+    format!("[{}]", names.join(", "))
+}
+
+impl<'a> GraphBuilder<'a> {
+    pub fn new(
+        catalog: &'a Catalog,
+        tables: Arc<TableStore>,
+        state: &'a SessionState,
+        view_name: String,
+        stores: &'a mut StoreOpener<'a>,
+    ) -> Self {
+        Self {
+            catalog,
+            tables,
+            state,
+            view_name,
+            stores,
+            position: 0,
+            sources: Vec::new(),
+            subscriptions: Vec::new(),
+            depends_on: BTreeSet::new(),
+        }
+    }
+
+    /// The next operator number and its identity.
+    pub fn next_identity(&mut self, kind: &str) -> (u32, String) {
+        self.position += 1;
+        (
+            self.position,
+            format!("{}.{} {kind}", self.view_name, self.position),
+        )
+    }
+
+    fn expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(self.state.create_physical_expr(expr.clone(), schema)?)
+    }
+
+    fn node(
+        &self,
+        operator: BoxedOperator,
+        visible: usize,
+        detail: String,
+        state: Option<u32>,
+        children: Vec<ExplainNode>,
+    ) -> Built {
+        let info = operator.info();
+        let mut line = format!("{}{detail} key={}", info.identity, describe_key(info));
+        if info.append_only {
+            line.push_str(" append-only");
+        }
+        if let Some(position) = state {
+            line.push_str(&format!(" state=operator {position}"));
+        }
+        Built {
+            visible,
+            explain: ExplainNode { line, children },
+            operator,
+        }
+    }
+
+    pub fn build(&mut self, plan: &LogicalPlan) -> Result<Built> {
+        match plan {
+            LogicalPlan::Projection(p) => {
+                let input = self.build(&p.input)?;
+                let mut exprs = Vec::new();
+                for (expr, field) in p.expr.iter().zip(p.schema.fields()) {
+                    exprs.push((self.expr(expr, p.input.schema())?, field.name().clone()));
+                }
+                self.project(input, exprs, "Project")
+            }
+            LogicalPlan::Filter(f) => {
+                let input = self.build(&f.input)?;
+                let predicate = self.expr(&f.predicate, f.input.schema())?;
+                let (_, identity) = self.next_identity("Filter");
+                let detail = format!(" {}", f.predicate);
+                let visible = input.visible;
+                let operator = Box::new(FilterOperator::new(input.operator, predicate, identity));
+                Ok(self.node(operator, visible, detail, None, vec![input.explain]))
+            }
+            LogicalPlan::SubqueryAlias(s) => self.build(&s.input),
+            LogicalPlan::TableScan(scan) => self.scan(scan),
+            LogicalPlan::Aggregate(a) => {
+                if a.group_expr
+                    .iter()
+                    .any(|e| matches!(e, Expr::GroupingSet(_)))
+                {
+                    return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
+                }
+                let input = self.build(&a.input)?;
+                let in_schema = a.input.schema();
+                let mut groups = Vec::new();
+                for (expr, field) in a.group_expr.iter().zip(a.schema.fields()) {
+                    groups.push((self.expr(expr, in_schema)?, field.name().clone()));
+                }
+                let mut calls = Vec::new();
+                for (i, expr) in a.aggr_expr.iter().enumerate() {
+                    let field = a.schema.field(a.group_expr.len() + i).as_ref().clone();
+                    calls.push(self.agg_call(expr, in_schema, field)?);
+                }
+                let (position, identity) = self.next_identity("HashAggregate");
+                let detail = format!(
+                    " group=[{}] calls=[{}]",
+                    a.group_expr
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    a.aggr_expr
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let store = (self.stores)(position)?;
+                let operator =
+                    HashAggOperator::new(input.operator, groups, calls, store, 1, identity)?;
+                let visible = a.schema.fields().len();
+                Ok(self.node(
+                    Box::new(operator),
+                    visible,
+                    detail,
+                    Some(position),
+                    vec![input.explain],
+                ))
+            }
+            LogicalPlan::Join(j) => {
+                let join_type = match j.join_type {
+                    t @ (JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full) => t,
+                    other => return Err(unsupported(format!("{other} join"))),
+                };
+                if j.null_equality == NullEquality::NullEqualsNull {
+                    return Err(unsupported("joins where NULL equals NULL"));
+                }
+                let left = self.build(&j.left)?;
+                let right = self.build(&j.right)?;
+                let mut left_keys = Vec::new();
+                let mut right_keys = Vec::new();
+                for (l, r) in &j.on {
+                    left_keys.push(self.expr(l, j.left.schema())?);
+                    right_keys.push(self.expr(r, j.right.schema())?);
+                }
+                let filter = match &j.filter {
+                    Some(filter) => Some(self.expr(filter, &j.schema)?),
+                    None => None,
+                };
+                let (position, identity) = self.next_identity("HashJoin");
+                let detail = format!(
+                    " {join_type} on=[{}]{}",
+                    j.on.iter()
+                        .map(|(l, r)| format!("{l} = {r}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    j.filter
+                        .as_ref()
+                        .map(|f| format!(" filter={f}"))
+                        .unwrap_or_default()
+                );
+                let store = (self.stores)(position)?;
+                let visible = left.visible + right.visible;
+                let explain = vec![left.explain, right.explain];
+                let operator = HashJoinOperator::new(
+                    JoinSide {
+                        input: left.operator,
+                        keys: left_keys,
+                        visible: left.visible,
+                    },
+                    JoinSide {
+                        input: right.operator,
+                        keys: right_keys,
+                        visible: right.visible,
+                    },
+                    join_type,
+                    filter,
+                    store,
+                    1,
+                    identity,
+                )?;
+                Ok(self.node(Box::new(operator), visible, detail, Some(position), explain))
+            }
+            LogicalPlan::Limit(limit) => {
+                let LogicalPlan::Sort(sort) = limit.input.as_ref() else {
+                    return Err(unsupported("LIMIT without ORDER BY"));
+                };
+                self.top_n(sort, Some(limit))
+            }
+            LogicalPlan::Sort(sort) if sort.fetch.is_some() => self.top_n(sort, None),
+            // A view is a set: an ORDER BY without LIMIT orders nothing.
+            LogicalPlan::Sort(sort) => self.build(&sort.input),
+            LogicalPlan::Union(u) => self.union(u),
+            LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
+            LogicalPlan::Window(_) => Err(unsupported("window functions")),
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+                Err(unsupported("a query without a table"))
+            }
+            other => Err(unsupported(format!("{} nodes", other.display()))),
+        }
+    }
+
+    /// A project to `exprs`, keeping the input's stream key (hidden when
+    /// not selected).
+    fn project(
+        &mut self,
+        input: Built,
+        mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)>,
+        kind: &str,
+    ) -> Result<Built> {
+        let visible = exprs.len();
+        let info = input.operator.info().clone();
+        for &key in &info.stream_key {
+            let selected = exprs
+                .iter()
+                .any(|(e, _)| e.downcast_ref::<Column>().is_some_and(|c| c.index() == key));
+            if !selected {
+                let name = info.schema.field(key).name().clone();
+                exprs.push((Arc::new(Column::new(&name, key)), format!("_{name}")));
+            }
+        }
+        let (_, identity) = self.next_identity(kind);
+        let detail = format!(
+            " [{}]",
+            exprs
+                .iter()
+                .map(|(e, n)| format!("{e} AS {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let operator = ProjectOperator::new(input.operator, exprs, identity)?;
+        Ok(self.node(
+            Box::new(operator),
+            visible,
+            detail,
+            None,
+            vec![input.explain],
+        ))
+    }
+
+    fn scan(&mut self, scan: &TableScan) -> Result<Built> {
+        let name = scan.table_name.table().to_string();
+        self.depends_on.insert(name.clone());
+        let source = if let Some(table) = self.catalog.table(&name) {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            self.sources.push(sender);
+            let (_, identity) = self.next_identity("TableSource");
+            let operator = TableSourceOperator::new(
+                Arc::clone(&self.tables),
+                table.layout.id,
+                LogOffset(0),
+                receiver,
+                identity,
+            )?;
+            let visible = table.layout.schema.fields().len();
+            self.node(
+                Box::new(operator),
+                visible,
+                format!(" {name}"),
+                None,
+                Vec::new(),
+            )
+        } else if let Some(view) = self.catalog.view(&name) {
+            let (sender, receiver) = mpsc::channel(16);
+            self.subscriptions.push(Subscription {
+                view: view.id,
+                sender,
+            });
+            let (_, identity) = self.next_identity("ViewSource");
+            let info = OperatorInfo {
+                identity,
+                ..view.stored.clone()
+            };
+            let operator = ViewSourceOperator::new(info, receiver);
+            let visible = view.schema.fields().len();
+            self.node(
+                Box::new(operator),
+                visible,
+                format!(" {name}"),
+                None,
+                Vec::new(),
+            )
+        } else {
+            return Err(Error::user(
+                "42P01",
+                format!("relation \"{name}\" does not exist"),
+            ));
+        };
+        let source_schema =
+            DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?;
+        let mut built = source;
+        if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
+            let predicate_expr = self.expr(&predicate, &source_schema)?;
+            let (_, identity) = self.next_identity("Filter");
+            let visible = built.visible;
+            let operator = Box::new(FilterOperator::new(
+                built.operator,
+                predicate_expr,
+                identity,
+            ));
+            built = self.node(
+                operator,
+                visible,
+                format!(" {predicate}"),
+                None,
+                vec![built.explain],
+            );
+        }
+        if let Some(projection) = &scan.projection {
+            let schema = Arc::clone(&built.operator.info().schema);
+            let exprs = projection
+                .iter()
+                .map(|&i| {
+                    let name = schema.field(i).name().clone();
+                    (
+                        Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
+                        name,
+                    )
+                })
+                .collect();
+            built = self.project(built, exprs, "Project")?;
+        }
+        Ok(built)
+    }
+
+    fn agg_call(&self, expr: &Expr, input: &DFSchema, output: Field) -> Result<AggCall> {
+        let expr = match expr {
+            Expr::Alias(alias) => alias.expr.as_ref(),
+            other => other,
+        };
+        let Expr::AggregateFunction(AggregateFunction {
+            func,
+            params:
+                AggregateFunctionParams {
+                    args,
+                    distinct,
+                    filter,
+                    order_by,
+                    ..
+                },
+        }) = expr
+        else {
+            return Err(unsupported(format!("aggregate {expr}")));
+        };
+        let name = func.name().to_lowercase();
+        let mut kind = AggKind::from_name(&name)
+            .ok_or_else(|| unsupported(format!("aggregate function {name}")))?;
+        if !order_by.is_empty() {
+            return Err(unsupported(format!("{name}(... ORDER BY ...)")));
+        }
+        if let AggKind::StringAgg { delimiter } = &mut kind {
+            match args.get(1) {
+                Some(Expr::Literal(
+                    ScalarValue::Utf8(Some(d))
+                    | ScalarValue::LargeUtf8(Some(d))
+                    | ScalarValue::Utf8View(Some(d)),
+                    _,
+                )) => *delimiter = d.clone(),
+                Some(Expr::Literal(value, _)) if value.is_null() => {}
+                _ => return Err(unsupported("string_agg with a non-constant delimiter")),
+            }
+        }
+        let arg = match args.first() {
+            Some(arg) => {
+                let arg = self.expr(arg, input)?;
+                // count(*) counts rows: a constant argument that is never NULL.
+                let constant = arg
+                    .downcast_ref::<Literal>()
+                    .is_some_and(|l| !l.value().is_null());
+                (!(constant && kind == AggKind::Count)).then_some(arg)
+            }
+            None => None,
+        };
+        let filter = match filter {
+            Some(filter) => Some(self.expr(filter, input)?),
+            None => None,
+        };
+        Ok(AggCall {
+            kind,
+            arg,
+            distinct: *distinct,
+            filter,
+            output,
+        })
+    }
+
+    fn top_n(&mut self, sort: &Sort, limit: Option<&LimitNode>) -> Result<Built> {
+        let (offset, fetch) = match limit {
+            Some(limit) => {
+                let offset = match limit.get_skip_type()? {
+                    SkipType::Literal(n) => n,
+                    SkipType::UnsupportedExpr => return Err(unsupported("a non-constant OFFSET")),
+                };
+                let fetch = match limit.get_fetch_type()? {
+                    FetchType::Literal(n) => n,
+                    FetchType::UnsupportedExpr => return Err(unsupported("a non-constant LIMIT")),
+                };
+                (
+                    offset,
+                    fetch.or(sort.fetch.map(|f| f.saturating_sub(offset))),
+                )
+            }
+            None => (0, sort.fetch),
+        };
+        let Some(fetch) = fetch else {
+            return self.build(&sort.input);
+        };
+        let input = self.build(&sort.input)?;
+        let mut order = Vec::new();
+        for sort_expr in &sort.expr {
+            let expr = self.expr(&sort_expr.expr, sort.input.schema())?;
+            let column = expr.downcast_ref::<Column>().ok_or_else(|| {
+                unsupported("ORDER BY an expression with LIMIT (order by a selected column)")
+            })?;
+            order.push((
+                column.index(),
+                SortOptions {
+                    descending: !sort_expr.asc,
+                    nulls_first: sort_expr.nulls_first,
+                },
+            ));
+        }
+        let (position, identity) = self.next_identity("TopN");
+        let detail = format!(
+            " order=[{}] offset={offset} limit={fetch}",
+            sort.expr
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let store = (self.stores)(position)?;
+        let visible = input.visible;
+        let operator = TopNOperator::new(
+            input.operator,
+            Vec::new(),
+            order,
+            Limit { offset, fetch },
+            store,
+            1,
+            identity,
+        )?;
+        Ok(self.node(
+            Box::new(operator),
+            visible,
+            detail,
+            Some(position),
+            vec![input.explain],
+        ))
+    }
+
+    /// `UNION ALL`: each branch gets its branch number and a slot per
+    /// branch for its stream key, so keys stay unique across branches.
+    fn union(&mut self, union: &datafusion::logical_expr::Union) -> Result<Built> {
+        let branches = union
+            .inputs
+            .iter()
+            .map(|input| self.build(input))
+            .collect::<Result<Vec<_>>>()?;
+        let visible = union.schema.fields().len();
+        let keys: Vec<Vec<(usize, Field)>> = branches
+            .iter()
+            .map(|b| {
+                let info = b.operator.info();
+                info.stream_key
+                    .iter()
+                    .map(|&k| (k, info.schema.field(k).clone()))
+                    .collect()
+            })
+            .collect();
+        let mut inputs = Vec::new();
+        let mut explain = Vec::new();
+        for (index, branch) in branches.into_iter().enumerate() {
+            let schema = Arc::clone(&branch.operator.info().schema);
+            let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = (0..visible)
+                .map(|c| {
+                    let name = union.schema.field(c).name().clone();
+                    (
+                        Arc::new(Column::new(schema.field(c).name(), c)) as Arc<dyn PhysicalExpr>,
+                        name,
+                    )
+                })
+                .collect();
+            exprs.push((
+                Arc::new(Literal::new(ScalarValue::Int32(Some(index as i32)))),
+                "_branch".into(),
+            ));
+            for (slot_branch, slot_keys) in keys.iter().enumerate() {
+                for (k, (column, field)) in slot_keys.iter().enumerate() {
+                    let name = format!("_key_{slot_branch}_{k}");
+                    let expr: Arc<dyn PhysicalExpr> = if slot_branch == index {
+                        Arc::new(Column::new(field.name(), *column))
+                    } else {
+                        Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?))
+                    };
+                    exprs.push((expr, name));
+                }
+            }
+            let projected = self.project(branch, exprs, "Project")?;
+            explain.push(projected.explain);
+            inputs.push(projected.operator);
+        }
+        let width = inputs[0].info().schema.fields().len();
+        let (_, identity) = self.next_identity("Union");
+        let operator = UnionOperator::new(inputs, (visible..width).collect(), identity)?;
+        Ok(self.node(Box::new(operator), visible, String::new(), None, explain))
+    }
+}

@@ -1,0 +1,220 @@
+//! Materialized views: create, start, drop, explain.
+//!
+//! A view's query is planned by DataFusion, turned into an operator graph
+//! ([`crate::stream`]) and started on the database's streaming runtime,
+//! which returns once the view holds every row of its inputs. The
+//! catalog stores the view's SQL; at start every stored view is planned
+//! again, in creation order, and refilled from its inputs (state is kept
+//! under `state/<view id>/<operator>/`, one RocksDB per stateful
+//! operator).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{CreateView, Statement};
+use weir_executor::batch::{VIEW_ROWS_TABLE, ViewTable};
+use weir_executor::message::ViewId;
+use weir_executor::operator::Operator;
+use weir_executor::operators::{MaterializeOperator, Publication};
+use weir_executor::runtime::{StreamingRuntime, ViewLaunch};
+use weir_storage::{MemoryStateStore, RocksStateStore, SharedMemory, StateStore};
+
+use crate::catalog::{Catalog, ViewEntry, ViewRecord};
+use crate::ddl::table_name;
+use crate::stream::{ExplainNode, GraphBuilder};
+use crate::{Error, Result};
+
+/// What `CREATE MATERIALIZED VIEW` declares.
+#[derive(Debug, Clone)]
+pub struct ViewSpec {
+    pub name: String,
+    pub sql: String,
+    pub plan: LogicalPlan,
+    pub if_not_exists: bool,
+}
+
+/// Checks a `CREATE [MATERIALIZED] VIEW` and plans its query.
+pub async fn view_spec(state: &SessionState, create: &CreateView, sql: String) -> Result<ViewSpec> {
+    if !create.materialized {
+        return Err(Error::not_supported(
+            "only materialized views are supported: CREATE MATERIALIZED VIEW",
+        ));
+    }
+    if create.or_replace || create.or_alter {
+        return Err(Error::not_supported(
+            "CREATE OR REPLACE MATERIALIZED VIEW is not supported",
+        ));
+    }
+    if !create.columns.is_empty() {
+        return Err(Error::not_supported(
+            "column names after the view name are not supported; alias the query's columns",
+        ));
+    }
+    let name = table_name(&create.name)?;
+    let query = Statement::Query(create.query.clone());
+    let plan = state
+        .statement_to_plan(DFStatement::Statement(Box::new(query)))
+        .await?;
+    let plan = state.optimize(&plan)?;
+    let mut seen = std::collections::HashSet::new();
+    for field in plan.schema().fields() {
+        if !seen.insert(field.name()) {
+            return Err(Error::user(
+                "42701",
+                format!("column \"{}\" specified more than once", field.name()),
+            ));
+        }
+    }
+    Ok(ViewSpec {
+        name,
+        sql,
+        plan,
+        if_not_exists: create.if_not_exists,
+    })
+}
+
+/// Where a view's state lives.
+pub fn state_dir(data_dir: &Path, view: ViewId) -> PathBuf {
+    data_dir.join("state").join(view.0.to_string())
+}
+
+/// The operator graph of a view, ready to start, and its catalog entry.
+pub struct BuiltView {
+    pub launch: ViewLaunch,
+    pub entry: ViewEntry,
+    pub explain: ExplainNode,
+}
+
+/// Builds a view's graph. With `memory` its state goes to RocksDB under
+/// `data_dir`; without, to throwaway memory stores (for EXPLAIN).
+pub fn build_view(
+    catalog: &Catalog,
+    state: &SessionState,
+    runtime: &StreamingRuntime,
+    spec: &ViewSpec,
+    id: u64,
+    storage: Option<(&Path, &SharedMemory)>,
+) -> Result<BuiltView> {
+    let view = ViewId(id);
+    let mut opener = |position: u32| -> Result<Arc<dyn StateStore>> {
+        Ok(match storage {
+            Some((data_dir, memory)) => Arc::new(RocksStateStore::open(
+                &state_dir(data_dir, view).join(position.to_string()),
+                memory,
+            )?),
+            None => Arc::new(MemoryStateStore::default()),
+        })
+    };
+    let mut builder = GraphBuilder::new(
+        catalog,
+        Arc::clone(catalog.store()),
+        state,
+        spec.name.clone(),
+        &mut opener,
+    );
+    let built = builder.build(&spec.plan)?;
+    let (position, identity) = builder.next_identity("Materialize");
+    let GraphBuilder {
+        sources,
+        subscriptions,
+        depends_on,
+        stores,
+        ..
+    } = builder;
+    let store = stores(position)?;
+    let stored = built.operator.info().clone();
+    let publication = Publication {
+        view,
+        registry: Arc::clone(runtime.registry()),
+    };
+    let root = MaterializeOperator::new(
+        built.operator,
+        store,
+        VIEW_ROWS_TABLE,
+        Some(publication),
+        identity,
+    )?;
+    let explain = ExplainNode {
+        line: format!(
+            "{} {} key=[{}] state=operator {position}",
+            root.info().identity,
+            spec.name,
+            stored
+                .stream_key
+                .iter()
+                .map(|&c| stored.schema.field(c).name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        children: vec![built.explain],
+    };
+    let fields: Vec<Field> = spec
+        .plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let provider = Arc::new(ViewTable::new(
+        view,
+        Arc::clone(&schema),
+        stored.clone(),
+        Arc::clone(runtime.registry()),
+    ));
+    let entry = ViewEntry {
+        id: view,
+        schema,
+        stored,
+        provider,
+        record: ViewRecord {
+            id,
+            name: spec.name.clone(),
+            sql: spec.sql.clone(),
+            depends_on: depends_on.into_iter().collect(),
+        },
+    };
+    Ok(BuiltView {
+        launch: ViewLaunch {
+            view,
+            name: spec.name.clone(),
+            root: Box::new(root),
+            sources,
+            subscriptions,
+        },
+        entry,
+        explain,
+    })
+}
+
+/// The views to drop for `DROP MATERIALIZED VIEW names [CASCADE]`,
+/// dependents first.
+pub fn views_to_drop(catalog: &Catalog, names: &[String], cascade: bool) -> Result<Vec<String>> {
+    let mut dropping: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = names.to_vec();
+    while let Some(name) = pending.pop() {
+        if dropping.contains(&name) {
+            continue;
+        }
+        dropping.push(name.clone());
+        for dependent in catalog.dependents(&name) {
+            if cascade {
+                pending.push(dependent);
+            } else if !names.contains(&dependent) {
+                return Err(Error::user(
+                    "2BP01",
+                    format!(
+                        "cannot drop materialized view \"{name}\" because materialized view \"{dependent}\" depends on it; use DROP ... CASCADE to drop it too"
+                    ),
+                ));
+            }
+        }
+    }
+    let id = |name: &String| catalog.view(name).map(|v| v.id).unwrap_or(ViewId(0));
+    dropping.sort_by_key(|name| std::cmp::Reverse(id(name)));
+    Ok(dropping)
+}
