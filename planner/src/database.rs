@@ -179,6 +179,12 @@ impl Database {
         Ok(())
     }
 
+    /// Stops every view's graph (at shutdown); their inputs are released
+    /// when this returns.
+    pub async fn stop_views(&self) {
+        self.runtime.stop_all().await;
+    }
+
     /// Builds, starts and registers a view (`store`: durably, as new).
     async fn start_view(
         &self,

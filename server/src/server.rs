@@ -92,6 +92,7 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
     }
     drop(listener);
     sessions.shutdown().await;
+    database.stop_views().await;
     // The last handle: closing it waits for the commit thread to finish.
     let _ = tokio::task::spawn_blocking(move || drop(database)).await;
     tracing::info!("weir stopped");

@@ -9,6 +9,7 @@
 
 mod client;
 mod crash;
+mod differential;
 mod protocol;
 
 use std::path::{Path, PathBuf};
@@ -130,7 +131,11 @@ fn main() -> ExitCode {
             }
         }
     }
-    for (name, test) in protocol::TESTS.iter().chain(crash::TESTS) {
+    for (name, test) in protocol::TESTS
+        .iter()
+        .chain(differential::TESTS)
+        .chain(crash::TESTS)
+    {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));
         }

@@ -132,6 +132,20 @@ impl StreamingRuntime {
         self.views.remove(view);
     }
 
+    /// Stops every view.
+    pub async fn stop_all(&self) {
+        let views: Vec<ViewId> = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for view in views {
+            self.stop(view).await;
+        }
+    }
+
     pub fn pin(&self) -> ReadPin {
         self.views.pin()
     }
