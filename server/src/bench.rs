@@ -23,6 +23,15 @@ pub enum Benchmark {
         #[arg(long, default_value = "5")]
         seconds: u64,
     },
+    /// Rows per second through materialized views (filter+project, a
+    /// keyed aggregate, a join), against DataFusion's batch answer.
+    Views {
+        #[arg(long, default_value = "1000000")]
+        rows: u64,
+        /// Distinct group and join keys.
+        #[arg(long, default_value = "100000")]
+        keys: u64,
+    },
 }
 
 pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
@@ -30,6 +39,7 @@ pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
         Benchmark::Insert { clients, seconds } => {
             insert(&clients, Duration::from_secs(seconds)).await
         }
+        Benchmark::Views { rows, keys } => crate::view_bench::views(rows, keys).await,
     }
 }
 

@@ -17,6 +17,7 @@ mod rows;
 mod server;
 mod session;
 mod startup;
+mod view_bench;
 
 pub use config::Config;
 pub use server::{RunningServer, shutdown_signal};

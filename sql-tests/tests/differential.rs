@@ -216,12 +216,12 @@ async fn random_changes() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating {name}"))?;
     }
-    for round in 0..120 {
+    for round in 0..300 {
         changes += random_round(&client, &mut random, &mut next_c).await?;
-        if round % 3 == 0 {
+        if round % 5 == 0 {
             check_views(&client, round).await?;
         }
-        if round == 60 {
+        if round == 150 {
             drop(client);
             server.shutdown().await;
             server = crate::start_server(dir.path()).await?;
@@ -229,9 +229,9 @@ async fn random_changes() -> anyhow::Result<()> {
             check_views(&client, round).await?;
         }
     }
-    check_views(&client, 120).await?;
+    check_views(&client, 300).await?;
     println!(
-        "differential: {changes} random changes, {} views checked 42 times",
+        "differential: {changes} random changes, {} views checked 62 times",
         VIEWS.len()
     );
     server.shutdown().await;

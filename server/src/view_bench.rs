@@ -1,0 +1,120 @@
+//! `weir bench views`: rows per second through materialized views —
+//! filter+project, a keyed aggregate, a join — with RocksDB state, against
+//! DataFusion answering the same query in batch over the same rows (the
+//! baseline of the same run), and the latency of a one-row UPDATE reaching
+//! a view over all rows.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::{Config, RunningServer};
+
+const CASES: &[(&str, &str)] = &[
+    (
+        "filter+project",
+        "SELECT id, v * 2 AS doubled FROM facts WHERE v % 2 = 0",
+    ),
+    (
+        "aggregate",
+        "SELECT k, count(*) AS n, sum(v) AS total, max(v) AS biggest FROM facts GROUP BY k",
+    ),
+    (
+        "join",
+        "SELECT f.id, f.v, d.name FROM facts f JOIN dims d ON f.k = d.k",
+    ),
+];
+
+async fn fill(client: &Client, rows: u64, keys: u64) -> anyhow::Result<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE facts (id BIGINT PRIMARY KEY, k BIGINT, v BIGINT);
+             CREATE TABLE dims (k BIGINT PRIMARY KEY, name VARCHAR);",
+        )
+        .await?;
+    let step = 100_000;
+    let mut from = 0;
+    while from < rows {
+        let to = (from + step).min(rows) - 1;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO facts SELECT value AS id, value % {keys} AS k, value % 1000 AS v \
+                 FROM generate_series({from}, {to})"
+            ))
+            .await?;
+        from = to + 1;
+    }
+    client
+        .batch_execute(&format!(
+            "INSERT INTO dims SELECT value AS k, concat('name ', value) AS name \
+             FROM generate_series(0, {})",
+            keys - 1
+        ))
+        .await?;
+    Ok(())
+}
+
+pub async fn views(rows: u64, keys: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_path_buf(),
+    };
+    let server = RunningServer::start(&config).await?;
+    let url = format!(
+        "host=127.0.0.1 port={} user=weir dbname=weir",
+        server.local_addr().port()
+    );
+    let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+    tokio::spawn(connection);
+    let started = Instant::now();
+    fill(&client, rows, keys).await?;
+    println!(
+        "{rows} rows in facts ({keys} keys), {keys} in dims, loaded in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<16} {:>10} {:>12} {:>14} {:>10}",
+        "view", "batch s", "view s", "view rows/s", "vs batch"
+    );
+    for (name, query) in CASES {
+        let started = Instant::now();
+        client
+            .query_one(&format!("SELECT count(*) FROM ({query}) AS q"), &[])
+            .await?;
+        let batch = started.elapsed();
+        let started = Instant::now();
+        client
+            .batch_execute(&format!("CREATE MATERIALIZED VIEW \"{name}\" AS {query}"))
+            .await?;
+        let view = started.elapsed();
+        let input = if *name == "join" { rows + keys } else { rows };
+        println!(
+            "{name:<16} {:>10.2} {:>12.2} {:>14.0} {:>9.2}x",
+            batch.as_secs_f64(),
+            view.as_secs_f64(),
+            input as f64 / view.as_secs_f64(),
+            batch.as_secs_f64() / view.as_secs_f64()
+        );
+    }
+    let mut latencies: Vec<Duration> = Vec::new();
+    for round in 0..20 {
+        let started = Instant::now();
+        client
+            .batch_execute(&format!(
+                "UPDATE facts SET v = v + 1 WHERE id = {}; FLUSH",
+                round * 7 % rows.max(1)
+            ))
+            .await?;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "one-row UPDATE until every view reflects it (UPDATE + FLUSH, {rows}-row views): median {:.1} ms, max {:.1} ms",
+        latencies[latencies.len() / 2].as_secs_f64() * 1000.0,
+        latencies[latencies.len() - 1].as_secs_f64() * 1000.0
+    );
+    drop(client);
+    server.shutdown().await;
+    Ok(())
+}
