@@ -234,7 +234,7 @@ fn add_count(count: &mut ScalarValue, sign: i64) -> Result<()> {
 
 fn average(sum: &ScalarValue, count: i64, output: &DataType) -> Result<ScalarValue> {
     if count == 0 {
-        return Ok(ScalarValue::try_from(output)?);
+        return ScalarValue::try_from(output);
     }
     match (sum, output) {
         (ScalarValue::Decimal128(Some(raw), _, scale), DataType::Decimal128(p, s)) => {
