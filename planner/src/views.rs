@@ -25,7 +25,7 @@ use weir_storage::{MemoryStateStore, RocksStateStore, SharedMemory, StateStore};
 
 use crate::catalog::{Catalog, ViewEntry, ViewRecord};
 use crate::ddl::table_name;
-use crate::stream::{ExplainNode, GraphBuilder};
+use crate::stream::{ExplainNode, GraphBuilder, describe_key};
 use crate::{Error, Result};
 
 /// What `CREATE MATERIALIZED VIEW` declares.
@@ -140,15 +140,10 @@ pub fn build_view(
     )?;
     let explain = ExplainNode {
         line: format!(
-            "{} {} key=[{}] state=operator {position}",
+            "{} {} key={} state=operator {position}",
             root.info().identity,
             spec.name,
-            stored
-                .stream_key
-                .iter()
-                .map(|&c| stored.schema.field(c).name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            describe_key(&stored)
         ),
         children: vec![built.explain],
     };

@@ -58,16 +58,8 @@ impl StateStore for MemoryStateStore {
     }
 
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
-        if from >= to {
-            return Ok(());
-        }
         let map = self.map.read().map_err(|_| poisoned())?;
-        for (key, value) in map.range(from.to_vec()..to.to_vec()) {
-            if !visit(key, value)? {
-                break;
-            }
-        }
-        Ok(())
+        scan_map(&map, from, to, visit)
     }
 
     fn write(&self, changes: StateChanges) -> Result<()> {
@@ -88,6 +80,24 @@ impl StateStore for MemoryStateStore {
     }
 }
 
+/// Visits `[from, to)` of a map until `visit` returns `false`.
+fn scan_map(
+    map: &BTreeMap<Vec<u8>, Vec<u8>>,
+    from: &[u8],
+    to: &[u8],
+    visit: &mut ScanVisitor<'_>,
+) -> Result<()> {
+    if from >= to {
+        return Ok(());
+    }
+    for (key, value) in map.range(from.to_vec()..to.to_vec()) {
+        if !visit(key, value)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// A [`MemoryStateStore`] as it was.
 #[derive(Debug)]
 struct FrozenMemory {
@@ -100,15 +110,7 @@ impl StateStore for FrozenMemory {
     }
 
     fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
-        if from >= to {
-            return Ok(());
-        }
-        for (key, value) in self.map.range(from.to_vec()..to.to_vec()) {
-            if !visit(key, value)? {
-                break;
-            }
-        }
-        Ok(())
+        scan_map(&self.map, from, to, visit)
     }
 
     fn write(&self, _: StateChanges) -> Result<()> {

@@ -12,8 +12,6 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::BooleanArray;
-use datafusion::arrow::compute::filter_record_batch;
 use datafusion::error::{DataFusionError, Result};
 use futures::{StreamExt, stream};
 use tokio::sync::mpsc;
@@ -72,29 +70,6 @@ pub fn view_table(
     info: &OperatorInfo,
 ) -> Result<StateTable> {
     StateTable::new(store, id, Arc::clone(&info.schema), info.stream_key.clone())
-}
-
-/// Applies a chunk's changes in order: each run of inserts or deletes as
-/// one batch, so a delete and re-insert of a key in one chunk end right.
-fn apply(table: &mut StateTable, chunk: &StreamChunk) -> Result<()> {
-    let ops = chunk.ops();
-    let mut start = 0;
-    while start < ops.len() {
-        let inserting = ops[start].is_insert();
-        let end = ops[start..]
-            .iter()
-            .position(|op| op.is_insert() != inserting)
-            .map_or(ops.len(), |n| start + n);
-        let run = BooleanArray::from_iter((0..ops.len()).map(|i| Some(start <= i && i < end)));
-        let rows = filter_record_batch(chunk.data(), &run)?;
-        if inserting {
-            table.insert(&rows)?;
-        } else {
-            table.delete(&rows)?;
-        }
-        start = end;
-    }
-    Ok(())
 }
 
 struct Materializer {
@@ -194,7 +169,7 @@ impl Operator for MaterializeOperator {
                 };
                 let step = match &message {
                     Message::Chunk(chunk) => {
-                        let applied = apply(&mut materializer.table, chunk);
+                        let applied = materializer.table.apply_chunk(chunk);
                         if applied.is_ok() {
                             materializer.send_all(&message).await;
                         }

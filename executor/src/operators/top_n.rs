@@ -12,8 +12,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{SortOptions, filter_record_batch, take};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, take};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
@@ -156,23 +156,7 @@ impl TopN {
             .iter()
             .map(|key| self.top(key))
             .collect::<Result<Vec<_>>>()?;
-        let ops = chunk.ops();
-        let mut start = 0;
-        while start < ops.len() {
-            let inserting = ops[start].is_insert();
-            let end = ops[start..]
-                .iter()
-                .position(|op| op.is_insert() != inserting)
-                .map_or(ops.len(), |n| start + n);
-            let run = BooleanArray::from_iter((0..ops.len()).map(|i| Some(start <= i && i < end)));
-            let rows = filter_record_batch(chunk.data(), &run)?;
-            if inserting {
-                self.rows.insert(&rows)?;
-            } else {
-                self.rows.delete(&rows)?;
-            }
-            start = end;
-        }
+        self.rows.apply_chunk(chunk)?;
         let (mut out_ops, mut out) = (Vec::new(), Vec::new());
         for (key, before) in partitions.iter().zip(before) {
             let after = self.top(key)?;

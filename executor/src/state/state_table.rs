@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{SortOptions, filter_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::{DataFusionError, Result};
@@ -17,7 +17,7 @@ use weir_storage::StateStore;
 
 use super::MAX_PARALLELISM;
 use crate::batch::storage_error;
-use crate::message::Epoch;
+use crate::message::{Epoch, StreamChunk};
 
 /// Identifies a state table within its store; deterministic per operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,6 +194,29 @@ impl StateTable {
         let encoded = self.rows.convert_columns(rows.columns())?;
         for (key, row) in keys.into_iter().zip(encoded.iter()) {
             self.pending.insert(key, Some(row.as_ref().to_vec()));
+        }
+        Ok(())
+    }
+
+    /// Applies a chunk's changes in order: each run of inserts or deletes
+    /// as one batch, so a delete and re-insert of a key in one chunk end right.
+    pub fn apply_chunk(&mut self, chunk: &StreamChunk) -> Result<()> {
+        let ops = chunk.ops();
+        let mut start = 0;
+        while start < ops.len() {
+            let inserting = ops[start].is_insert();
+            let end = ops[start..]
+                .iter()
+                .position(|op| op.is_insert() != inserting)
+                .map_or(ops.len(), |n| start + n);
+            let run = BooleanArray::from_iter((0..ops.len()).map(|i| Some(start <= i && i < end)));
+            let rows = filter_record_batch(chunk.data(), &run)?;
+            if inserting {
+                self.insert(&rows)?;
+            } else {
+                self.delete(&rows)?;
+            }
+            start = end;
         }
         Ok(())
     }

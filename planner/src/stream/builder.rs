@@ -66,7 +66,17 @@ fn unsupported(what: impl std::fmt::Display) -> Error {
     Error::not_supported(format!("{what} is not supported in materialized views"))
 }
 
-fn describe_key(info: &OperatorInfo) -> String {
+/// Items as the text of a list: `a, b, c`.
+fn listed<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An operator's stream key by column names, as EXPLAIN shows it.
+pub fn describe_key(info: &OperatorInfo) -> String {
     let names: Vec<&str> = info
         .stream_key
         .iter()
@@ -174,16 +184,8 @@ impl<'a> GraphBuilder<'a> {
                 let (position, identity) = self.next_identity("HashAggregate");
                 let detail = format!(
                     " group=[{}] calls=[{}]",
-                    a.group_expr
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    a.aggr_expr
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    listed(&a.group_expr),
+                    listed(&a.aggr_expr)
                 );
                 let store = (self.stores)(position)?;
                 let operator =
@@ -493,11 +495,7 @@ impl<'a> GraphBuilder<'a> {
         let (position, identity) = self.next_identity("TopN");
         let detail = format!(
             " order=[{}] offset={offset} limit={fetch}",
-            sort.expr
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            listed(&sort.expr)
         );
         let store = (self.stores)(position)?;
         let visible = input.visible;

@@ -10,5 +10,5 @@
 pub mod builder;
 pub mod explain;
 
-pub use builder::{Built, GraphBuilder, StoreOpener};
+pub use builder::{Built, GraphBuilder, StoreOpener, describe_key};
 pub use explain::ExplainNode;

@@ -68,21 +68,13 @@ impl EngineSnapshot {
         &self,
         from: &[u8],
         to: &[u8],
-        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(to.to_vec());
-        let iter = self
-            .inner
-            .borrow_dependent()
-            .iterator_opt(IteratorMode::From(from, Direction::Forward), options);
-        for item in iter {
-            let (key, value) = item.map_err(storage_error)?;
-            if !visit(&key, &value)? {
-                break;
-            }
-        }
-        Ok(())
+        let (mode, options) = forward(from, to);
+        visit_entries(
+            self.inner.borrow_dependent().iterator_opt(mode, options),
+            visit,
+        )
     }
 }
 
@@ -113,6 +105,27 @@ impl Batch {
 
 fn storage_error(e: rocksdb::Error) -> Error {
     Error::Storage(e.into_string())
+}
+
+/// How to iterate `[from, to)` forward.
+fn forward<'a>(from: &'a [u8], to: &[u8]) -> (IteratorMode<'a>, ReadOptions) {
+    let mut options = ReadOptions::default();
+    options.set_iterate_upper_bound(to.to_vec());
+    (IteratorMode::From(from, Direction::Forward), options)
+}
+
+/// Feeds entries to `visit` until it returns `false`.
+fn visit_entries(
+    entries: impl Iterator<Item = std::result::Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>>,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
+    for entry in entries {
+        let (key, value) = entry.map_err(storage_error)?;
+        if !visit(&key, &value)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -163,20 +176,10 @@ impl Engine {
         &self,
         from: &[u8],
         to: &[u8],
-        mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(to.to_vec());
-        let iter = self
-            .db
-            .iterator_opt(IteratorMode::From(from, Direction::Forward), options);
-        for item in iter {
-            let (key, value) = item.map_err(storage_error)?;
-            if !visit(&key, &value)? {
-                break;
-            }
-        }
-        Ok(())
+        let (mode, options) = forward(from, to);
+        visit_entries(self.db.iterator_opt(mode, options), visit)
     }
 
     /// The last entry in `[from, to]`, if any.
