@@ -14,8 +14,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, UInt32Array};
-use datafusion::arrow::compute::{SortOptions, take};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, UInt32Array,
+};
+use datafusion::arrow::compute::{SortOptions, cast, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -281,20 +283,25 @@ impl Aggregation {
         Ok(Some(row))
     }
 
-    fn write_group(&mut self, key: &[ScalarValue], group: &Group) -> Result<()> {
-        let mut row = key.to_vec();
-        row.push(ScalarValue::Int64(Some(group.rows)));
-        row.extend(group.partials.iter().flatten().cloned());
-        let batch = StreamChunk::from_rows(
-            Arc::clone(self.groups.schema()),
-            vec![Op::Insert],
-            vec![row],
-        )?;
-        if group.rows == 0 && !self.is_global() {
-            self.groups.delete(batch.data())
-        } else {
-            self.groups.insert(batch.data())
+    /// Stores the groups' new state; groups left without rows go.
+    fn write_groups(&mut self, keys: &[Vec<ScalarValue>], groups: &[Group]) -> Result<()> {
+        let (mut ops, mut rows) = (Vec::new(), Vec::new());
+        for (key, group) in keys.iter().zip(groups) {
+            let emptied = group.rows == 0 && !self.is_global();
+            if emptied && !group.existed {
+                continue;
+            }
+            let mut row = key.clone();
+            row.push(ScalarValue::Int64(Some(group.rows)));
+            row.extend(group.partials.iter().flatten().cloned());
+            ops.push(if emptied { Op::Delete } else { Op::Insert });
+            rows.push(row);
         }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let changes = StreamChunk::from_rows(Arc::clone(self.groups.schema()), ops, rows)?;
+        self.groups.apply_chunk(&changes)
     }
 
     fn apply(&mut self, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
@@ -345,27 +352,25 @@ impl Aggregation {
         }
         for c in 0..self.calls.len() {
             let deltas = self.call_deltas(c, chunk, &row_group)?;
-            for ((g, value), sign) in deltas {
-                if sign == 0 {
-                    continue;
-                }
+            if self.multisets[c].is_none() {
+                // Direct partials: a sign per row was summed into `sign`.
                 let call = &self.calls[c];
-                if self.multisets[c].is_none() {
-                    // Direct partials: a sign per row was summed into `sign`.
+                for ((g, value), sign) in deltas {
                     for _ in 0..sign.abs() {
                         call.apply(&mut groups[g].partials[c], &value, sign.signum())?;
                     }
-                    continue;
                 }
-                let (before, after) =
-                    self.update_multiset(c, &key_of(g), &key_rows[g], &value, sign)?;
-                let call = &self.calls[c];
-                if call.distinct && (before == 0) != (after == 0) {
-                    call.apply(
-                        &mut groups[g].partials[c],
-                        &value,
-                        if after > 0 { 1 } else { -1 },
-                    )?;
+                continue;
+            }
+            let counts = self.update_multiset(c, &group_keys, &deltas)?;
+            let call = &self.calls[c];
+            if !call.distinct {
+                continue;
+            }
+            for (((g, value), _), (before, after)) in deltas.iter().zip(counts) {
+                if (before == 0) != (after == 0) {
+                    let sign = if after > 0 { 1 } else { -1 };
+                    call.apply(&mut groups[*g].partials[c], value, sign)?;
                 }
             }
         }
@@ -391,11 +396,7 @@ impl Aggregation {
                 (None, None) => {}
             }
         }
-        for (g, group) in groups.iter().enumerate() {
-            if group.existed || group.rows != 0 || self.is_global() {
-                self.write_group(&key_rows[g], group)?;
-            }
-        }
+        self.write_groups(&key_rows, &groups)?;
         if rows.is_empty() {
             return Ok(None);
         }
@@ -459,37 +460,50 @@ impl Aggregation {
             .collect())
     }
 
-    /// Changes a value's multiplicity; returns it before and after.
+    /// Changes the multiplicities of call `c`'s values by `deltas` (one
+    /// entry per group and value); returns each one's before and after.
     fn update_multiset(
         &mut self,
         c: usize,
-        key: &[ArrayRef],
-        key_row: &[ScalarValue],
-        value: &ScalarValue,
-        delta: i64,
-    ) -> Result<(i64, i64)> {
+        group_keys: &[ArrayRef],
+        deltas: &[((usize, ScalarValue), i64)],
+    ) -> Result<Vec<(i64, i64)>> {
+        if deltas.is_empty() {
+            return Ok(Vec::new());
+        }
         let table = self.multisets[c]
             .as_mut()
             .ok_or_else(|| DataFusionError::Internal("aggregate call has no multiset".into()))?;
-        let mut lookup_key = key.to_vec();
-        lookup_key.push(value.to_array()?);
-        let lookup = table.get(&lookup_key)?;
-        let before = match lookup.found[0] {
-            Some(row) => as_int64_array(lookup.rows.column(key.len() + 1))?.value(row),
-            None => 0,
-        };
-        let after = before + delta;
-        let mut row = key_row.to_vec();
-        row.push(value.clone());
-        row.push(ScalarValue::Int64(Some(after)));
-        let batch =
-            StreamChunk::from_rows(Arc::clone(table.schema()), vec![Op::Insert], vec![row])?;
-        if after > 0 {
-            table.insert(batch.data())?;
-        } else {
-            table.delete(batch.data())?;
-        }
-        Ok((before, after))
+        let schema = Arc::clone(table.schema());
+        let group_len = group_keys.len();
+        let groups = UInt32Array::from_iter_values(deltas.iter().map(|((g, _), _)| *g as u32));
+        let mut columns: Vec<ArrayRef> = group_keys
+            .iter()
+            .map(|k| Ok(take(k.as_ref(), &groups, None)?))
+            .collect::<Result<_>>()?;
+        let values = ScalarValue::iter_to_array(deltas.iter().map(|((_, v), _)| v.clone()))?;
+        columns.push(cast(&values, schema.field(group_len).data_type())?);
+        let lookup = table.get(&columns)?;
+        let stored = as_int64_array(lookup.rows.column(group_len + 1))?;
+        let counts: Vec<(i64, i64)> = lookup
+            .found
+            .iter()
+            .zip(deltas)
+            .map(|(found, (_, delta))| {
+                let before = found.map_or(0, |row| stored.value(row));
+                (before, before + delta)
+            })
+            .collect();
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            counts.iter().map(|(_, after)| *after),
+        )));
+        let ops: Vec<Op> = counts
+            .iter()
+            .map(|(_, after)| if *after > 0 { Op::Insert } else { Op::Delete })
+            .collect();
+        let changes = StreamChunk::new(ops, RecordBatch::try_new(schema, columns)?)?;
+        table.apply_chunk(&changes)?;
+        Ok(counts)
     }
 }
 
@@ -504,7 +518,7 @@ impl ChunkHandler for Aggregation {
             return Ok(None);
         }
         let key_row = vec![ScalarValue::Int8(Some(0))];
-        self.write_group(&key_row, &group)?;
+        self.write_groups(std::slice::from_ref(&key_row), std::slice::from_ref(&group))?;
         let row = self.output_row(&group, &key, &key_row)?;
         let rows: Vec<Vec<ScalarValue>> = row.into_iter().collect();
         StreamChunk::from_rows(

@@ -13,12 +13,17 @@
 //! then both sides' hidden key columns; the stream key is both sides'.
 //! Inputs are barrier-aligned (see [`crate::align`]).
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array, new_null_array,
+};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::cast::as_int64_array;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::JoinType;
@@ -55,6 +60,8 @@ struct Side {
     /// Rows of this side are kept when unmatched (NULL-padded).
     preserved: bool,
     table: StateTable,
+    /// Encodes this side's key types, to find a chunk's distinct keys.
+    key_rows: RowConverter,
 }
 
 struct Join {
@@ -99,7 +106,7 @@ impl HashJoinOperator {
         fields.extend(r.schema.fields()[..right.visible].iter().map(field));
         fields.extend(l.schema.fields()[left.visible..].iter().map(field));
         fields.extend(r.schema.fields()[right.visible..].iter().map(field));
-        let (lw, rw) = (l.schema.fields().len(), r.schema.fields().len());
+        let lw = l.schema.fields().len();
         let layout = Layout {
             left_visible: left.visible,
             right_visible: right.visible,
@@ -150,6 +157,12 @@ impl HashJoinOperator {
                     order,
                     k,
                 )?,
+                key_rows: RowConverter::new(
+                    key_types
+                        .iter()
+                        .map(|t| SortField::new(t.clone()))
+                        .collect(),
+                )?,
                 key_types,
             })
         };
@@ -157,7 +170,6 @@ impl HashJoinOperator {
             side(&left, left_preserved, first_table)?,
             side(&right, right_preserved, first_table + 1)?,
         ];
-        let _ = rw;
         Ok(Self {
             join: Join {
                 sides,
@@ -195,108 +207,139 @@ impl Layout {
     }
 }
 
-/// A stored row of the other side that shares a row's join key.
-struct Match {
-    values: Vec<ScalarValue>,
-    degree: i64,
-    key: Vec<ScalarValue>,
+/// The other side's stored rows that share a chunk's join keys: each
+/// distinct key scanned once.
+struct Probe {
+    /// Per chunk row, the rows of `stored` with its key (none for NULL keys).
+    matches: Vec<Range<usize>>,
+    /// Matched rows in the other side's state layout (keys, row, degree).
+    stored: RecordBatch,
+}
+
+/// Output rows as positions: a chunk row, a stored row, or NULLs for either.
+#[derive(Default)]
+struct Pairs {
+    ops: Vec<Op>,
+    this: Vec<Option<u32>>,
+    other: Vec<Option<u32>>,
+}
+
+impl Pairs {
+    fn push(&mut self, op: Op, this: Option<usize>, other: Option<usize>) {
+        self.ops.push(op);
+        self.this.push(this.map(|r| r as u32));
+        self.other.push(other.map(|r| r as u32));
+    }
 }
 
 impl Join {
-    /// One output row: `this` from side `s` beside `other` (NULLs if absent).
-    fn combine(
+    /// The stored rows of side `other` matching `keys` (in its key types).
+    fn probe(&self, other: usize, keys: &[ArrayRef], rows: usize) -> Result<Probe> {
+        let side = &self.sides[other];
+        let encoded = side.key_rows.convert_columns(keys)?;
+        let mut scanned: HashMap<&[u8], Range<usize>> = HashMap::new();
+        let mut batches = Vec::new();
+        let mut total = 0;
+        let mut matches = Vec::with_capacity(rows);
+        for row in 0..rows {
+            if keys.iter().any(|k| k.is_null(row)) {
+                matches.push(0..0);
+                continue;
+            }
+            let range = match scanned.entry(encoded.row(row).data()) {
+                Entry::Occupied(entry) => entry.get().clone(),
+                Entry::Vacant(entry) => {
+                    let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(row, 1)).collect();
+                    let start = total;
+                    side.table.scan_prefix(&key, 1024, |batch| {
+                        total += batch.num_rows();
+                        batches.push(batch);
+                        Ok(true)
+                    })?;
+                    entry.insert(start..total).clone()
+                }
+            };
+            matches.push(range);
+        }
+        Ok(Probe {
+            matches,
+            stored: concat_batches(side.table.schema(), &batches)?,
+        })
+    }
+
+    /// Output columns for pairs of rows: side `s`'s from `this` (a chunk),
+    /// the other side's from `stored`; absent positions become NULLs.
+    fn columns(
         &self,
         s: usize,
-        this: Option<&[ScalarValue]>,
-        other: Option<&[ScalarValue]>,
-    ) -> Result<Vec<ScalarValue>> {
-        let (left, right) = if s == 0 { (this, other) } else { (other, this) };
-        let values = |side: &Side, row: Option<&[ScalarValue]>| -> Result<Vec<ScalarValue>> {
-            match row {
-                Some(row) => Ok(row.to_vec()),
-                None => side.types.iter().map(ScalarValue::try_from).collect(),
-            }
-        };
-        let (l, r) = (
-            values(&self.sides[0], left)?,
-            values(&self.sides[1], right)?,
-        );
-        let (lv, rv) = (self.sides[0].visible, self.sides[1].visible);
-        let mut row = Vec::with_capacity(l.len() + r.len());
-        row.extend_from_slice(&l[..lv]);
-        row.extend_from_slice(&r[..rv]);
-        row.extend_from_slice(&l[lv..]);
-        row.extend_from_slice(&r[rv..]);
-        Ok(row)
-    }
-
-    /// The other side's rows with this key (cast to its key types).
-    fn matches(&self, other: usize, key: &[ArrayRef]) -> Result<Vec<Match>> {
-        let side = &self.sides[other];
-        let key = key
+        this: &RecordBatch,
+        this_rows: &UInt32Array,
+        stored: &RecordBatch,
+        stored_rows: &UInt32Array,
+    ) -> Result<Vec<ArrayRef>> {
+        let other = &self.sides[1 - s];
+        let this_columns = this
+            .columns()
             .iter()
-            .zip(&side.key_types)
-            .map(|(k, t)| Ok(cast(k, t)?))
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let k = side.key_types.len();
-        let mut found = Vec::new();
-        side.table.scan_prefix(&key, 1024, |batch| {
-            let degrees = as_int64_array(batch.column(k + side.width))?;
-            for row in 0..batch.num_rows() {
-                let cell = |c: usize| ScalarValue::try_from_array(batch.column(c), row);
-                found.push(Match {
-                    key: (0..k).map(cell).collect::<Result<_>>()?,
-                    values: (k..k + side.width).map(cell).collect::<Result<_>>()?,
-                    degree: degrees.value(row),
-                });
-            }
-            Ok(true)
-        })?;
-        Ok(found)
+            .map(|c| Ok(take(c, this_rows, None)?))
+            .collect::<Result<Vec<_>>>()?;
+        let k = other.key_types.len();
+        let other_columns = (0..other.width)
+            .map(|c| {
+                if stored.num_rows() == 0 {
+                    Ok(new_null_array(&other.types[c], stored_rows.len()))
+                } else {
+                    Ok(take(stored.column(k + c), stored_rows, None)?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (left, right) = if s == 0 {
+            (this_columns, other_columns)
+        } else {
+            (other_columns, this_columns)
+        };
+        let (lv, rv) = (self.sides[0].visible, self.sides[1].visible);
+        let mut columns = Vec::with_capacity(left.len() + right.len());
+        columns.extend_from_slice(&left[..lv]);
+        columns.extend_from_slice(&right[..rv]);
+        columns.extend_from_slice(&left[lv..]);
+        columns.extend_from_slice(&right[rv..]);
+        Ok(columns)
     }
 
-    /// Which candidate output rows pass the residual predicate.
-    fn passing(&self, rows: &[Vec<ScalarValue>]) -> Result<Vec<bool>> {
+    /// Per candidate pair (each chunk row with each of its matches, in
+    /// order), whether it passes the residual predicate.
+    fn passing(&self, s: usize, data: &RecordBatch, probe: &Probe) -> Result<Vec<bool>> {
+        let pairs: usize = probe.matches.iter().map(|m| m.len()).sum();
         let Some(filter) = &self.filter else {
-            return Ok(vec![true; rows.len()]);
+            return Ok(vec![true; pairs]);
         };
-        if rows.is_empty() {
+        if pairs == 0 {
             return Ok(Vec::new());
         }
-        let batch = StreamChunk::from_rows(
-            Arc::clone(&self.schema),
-            vec![Op::Insert; rows.len()],
-            rows.to_vec(),
+        let (mut this, mut stored) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+        for (row, matches) in probe.matches.iter().enumerate() {
+            for m in matches.clone() {
+                this.push(row as u32);
+                stored.push(m as u32);
+            }
+        }
+        let columns = self.columns(
+            s,
+            data,
+            &UInt32Array::from(this),
+            &probe.stored,
+            &UInt32Array::from(stored),
         )?;
-        let result = filter.evaluate(batch.data())?.into_array(rows.len())?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        let result = filter.evaluate(&batch)?.into_array(pairs)?;
         let result = result
             .as_any()
             .downcast_ref::<BooleanArray>()
             .ok_or_else(|| DataFusionError::Internal("join filter is not boolean".into()))?;
-        Ok((0..rows.len())
+        Ok((0..pairs)
             .map(|i| result.is_valid(i) && result.value(i))
             .collect())
-    }
-
-    fn store(
-        &mut self,
-        s: usize,
-        key: &[ScalarValue],
-        values: &[ScalarValue],
-        degree: i64,
-        keep: bool,
-    ) -> Result<()> {
-        let side = &mut self.sides[s];
-        let mut row = key.to_vec();
-        row.extend_from_slice(values);
-        row.push(ScalarValue::Int64(Some(degree)));
-        let batch =
-            StreamChunk::from_rows(Arc::clone(side.table.schema()), vec![Op::Insert], vec![row])?;
-        if keep {
-            side.table.insert(batch.data())
-        } else {
-            side.table.delete(batch.data())
-        }
     }
 
     fn apply(&mut self, s: usize, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
@@ -308,62 +351,87 @@ impl Join {
             .iter()
             .map(|k| k.evaluate(data)?.into_array(rows))
             .collect::<Result<_>>()?;
-        let (mut ops, mut out) = (Vec::new(), Vec::new());
-        for row in 0..rows {
-            let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(row, 1)).collect();
-            let key_values: Vec<ScalarValue> = key
-                .iter()
-                .map(|k| ScalarValue::try_from_array(k, 0))
-                .collect::<Result<_>>()?;
-            let this = chunk.row(row)?;
-            let matches = if key.iter().any(|k| k.is_null(0)) {
-                Vec::new()
-            } else {
-                self.matches(other, &key)?
-            };
-            let joined: Vec<Vec<ScalarValue>> = matches
-                .iter()
-                .map(|m| self.combine(s, Some(&this), Some(&m.values)))
-                .collect::<Result<_>>()?;
-            let passing = self.passing(&joined)?;
-            let degree = passing.iter().filter(|p| **p).count() as i64;
+        let probe_keys = keys
+            .iter()
+            .zip(&self.sides[other].key_types)
+            .map(|(k, t)| Ok(cast(k, t)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let probe = self.probe(other, &probe_keys, rows)?;
+        let passing = self.passing(s, data, &probe)?;
+
+        // Rows in order, so repeated keys in one chunk see each other's
+        // effect on the stored rows' degrees.
+        let k = self.sides[other].key_types.len();
+        let degree_column = as_int64_array(probe.stored.column(k + self.sides[other].width))?;
+        let mut degrees: Vec<i64> = degree_column.values().to_vec();
+        let mut changed = vec![false; degrees.len()];
+        let (this_preserved, other_preserved) =
+            (self.sides[s].preserved, self.sides[other].preserved);
+        let mut pairs = Pairs::default();
+        let mut own_degrees = Vec::with_capacity(rows);
+        let mut candidate = 0;
+        for (row, matches) in probe.matches.iter().enumerate() {
             let inserting = chunk.ops()[row].is_insert();
-            let other_preserved = self.sides[other].preserved;
-            for ((m, row_out), _) in matches
-                .iter()
-                .zip(joined)
-                .zip(&passing)
-                .filter(|(_, p)| **p)
-            {
-                let padded = || self.combine(other, Some(&m.values), None);
+            let mut degree = 0;
+            for m in matches.clone() {
+                candidate += 1;
+                if !passing[candidate - 1] {
+                    continue;
+                }
+                degree += 1;
+                changed[m] = true;
                 if inserting {
-                    if other_preserved && m.degree == 0 {
-                        ops.push(Op::Delete);
-                        out.push(padded()?);
+                    if other_preserved && degrees[m] == 0 {
+                        pairs.push(Op::Delete, None, Some(m));
                     }
-                    ops.push(Op::Insert);
-                    out.push(row_out);
-                    self.store(other, &m.key, &m.values, m.degree + 1, true)?;
+                    pairs.push(Op::Insert, Some(row), Some(m));
+                    degrees[m] += 1;
                 } else {
-                    ops.push(Op::Delete);
-                    out.push(row_out);
-                    if other_preserved && m.degree == 1 {
-                        ops.push(Op::Insert);
-                        out.push(padded()?);
+                    pairs.push(Op::Delete, Some(row), Some(m));
+                    if other_preserved && degrees[m] == 1 {
+                        pairs.push(Op::Insert, None, Some(m));
                     }
-                    self.store(other, &m.key, &m.values, m.degree - 1, true)?;
+                    degrees[m] -= 1;
                 }
             }
-            if degree == 0 && self.sides[s].preserved {
-                ops.push(if inserting { Op::Insert } else { Op::Delete });
-                out.push(self.combine(s, Some(&this), None)?);
+            if degree == 0 && this_preserved {
+                let op = if inserting { Op::Insert } else { Op::Delete };
+                pairs.push(op, Some(row), None);
             }
-            self.store(s, &key_values, &this, degree, inserting)?;
+            own_degrees.push(degree);
         }
-        if out.is_empty() {
+
+        // This side's rows, with their degrees.
+        let mut stored_columns = keys;
+        stored_columns.extend(data.columns().iter().cloned());
+        stored_columns.push(Arc::new(Int64Array::from(own_degrees)));
+        let own = &mut self.sides[s].table;
+        let stored = RecordBatch::try_new(Arc::clone(own.schema()), stored_columns)?;
+        own.apply_chunk(&StreamChunk::new(chunk.ops().to_vec(), stored)?)?;
+        // Degrees decide NULL-padding only on a preserved side.
+        if other_preserved && changed.contains(&true) {
+            let mut columns = probe.stored.columns().to_vec();
+            columns[k + self.sides[other].width] = Arc::new(Int64Array::from(degrees));
+            let updated = RecordBatch::try_new(probe.stored.schema(), columns)?;
+            let updated = filter_record_batch(&updated, &BooleanArray::from(changed))?;
+            self.sides[other].table.insert(&updated)?;
+        }
+
+        if pairs.ops.is_empty() {
             return Ok(None);
         }
-        StreamChunk::from_rows(Arc::clone(&self.schema), ops, out).map(Some)
+        let columns = self.columns(
+            s,
+            data,
+            &UInt32Array::from(pairs.this),
+            &probe.stored,
+            &UInt32Array::from(pairs.other),
+        )?;
+        StreamChunk::new(
+            pairs.ops,
+            RecordBatch::try_new(Arc::clone(&self.schema), columns)?,
+        )
+        .map(Some)
     }
 }
 

@@ -6,6 +6,7 @@
 //! (hash of the key, modulo the maximum parallelism) lets state be split
 //! among parallel instances and re-split on restore.
 
+mod cache;
 mod state_table;
 
 pub use state_table::{Lookup, StateTable, StateTableId, key_group};

@@ -6,16 +6,17 @@
 //! so key order is value order and rows decode a batch at a time.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{SortOptions, filter_record_batch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::{DataFusionError, Result};
 use weir_storage::StateStore;
 
 use super::MAX_PARALLELISM;
+use super::cache::HotKeys;
 use crate::batch::storage_error;
 use crate::message::{Epoch, StreamChunk};
 
@@ -63,7 +64,15 @@ pub struct StateTable {
     rows: RowConverter,
     /// This epoch's writes by full store key; `None` deletes.
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Committed rows of recently used keys, so hot keys skip the store.
+    hot: Mutex<HotKeys>,
 }
+
+/// Rows an epoch buffers per table before writing them to the store early.
+pub(super) const MAX_PENDING: usize = 64 * 1024;
+
+/// Keys per table whose committed rows stay in memory (up to twice this).
+const HOT_KEYS: usize = 16 * 1024;
 
 fn internal(message: String) -> DataFusionError {
     DataFusionError::Internal(message)
@@ -125,6 +134,7 @@ impl StateTable {
             distribution_len,
             rows,
             pending: BTreeMap::new(),
+            hot: Mutex::new(HotKeys::new(HOT_KEYS)),
         })
     }
 
@@ -195,30 +205,19 @@ impl StateTable {
         for (key, row) in keys.into_iter().zip(encoded.iter()) {
             self.pending.insert(key, Some(row.as_ref().to_vec()));
         }
-        Ok(())
+        self.spill_if_full()
     }
 
-    /// Applies a chunk's changes in order: each run of inserts or deletes
-    /// as one batch, so a delete and re-insert of a key in one chunk end right.
+    /// Applies a chunk's changes in order, so a delete and re-insert of a
+    /// key in one chunk end right.
     pub fn apply_chunk(&mut self, chunk: &StreamChunk) -> Result<()> {
-        let ops = chunk.ops();
-        let mut start = 0;
-        while start < ops.len() {
-            let inserting = ops[start].is_insert();
-            let end = ops[start..]
-                .iter()
-                .position(|op| op.is_insert() != inserting)
-                .map_or(ops.len(), |n| start + n);
-            let run = BooleanArray::from_iter((0..ops.len()).map(|i| Some(start <= i && i < end)));
-            let rows = filter_record_batch(chunk.data(), &run)?;
-            if inserting {
-                self.insert(&rows)?;
-            } else {
-                self.delete(&rows)?;
-            }
-            start = end;
+        let keys = self.row_keys(chunk.data())?;
+        let encoded = self.rows.convert_columns(chunk.data().columns())?;
+        for ((key, op), row) in keys.into_iter().zip(chunk.ops()).zip(encoded.iter()) {
+            let value = op.is_insert().then(|| row.as_ref().to_vec());
+            self.pending.insert(key, value);
         }
-        Ok(())
+        self.spill_if_full()
     }
 
     /// Deletes the rows with the keys of `rows`.
@@ -226,7 +225,7 @@ impl StateTable {
         for key in self.row_keys(rows)? {
             self.pending.insert(key, None);
         }
-        Ok(())
+        self.spill_if_full()
     }
 
     /// The rows with these keys (columns in key order), as this epoch sees them.
@@ -236,7 +235,7 @@ impl StateTable {
         for key in self.keys_of(key_columns)? {
             let row = match self.pending.get(&key) {
                 Some(row) => row.clone(),
-                None => self.store.get(&key).map_err(storage_error)?,
+                None => self.committed(key)?,
             };
             found.push(row.map(|row| {
                 found_rows.push(row);
@@ -247,6 +246,24 @@ impl StateTable {
             rows: self.decode(&found_rows)?,
             found,
         })
+    }
+
+    fn hot_keys(&self) -> MutexGuard<'_, HotKeys> {
+        // A panic elsewhere cannot leave the cache half-updated.
+        self.hot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The committed row of a store key: from the hot keys, else the store.
+    fn committed(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let mut hot = self.hot_keys();
+        if let Some(row) = hot.get(&key) {
+            return Ok(row);
+        }
+        let row = self.store.get(&key).map_err(storage_error)?;
+        hot.put(key, row.clone());
+        Ok(row)
     }
 
     fn decode(&self, rows: &[Vec<u8>]) -> Result<RecordBatch> {
@@ -363,10 +380,40 @@ impl StateTable {
                 self.id.0
             )));
         }
+        self.write_pending(Some(epoch))
+    }
+
+    /// Writes a large epoch's buffer to the store early, so an epoch never
+    /// holds more than [`MAX_PENDING`] rows in memory. Safe because state is
+    /// only ever read as of a barrier: through this table, which sees its
+    /// own writes either way, or through a store snapshot taken at one.
+    fn spill_if_full(&mut self) -> Result<()> {
+        if self.pending.len() < MAX_PENDING {
+            return Ok(());
+        }
+        self.write_pending(None)
+    }
+
+    /// Moves the buffered writes to the store, with `epoch` as the
+    /// table's committed epoch if given.
+    fn write_pending(&mut self, epoch: Option<Epoch>) -> Result<()> {
         let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             std::mem::take(&mut self.pending).into_iter().collect();
-        changes.push((self.epoch_key(), Some(epoch.0.to_be_bytes().to_vec())));
-        self.store.write(changes).map_err(storage_error)
+        {
+            let mut hot = self.hot_keys();
+            for (key, row) in &changes {
+                hot.put(key.clone(), row.clone());
+            }
+        }
+        if let Some(epoch) = epoch {
+            changes.push((self.epoch_key(), Some(epoch.0.to_be_bytes().to_vec())));
+        }
+        let written = self.store.write(changes).map_err(storage_error);
+        if written.is_err() {
+            // The cache may now claim rows the store never took.
+            self.hot_keys().clear();
+        }
+        written
     }
 
     /// The last epoch committed, if any.

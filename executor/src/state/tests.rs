@@ -145,3 +145,31 @@ fn key_groups_are_stable_and_spread() {
     );
     assert!(groups.iter().all(|&g| g < super::MAX_PARALLELISM));
 }
+
+#[test]
+fn large_epochs_spill_to_the_store_but_snapshots_stay_at_their_barrier() {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+    let mut t = table(Arc::clone(&store), 3);
+    t.insert(&rows("I T\n+ 0 first")).unwrap();
+    t.commit(Epoch(1)).unwrap();
+    let at_barrier = store.snapshot().unwrap();
+    // More rows than an epoch buffers: most reach the store before the barrier.
+    let many = super::state_table::MAX_PENDING as i64 + 500;
+    let ids = Int64Array::from_iter_values(1..=many);
+    let names = StringArray::from_iter_values((1..=many).map(|i| format!("n{i}")));
+    let batch =
+        RecordBatch::try_new(rows("I T").schema(), vec![Arc::new(ids), Arc::new(names)]).unwrap();
+    t.insert(&batch).unwrap();
+    t.delete(&rows("I T\n+ 0 x\n+ 7 x")).unwrap();
+    assert!(t.is_dirty());
+    let lookup = t.get(&keys(&[0, 7, 8, many])).unwrap();
+    assert_eq!(lookup.found, vec![None, None, Some(0), Some(1)]);
+    assert_eq!(contents(&t, 4096).len() as i64, many - 1);
+    // The snapshot published at the last barrier still shows that epoch.
+    assert_eq!(
+        contents(&table(at_barrier, 3), 10),
+        vec![(0, Some("first".into()))]
+    );
+    t.commit(Epoch(2)).unwrap();
+    assert_eq!(contents(&table(store, 3), 4096).len() as i64, many - 1);
+}
