@@ -49,6 +49,11 @@ const VIEWS: &[(&str, &str)] = &[
         "top_offset",
         "SELECT id, w FROM b ORDER BY w, id LIMIT 2 OFFSET 1",
     ),
+    (
+        "group_top",
+        "SELECT id, k, v, rn FROM (SELECT id, k, v, ROW_NUMBER() OVER \
+         (PARTITION BY k ORDER BY v DESC, id) AS rn FROM a) AS t WHERE rn <= 2",
+    ),
     ("distinct_keys", "SELECT DISTINCT k FROM a"),
     ("unioned", "SELECT k, v FROM a UNION ALL SELECT k, w FROM b"),
     (
@@ -68,10 +73,19 @@ const VIEWS: &[(&str, &str)] = &[
         "SELECT n, count(*) AS groups FROM agg GROUP BY n",
     ),
     (
+        "dedup",
+        "SELECT id, k, w FROM (SELECT id, k, w, ROW_NUMBER() OVER \
+         (PARTITION BY k ORDER BY id) AS rn FROM b) AS t WHERE rn = 1",
+    ),
+    (
         "top_of_view",
         "SELECT k, s FROM agg ORDER BY s DESC NULLS LAST, k LIMIT 2",
     ),
 ];
+
+/// Rounds of random changes (1 to 7 statements each); the server
+/// restarts halfway.
+const ROUNDS: usize = 500;
 
 /// A small deterministic generator (xorshift), so a failure replays.
 struct Random(u64);
@@ -216,23 +230,27 @@ async fn random_changes() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("creating {name}"))?;
     }
-    for round in 0..300 {
+    let mut checks = 0;
+    for round in 0..ROUNDS {
         changes += random_round(&client, &mut random, &mut next_c).await?;
         if round % 5 == 0 {
             check_views(&client, round).await?;
+            checks += 1;
         }
-        if round == 150 {
+        if round == ROUNDS / 2 {
             drop(client);
             server.shutdown().await;
             server = crate::start_server(dir.path()).await?;
             client = connect(server.local_addr().port()).await?;
             check_views(&client, round).await?;
+            checks += 1;
         }
     }
-    check_views(&client, 300).await?;
+    check_views(&client, ROUNDS).await?;
     println!(
-        "differential: {changes} random changes, {} views checked 62 times",
-        VIEWS.len()
+        "differential: {changes} random changes, {} views checked {} times",
+        VIEWS.len(),
+        checks + 1
     );
     server.shutdown().await;
     Ok(())

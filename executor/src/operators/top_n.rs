@@ -7,13 +7,17 @@
 //! partition a chunk touches, the operator reads the first `m + n` rows
 //! before and after applying the chunk and emits the difference, so it
 //! keeps nothing in memory and a retraction inside the top pulls the
-//! next row up. Output: the input's schema and stream key.
+//! next row up. Output: the input's schema and stream key; with
+//! [`TopNOperator::with_row_number`], also each row's number within its
+//! partition, so a row that moves up or down is retracted and re-inserted
+//! with its new number.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{SortOptions, take};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
@@ -42,7 +46,9 @@ struct TopN {
     partition_keys: RowConverter,
     limit: Limit,
     rows: StateTable,
-    schema: datafusion::arrow::datatypes::SchemaRef,
+    /// Where the output carries each row's 1-based number, if it does.
+    row_number: Option<usize>,
+    schema: SchemaRef,
 }
 
 impl TopNOperator {
@@ -90,9 +96,32 @@ impl TopNOperator {
             partition_keys,
             limit,
             rows,
+            row_number: None,
             schema: Arc::clone(&info.schema),
         };
         Ok(Self { info, input, top })
+    }
+
+    /// Adds each row's number in its partition (`ROW_NUMBER()`, UInt64)
+    /// as output column `at`; later columns move right by one.
+    pub fn with_row_number(mut self, at: usize, name: &str) -> Self {
+        let mut fields: Vec<Field> = self
+            .info
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.insert(at, Field::new(name, DataType::UInt64, false));
+        self.info.schema = Arc::new(Schema::new(fields));
+        for column in &mut self.info.stream_key {
+            if *column >= at {
+                *column += 1;
+            }
+        }
+        self.top.schema = Arc::clone(&self.info.schema);
+        self.top.row_number = Some(at);
+        self
     }
 }
 
@@ -108,13 +137,16 @@ impl TopN {
                     return Ok(false);
                 }
                 if seen >= self.limit.offset {
-                    rows.push(
-                        batch
-                            .columns()
-                            .iter()
-                            .map(|c| ScalarValue::try_from_array(c, row))
-                            .collect::<Result<Vec<_>>>()?,
-                    );
+                    let mut values = batch
+                        .columns()
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, row))
+                        .collect::<Result<Vec<_>>>()?;
+                    if let Some(at) = self.row_number {
+                        let number = (seen + 1) as u64;
+                        values.insert(at, ScalarValue::UInt64(Some(number)));
+                    }
+                    rows.push(values);
                 }
                 seen += 1;
             }
@@ -252,5 +284,49 @@ mod tests {
         };
         let out = top(vec![1], &["+ 1 7 10\n+ 2 7 30\n+ 3 8 20\n+ 4 8 25"], limit);
         assert_eq!(out, lines("+ 1 7 10\n+ 3 8 20"));
+    }
+
+    #[test]
+    fn numbered_rows_are_renumbered_when_they_move() {
+        let t = "I I I";
+        let input = vec![
+            Message::Chunk(chunk(t, "+ 1 7 10\n+ 2 7 30\n+ 3 8 20")),
+            Message::Chunk(chunk(t, "+ 4 7 20")),
+            barrier(1),
+            stop(2),
+        ];
+        let descending = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let limit = Limit {
+            offset: 0,
+            fetch: 2,
+        };
+        let operator = TopNOperator::new(
+            messages(t, input),
+            vec![1],
+            vec![(2, descending)],
+            limit,
+            store,
+            1,
+            "top".into(),
+        )
+        .unwrap()
+        .with_row_number(3, "rn");
+        assert_eq!(operator.info().schema.field(3).name(), "rn");
+        let out = futures::executor::block_on(run(Box::new(operator)));
+        // 4 (20) takes second place in partition 7 and pushes 1 (10) out.
+        assert_eq!(
+            out,
+            lines(
+                "+ 2 7 30 1
+                 + 1 7 10 2
+                 + 3 8 20 1
+                 - 1 7 10 2
+                 + 4 7 20 2"
+            )
+        );
     }
 }

@@ -33,6 +33,7 @@ use weir_executor::operators::{
 use weir_storage::{LogOffset, StateStore, TableStore};
 
 use super::explain::ExplainNode;
+use super::row_number::{RowNumberBound, row_number_bound};
 use crate::catalog::Catalog;
 use crate::{Error, Result};
 
@@ -54,6 +55,9 @@ pub struct GraphBuilder<'a> {
     pub view_name: String,
     pub stores: &'a mut StoreOpener<'a>,
     position: u32,
+    /// A filter's bound on a row number, on its way down to the window
+    /// that computes it (through projections and aliases only).
+    row_number_bound: Option<RowNumberBound>,
     /// Barrier channels of the table sources built.
     pub sources: Vec<mpsc::UnboundedSender<Barrier>>,
     /// Subscriptions of the view sources built.
@@ -62,12 +66,12 @@ pub struct GraphBuilder<'a> {
     pub depends_on: BTreeSet<String>,
 }
 
-fn unsupported(what: impl std::fmt::Display) -> Error {
+pub(super) fn unsupported(what: impl std::fmt::Display) -> Error {
     Error::not_supported(format!("{what} is not supported in materialized views"))
 }
 
 /// Items as the text of a list: `a, b, c`.
-fn listed<T: std::fmt::Display>(items: &[T]) -> String {
+pub(super) fn listed<T: std::fmt::Display>(items: &[T]) -> String {
     items
         .iter()
         .map(ToString::to_string)
@@ -100,6 +104,7 @@ impl<'a> GraphBuilder<'a> {
             view_name,
             stores,
             position: 0,
+            row_number_bound: None,
             sources: Vec::new(),
             subscriptions: Vec::new(),
             depends_on: BTreeSet::new(),
@@ -115,11 +120,11 @@ impl<'a> GraphBuilder<'a> {
         )
     }
 
-    fn expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+    pub(super) fn expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         Ok(self.state.create_physical_expr(expr.clone(), schema)?)
     }
 
-    fn node(
+    pub(super) fn node(
         &self,
         operator: BoxedOperator,
         visible: usize,
@@ -143,8 +148,10 @@ impl<'a> GraphBuilder<'a> {
     }
 
     pub fn build(&mut self, plan: &LogicalPlan) -> Result<Built> {
+        let bound = self.row_number_bound.take();
         match plan {
             LogicalPlan::Projection(p) => {
+                self.row_number_bound = bound;
                 let input = self.build(&p.input)?;
                 let mut exprs = Vec::new();
                 for (expr, field) in p.expr.iter().zip(p.schema.fields()) {
@@ -153,6 +160,7 @@ impl<'a> GraphBuilder<'a> {
                 self.project(input, exprs, "Project")
             }
             LogicalPlan::Filter(f) => {
+                self.row_number_bound = row_number_bound(&f.predicate).or(bound);
                 let input = self.build(&f.input)?;
                 let predicate = self.expr(&f.predicate, f.input.schema())?;
                 let (_, identity) = self.next_identity("Filter");
@@ -161,7 +169,10 @@ impl<'a> GraphBuilder<'a> {
                 let operator = Box::new(FilterOperator::new(input.operator, predicate, identity));
                 Ok(self.node(operator, visible, detail, None, vec![input.explain]))
             }
-            LogicalPlan::SubqueryAlias(s) => self.build(&s.input),
+            LogicalPlan::SubqueryAlias(s) => {
+                self.row_number_bound = bound;
+                self.build(&s.input)
+            }
             LogicalPlan::TableScan(scan) => self.scan(scan),
             LogicalPlan::Aggregate(a) => {
                 if a.group_expr
@@ -264,7 +275,7 @@ impl<'a> GraphBuilder<'a> {
             LogicalPlan::Sort(sort) => self.build(&sort.input),
             LogicalPlan::Union(u) => self.union(u),
             LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
-            LogicalPlan::Window(_) => Err(unsupported("window functions")),
+            LogicalPlan::Window(w) => self.window(w, bound),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
                 Err(unsupported("a query without a table"))
             }

@@ -9,6 +9,7 @@
 
 pub mod builder;
 pub mod explain;
+mod row_number;
 
 pub use builder::{Built, GraphBuilder, StoreOpener, describe_key};
 pub use explain::ExplainNode;
