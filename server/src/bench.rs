@@ -31,6 +31,9 @@ pub enum Benchmark {
         /// Distinct group and join keys.
         #[arg(long, default_value = "100000")]
         keys: u64,
+        /// Views to measure, comma separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -39,7 +42,7 @@ pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
         Benchmark::Insert { clients, seconds } => {
             insert(&clients, Duration::from_secs(seconds)).await
         }
-        Benchmark::Views { rows, keys } => crate::view_bench::views(rows, keys).await,
+        Benchmark::Views { rows, keys, only } => crate::view_bench::views(rows, keys, &only).await,
     }
 }
 

@@ -2,8 +2,11 @@
 //! filter+project, a keyed aggregate, a join — with RocksDB state, against
 //! DataFusion answering the same query in batch over the same rows (the
 //! baseline of the same run), and the latency of a one-row UPDATE reaching
-//! a view over all rows.
+//! a view over all rows. For each view it also shows how much the
+//! process grew while building it beside the size of the state it wrote:
+//! state lives in RocksDB, so memory stays bounded however many keys.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
@@ -54,7 +57,36 @@ async fn fill(client: &Client, rows: u64, keys: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn views(rows: u64, keys: u64) -> anyhow::Result<()> {
+/// The process's resident memory, in bytes (0 where /proc is absent).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Bytes of all files under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => disk_bytes(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn megabytes(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+pub async fn views(rows: u64, keys: u64, only: &[String]) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
@@ -74,27 +106,37 @@ pub async fn views(rows: u64, keys: u64) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "{:<16} {:>10} {:>12} {:>14} {:>10}",
-        "view", "batch s", "view s", "view rows/s", "vs batch"
+        "{:<16} {:>9} {:>9} {:>12} {:>9} {:>10} {:>10}",
+        "view", "view s", "batch s", "view rows/s", "vs batch", "grew MB", "state MB"
     );
+    let state = dir.path().join("state");
     for (name, query) in CASES {
-        let started = Instant::now();
-        client
-            .query_one(&format!("SELECT count(*) FROM ({query}) AS q"), &[])
-            .await?;
-        let batch = started.elapsed();
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        // The view first, so the batch query's memory is not counted.
+        let (resident, stored) = (resident_bytes(), disk_bytes(&state));
         let started = Instant::now();
         client
             .batch_execute(&format!("CREATE MATERIALIZED VIEW \"{name}\" AS {query}"))
             .await?;
         let view = started.elapsed();
+        let grew = resident_bytes().saturating_sub(resident);
+        let written = disk_bytes(&state).saturating_sub(stored);
+        let started = Instant::now();
+        client
+            .query_one(&format!("SELECT count(*) FROM ({query}) AS q"), &[])
+            .await?;
+        let batch = started.elapsed();
         let input = if *name == "join" { rows + keys } else { rows };
         println!(
-            "{name:<16} {:>10.2} {:>12.2} {:>14.0} {:>9.2}x",
-            batch.as_secs_f64(),
+            "{name:<16} {:>9.2} {:>9.2} {:>12.0} {:>8.2}x {:>10.0} {:>10.0}",
             view.as_secs_f64(),
+            batch.as_secs_f64(),
             input as f64 / view.as_secs_f64(),
-            batch.as_secs_f64() / view.as_secs_f64()
+            batch.as_secs_f64() / view.as_secs_f64(),
+            megabytes(grew),
+            megabytes(written)
         );
     }
     let mut latencies: Vec<Duration> = Vec::new();

@@ -59,6 +59,28 @@ impl AggKind {
     }
 
     /// Whether the multiset is ordered from the largest value.
+    /// Keeps its current extreme among the partials, so only deleting
+    /// that extreme has to read the multiset.
+    pub fn keeps_extreme(&self) -> bool {
+        matches!(
+            self,
+            AggKind::Min | AggKind::Max | AggKind::BoolAnd | AggKind::BoolOr
+        )
+    }
+
+    /// Whether `value` beats the current extreme `than`.
+    pub fn better(&self, value: &ScalarValue, than: &ScalarValue) -> bool {
+        if than.is_null() {
+            return true;
+        }
+        let order = value.partial_cmp(than);
+        if self.descending() {
+            order == Some(std::cmp::Ordering::Greater)
+        } else {
+            order == Some(std::cmp::Ordering::Less)
+        }
+    }
+
     pub fn descending(&self) -> bool {
         matches!(self, AggKind::Max | AggKind::BoolOr)
     }
@@ -110,6 +132,11 @@ impl AggCall {
         let count = Field::new(format!("_count_{index}"), DataType::Int64, false);
         Ok(match self.kind {
             AggKind::Count => vec![count],
+            AggKind::Min | AggKind::Max | AggKind::BoolAnd | AggKind::BoolOr => vec![Field::new(
+                format!("_extreme_{index}"),
+                self.arg_type(input)?,
+                true,
+            )],
             AggKind::Sum | AggKind::Avg => vec![
                 Field::new(
                     format!("_sum_{index}"),
@@ -129,6 +156,9 @@ impl AggCall {
     ) -> Result<Vec<ScalarValue>> {
         Ok(match self.kind {
             AggKind::Count => vec![ScalarValue::Int64(Some(0))],
+            AggKind::Min | AggKind::Max | AggKind::BoolAnd | AggKind::BoolOr => {
+                vec![ScalarValue::try_from(&self.arg_type(input)?)?]
+            }
             AggKind::Sum | AggKind::Avg => vec![
                 ScalarValue::try_from(&sum_type(&self.arg_type(input)?))?,
                 ScalarValue::Int64(Some(0)),
@@ -187,10 +217,7 @@ impl AggCall {
             }
             AggKind::Avg => average(&partials[0], count_of(&partials[1])?, output),
             AggKind::Min | AggKind::Max | AggKind::BoolAnd | AggKind::BoolOr => {
-                match values.first() {
-                    Some((value, _)) => value.cast_to(output),
-                    None => null(),
-                }
+                partials[0].cast_to(output)
             }
             AggKind::StringAgg { delimiter } => {
                 if values.is_empty() {
@@ -322,15 +349,17 @@ mod tests {
     }
 
     #[test]
-    fn extremes_and_strings_come_from_the_multiset() {
-        let (max, _) = call(AggKind::Max, DataType::Int32);
-        assert!(max.needs_multiset() && max.kind.descending());
-        let values = [(ScalarValue::Int32(Some(9)), 2)];
-        assert_eq!(
-            max.result(&[], &values).unwrap(),
-            ScalarValue::Int32(Some(9))
-        );
-        assert_eq!(max.result(&[], &[]).unwrap(), ScalarValue::Int32(None));
+    fn extremes_are_kept_and_strings_come_from_the_multiset() {
+        let (max, schema) = call(AggKind::Max, DataType::Int32);
+        assert!(max.needs_multiset() && max.kind.keeps_extreme());
+        let empty = max.empty_partials(&schema).unwrap();
+        assert_eq!(max.result(&empty, &[]).unwrap(), ScalarValue::Int32(None));
+        let nine = ScalarValue::Int32(Some(9));
+        assert!(max.kind.better(&nine, &empty[0]));
+        assert!(max.kind.better(&nine, &ScalarValue::Int32(Some(3))));
+        assert!(!AggKind::Min.better(&nine, &ScalarValue::Int32(Some(3))));
+        assert!(!max.kind.better(&nine, &nine));
+        assert_eq!(max.result(&[nine.clone()], &[]).unwrap(), nine);
         let (agg, _) = call(
             AggKind::StringAgg {
                 delimiter: ",".into(),

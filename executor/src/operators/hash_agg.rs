@@ -2,9 +2,11 @@
 //! inserts and deletes.
 //!
 //! State: a groups table keyed by the group columns holding the group's
-//! row count and each call's partial values, and one multiset table per
-//! call that needs one (see [`crate::aggregate`]), keyed by group then
-//! value, holding the value's multiplicity. A global aggregate (no
+//! row count and each call's partial values (for min, max, bool_and and
+//! bool_or: the current extreme), and one multiset table per call that
+//! needs one (see [`crate::aggregate`]), keyed by group then value,
+//! holding the value's multiplicity. Only deleting a group's extreme
+//! reads its multiset, to find the next one. A global aggregate (no
 //! `GROUP BY`) keys its single group by a constant.
 //!
 //! Output: keyed by the group columns. A changed group is retracted and
@@ -273,7 +275,7 @@ impl Aggregation {
             self.calls.iter().zip(&group.partials).zip(&self.multisets)
         {
             let values = match multiset {
-                Some(table) if call.kind.reads_multiset() => {
+                Some(table) if call.kind.reads_multiset() && !call.kind.keeps_extreme() => {
                     self.multiset_values(table, key, call.values_needed())?
                 }
                 _ => Vec::new(),
@@ -364,6 +366,15 @@ impl Aggregation {
             }
             let counts = self.update_multiset(c, &group_keys, &deltas)?;
             let call = &self.calls[c];
+            if call.kind.keeps_extreme() {
+                for g in self.update_extremes(c, &mut groups, &deltas, &counts) {
+                    let first = self.multiset_values(self.multiset(c)?, &key_of(g), 1)?;
+                    groups[g].partials[c][0] = match first.into_iter().next() {
+                        Some((value, _)) => value,
+                        None => ScalarValue::try_from(groups[g].partials[c][0].data_type())?,
+                    };
+                }
+            }
             if !call.distinct {
                 continue;
             }
@@ -458,6 +469,36 @@ impl Aggregation {
                 (key, sign)
             })
             .collect())
+    }
+
+    fn multiset(&self, c: usize) -> Result<&StateTable> {
+        self.multisets[c]
+            .as_ref()
+            .ok_or_else(|| DataFusionError::Internal("aggregate call has no multiset".into()))
+    }
+
+    /// Moves call `c`'s kept extremes past the values that arrived; returns
+    /// the groups whose extreme left, which must read their multiset.
+    fn update_extremes(
+        &self,
+        c: usize,
+        groups: &mut [Group],
+        deltas: &[((usize, ScalarValue), i64)],
+        counts: &[(i64, i64)],
+    ) -> Vec<usize> {
+        let kind = &self.calls[c].kind;
+        let mut lost = Vec::new();
+        for (((g, value), _), (_, after)) in deltas.iter().zip(counts) {
+            let extreme = &mut groups[*g].partials[c][0];
+            if *after <= 0 && value == extreme {
+                lost.push(*g);
+            } else if *after > 0 && kind.better(value, extreme) {
+                *extreme = value.clone();
+            }
+        }
+        lost.sort_unstable();
+        lost.dedup();
+        lost
     }
 
     /// Changes the multiplicities of call `c`'s values by `deltas` (one
