@@ -359,7 +359,7 @@ mod tests {
         assert!(max.kind.better(&nine, &ScalarValue::Int32(Some(3))));
         assert!(!AggKind::Min.better(&nine, &ScalarValue::Int32(Some(3))));
         assert!(!max.kind.better(&nine, &nine));
-        assert_eq!(max.result(&[nine.clone()], &[]).unwrap(), nine);
+        assert_eq!(max.result(std::slice::from_ref(&nine), &[]).unwrap(), nine);
         let (agg, _) = call(
             AggKind::StringAgg {
                 delimiter: ",".into(),
