@@ -46,19 +46,43 @@ pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
     }
 }
 
-async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_path_buf(),
-    };
-    let server = RunningServer::start(&config).await?;
-    let url = format!(
-        "host=127.0.0.1 port={} user=weir dbname=weir",
-        server.local_addr().port()
-    );
-    let (setup, connection) = tokio_postgres::connect(&url, NoTls).await?;
+/// A server on a fresh temporary data directory, for one benchmark.
+pub(crate) struct BenchServer {
+    pub dir: tempfile::TempDir,
+    pub server: RunningServer,
+    pub url: String,
+}
+
+impl BenchServer {
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = Config {
+            listen: "127.0.0.1:0".parse()?,
+            data_dir: dir.path().to_path_buf(),
+        };
+        let server = RunningServer::start(&config).await?;
+        let url = format!(
+            "host=127.0.0.1 port={} user=weir dbname=weir",
+            server.local_addr().port()
+        );
+        Ok(Self { dir, server, url })
+    }
+
+    /// A new client connection, its connection task spawned.
+    pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
+        connect(&self.url).await
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(connection);
+    Ok(client)
+}
+
+async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<()> {
+    let bench = BenchServer::start().await?;
+    let setup = bench.connect().await?;
     setup
         .batch_execute("CREATE TABLE bench (client INT, seq BIGINT, payload VARCHAR, PRIMARY KEY (client, seq))")
         .await?;
@@ -73,11 +97,10 @@ async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<(
         let started = Instant::now();
         let mut tasks = Vec::new();
         for client in 0..clients {
-            let url = url.clone();
+            let url = bench.url.clone();
             let id = (round * 1000 + client) as i32;
             tasks.push(tokio::spawn(async move {
-                let (db, connection) = tokio_postgres::connect(&url, NoTls).await?;
-                tokio::spawn(connection);
+                let db = connect(&url).await?;
                 let insert = db.prepare("INSERT INTO bench VALUES ($1, $2, $3)").await?;
                 let mut rows = 0i64;
                 while started.elapsed() < duration {
@@ -102,6 +125,6 @@ async fn insert(client_counts: &[usize], duration: Duration) -> anyhow::Result<(
         .get(0);
     println!("rows stored: {count}");
     drop(setup);
-    server.shutdown().await;
+    bench.server.shutdown().await;
     Ok(())
 }

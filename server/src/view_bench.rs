@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use crate::{Config, RunningServer};
+use crate::bench::BenchServer;
 
 const CASES: &[(&str, &str)] = &[
     (
@@ -87,18 +87,8 @@ fn megabytes(bytes: u64) -> f64 {
 }
 
 pub async fn views(rows: u64, keys: u64, only: &[String]) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_path_buf(),
-    };
-    let server = RunningServer::start(&config).await?;
-    let url = format!(
-        "host=127.0.0.1 port={} user=weir dbname=weir",
-        server.local_addr().port()
-    );
-    let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-    tokio::spawn(connection);
+    let bench = BenchServer::start().await?;
+    let client = bench.connect().await?;
     let started = Instant::now();
     fill(&client, rows, keys).await?;
     println!(
@@ -109,7 +99,7 @@ pub async fn views(rows: u64, keys: u64, only: &[String]) -> anyhow::Result<()> 
         "{:<16} {:>9} {:>9} {:>12} {:>9} {:>10} {:>10}",
         "view", "view s", "batch s", "view rows/s", "vs batch", "grew MB", "state MB"
     );
-    let state = dir.path().join("state");
+    let state = bench.dir.path().join("state");
     for (name, query) in CASES {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
             continue;
@@ -172,6 +162,6 @@ pub async fn views(rows: u64, keys: u64, only: &[String]) -> anyhow::Result<()> 
         summary(flushes)
     );
     drop(client);
-    server.shutdown().await;
+    bench.server.shutdown().await;
     Ok(())
 }
