@@ -5,6 +5,10 @@
 //! the barrier is passed on, with the time the first input spent blocked.
 //! So everything before the barrier, on every input, is processed before
 //! it, and nothing after it.
+//!
+//! Unaligned barriers (at-least-once checkpoints) block nothing: inputs
+//! that delivered the barrier are read on, and rows after it may be
+//! processed before it is passed on. Only an input's next barrier waits.
 
 use std::time::{Duration, Instant};
 
@@ -26,13 +30,27 @@ pub enum Aligned {
 struct Aligner {
     identity: String,
     inputs: Vec<BoxedMessageStream>,
+    /// Inputs not read until the barrier being aligned is passed on.
     blocked: Vec<bool>,
+    /// Inputs that delivered the barrier being aligned.
+    arrived: Vec<bool>,
+    /// An input's next barrier, delivered while aligning (unaligned mode).
+    held: Vec<Option<Barrier>>,
     barrier: Option<(Barrier, Instant)>,
     done: bool,
 }
 
 impl Aligner {
     async fn next(&mut self) -> Option<Result<Aligned>> {
+        while self.barrier.is_none() {
+            let Some(input) = self.held.iter().position(Option::is_some) else {
+                break;
+            };
+            let held = self.held[input].take()?;
+            if let Some(aligned) = self.on_barrier(input, held) {
+                return Some(aligned);
+            }
+        }
         while !self.done {
             let polls = self
                 .inputs
@@ -61,7 +79,14 @@ impl Aligner {
     }
 
     fn on_barrier(&mut self, input: usize, barrier: Barrier) -> Option<Result<Aligned>> {
-        self.blocked[input] = true;
+        if self.arrived[input] {
+            // Its next barrier: it waits until the current one is passed on.
+            self.blocked[input] = true;
+            self.held[input] = Some(barrier);
+            return None;
+        }
+        self.arrived[input] = true;
+        self.blocked[input] = barrier.aligned;
         match &self.barrier {
             None => self.barrier = Some((barrier, Instant::now())),
             Some((first, _)) if first.epoch != barrier.epoch => {
@@ -73,9 +98,10 @@ impl Aligner {
             }
             Some(_) => {}
         }
-        if !self.blocked.iter().all(|b| *b) {
+        if !self.arrived.iter().all(|b| *b) {
             return None;
         }
+        self.arrived.iter_mut().for_each(|b| *b = false);
         self.blocked.iter_mut().for_each(|b| *b = false);
         let (barrier, since) = self.barrier.take()?;
         Some(Ok(Aligned::Barrier(barrier, since.elapsed())))
@@ -92,6 +118,8 @@ pub fn align(
     let aligner = Aligner {
         identity,
         done: inputs.is_empty(),
+        arrived: blocked.clone(),
+        held: vec![None; inputs.len()],
         inputs,
         blocked,
         barrier: None,
@@ -137,5 +165,46 @@ mod tests {
             .await;
         // Left's two-row chunk follows barrier 1 although it was ready first.
         assert_eq!(out, vec!["1:1", "1:1", "b1", "0:2", "b2"]);
+    }
+
+    #[tokio::test]
+    async fn unaligned_barriers_block_nothing_but_the_next_barrier() {
+        let t = "I";
+        let mut loose = Barrier::new(
+            crate::message::Epoch(1),
+            crate::message::BarrierKind::Visibility,
+        );
+        loose.aligned = false;
+        let loose = Message::Barrier(loose);
+        let left = messages(
+            t,
+            vec![loose.clone(), Message::Chunk(chunk(t, "+ 1\n+ 2")), stop(2)],
+        );
+        let right = messages(
+            t,
+            vec![
+                Message::Chunk(chunk(t, "+ 3")),
+                Message::Chunk(chunk(t, "+ 4")),
+                Message::Chunk(chunk(t, "+ 5")),
+                loose,
+                stop(2),
+            ],
+        );
+        let out: Vec<String> = align(vec![left.execute(), right.execute()], "join".into())
+            .map(|item| describe(item.unwrap()))
+            .collect()
+            .await;
+        // Left's chunk after barrier 1 is read before barrier 1 passes; its
+        // barrier 2 waits for barrier 1.
+        assert!(
+            out.iter().position(|m| m == "0:2") < out.iter().position(|m| m == "b1"),
+            "{out:?}"
+        );
+        assert_eq!(
+            out.iter()
+                .filter(|m| m.starts_with('b'))
+                .collect::<Vec<_>>(),
+            ["b1", "b2"]
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`state`]: keyed operator state over a `StateStore`, written per epoch.
 //! - [`runtime`]: running views, barrier injection, `FLUSH`, and the
 //!   per-epoch snapshots SELECT reads views at.
+//! - [`checkpoint`]: the checkpoint coordinator, state freezing and
+//!   upload, checkpoint history and recovery.
 //! - [`aggregate`] and [`align`]: aggregate calls with retraction, and
 //!   barrier alignment of multi-input operators.
 //!
@@ -18,6 +20,7 @@
 pub mod aggregate;
 pub mod align;
 pub mod batch;
+pub mod checkpoint;
 pub mod message;
 pub mod operator;
 pub mod operators;

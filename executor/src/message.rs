@@ -220,6 +220,9 @@ pub struct ViewId(pub u64);
 pub struct Subscription {
     pub view: ViewId,
     pub sender: tokio::sync::mpsc::Sender<Message>,
+    /// Send the view's rows as of the barrier first; `false` when the
+    /// reader's state already holds them (restored from a checkpoint).
+    pub backfill: bool,
 }
 
 /// A change to the running graph, carried by a barrier so that every
@@ -253,6 +256,9 @@ pub struct Barrier {
     pub epoch: Epoch,
     pub kind: BarrierKind,
     pub mutation: Option<Arc<Mutation>>,
+    /// Multi-input operators block inputs that delivered it until every
+    /// input has (exactly-once); when `false` they read on (at-least-once).
+    pub aligned: bool,
 }
 
 impl Barrier {
@@ -261,7 +267,12 @@ impl Barrier {
             epoch,
             kind,
             mutation: None,
+            aligned: true,
         }
+    }
+
+    pub fn is_checkpoint(&self) -> bool {
+        self.kind == BarrierKind::Checkpoint
     }
 
     pub fn with_mutation(mut self, mutation: Mutation) -> Self {

@@ -35,6 +35,9 @@ struct Document {
     tables: Vec<TableRecord>,
     #[serde(default)]
     views: Vec<ViewRecord>,
+    /// Database settings changed from their defaults, as text.
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
 }
 
 /// A materialized view as stored: re-planned from its SQL at start.
@@ -84,6 +87,7 @@ struct State {
     views: BTreeMap<String, Arc<ViewEntry>>,
     /// Views stored but not yet started (at load).
     stored_views: Vec<ViewRecord>,
+    settings: BTreeMap<String, String>,
 }
 
 impl State {
@@ -125,6 +129,7 @@ impl Catalog {
                 )));
             }
             state.next_id = document.next_id;
+            state.settings = document.settings;
             let mut views = document.views;
             views.sort_by_key(|v| v.id);
             state.stored_views = views;
@@ -202,6 +207,34 @@ impl Catalog {
             .unwrap_or_default()
     }
 
+    /// Database settings changed from their defaults, as stored.
+    pub fn settings(&self) -> BTreeMap<String, String> {
+        self.state
+            .read()
+            .map(|state| state.settings.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stores a database setting (`None`: back to its default) durably.
+    /// Call with the DDL lock held.
+    pub async fn store_setting(&self, name: &str, value: Option<String>) -> Result<()> {
+        let (settings, document) = {
+            let state = self.state.read().map_err(|_| lock_error())?;
+            let mut settings = state.settings.clone();
+            match value {
+                Some(value) => settings.insert(name.to_string(), value),
+                None => settings.remove(name),
+            };
+            let tables = state.tables.values().map(|t| t.record.clone()).collect();
+            let views = state.views.values().map(|v| v.record.clone()).collect();
+            let document = encode(&settings, state.next_id, tables, views)?;
+            (settings, document)
+        };
+        self.store.store_catalog(document).await?;
+        self.state.write().map_err(|_| lock_error())?.settings = settings;
+        Ok(())
+    }
+
     /// Serialises DDL: hold it from checking a name to storing the change.
     pub async fn lock_ddl(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.ddl.lock().await
@@ -226,7 +259,7 @@ impl Catalog {
                     state.views.values().map(|v| v.record.clone()).collect();
                 views.push(entry.record.clone());
                 let tables = state.tables.values().map(|t| t.record.clone()).collect();
-                encode(state.next_id.max(id + 1), tables, views)?
+                encode(&state.settings, state.next_id.max(id + 1), tables, views)?
             };
             self.store.store_catalog(document).await?;
         }
@@ -249,7 +282,7 @@ impl Catalog {
                 .map(|v| v.record.clone())
                 .collect();
             let tables = state.tables.values().map(|t| t.record.clone()).collect();
-            encode(state.next_id, tables, views)?
+            encode(&state.settings, state.next_id, tables, views)?
         };
         self.store.store_catalog(document).await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
@@ -288,7 +321,10 @@ impl Catalog {
                 state.tables.values().map(|t| t.record.clone()).collect();
             records.push(record);
             let views = state.views.values().map(|v| v.record.clone()).collect();
-            (entry, encode(state.next_id + 1, records, views)?)
+            (
+                entry,
+                encode(&state.settings, state.next_id + 1, records, views)?,
+            )
         };
         self.store
             .create_table(entry.layout.clone(), document)
@@ -344,7 +380,10 @@ impl Catalog {
                 .map(|t| t.record.clone())
                 .collect();
             let views = state.views.values().map(|v| v.record.clone()).collect();
-            (entry.layout.id, encode(state.next_id, records, views)?)
+            (
+                entry.layout.id,
+                encode(&state.settings, state.next_id, records, views)?,
+            )
         };
         self.store.drop_table(id, document).await?;
         self.state
@@ -371,12 +410,18 @@ fn entry(store: &Arc<TableStore>, spec: TableSpec, record: TableRecord) -> Resul
     })
 }
 
-fn encode(next_id: u64, tables: Vec<TableRecord>, views: Vec<ViewRecord>) -> Result<Vec<u8>> {
+fn encode(
+    settings: &BTreeMap<String, String>,
+    next_id: u64,
+    tables: Vec<TableRecord>,
+    views: Vec<ViewRecord>,
+) -> Result<Vec<u8>> {
     let document = Document {
         version: FORMAT_VERSION,
         next_id,
         tables,
         views,
+        settings: settings.clone(),
     };
     serde_json::to_vec(&document).map_err(|e| Error::Internal(e.to_string()))
 }

@@ -1,8 +1,9 @@
 //! [`Database`]: one weir database — its storage, catalog and the
 //! DataFusion context every session's queries are planned in.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use datafusion::arrow::array::{Array, UInt64Array};
@@ -21,14 +22,23 @@ use datafusion::sql::sqlparser::ast::{Expr, ObjectType, Statement, visit_express
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use weir_executor::batch::QueryPin;
+use weir_executor::checkpoint::settings::is_setting;
+use weir_executor::checkpoint::{
+    CheckpointCoordinator, CheckpointSettings, CoordinatorStart, SettingError, restore_latest,
+};
+use weir_executor::message::{Epoch, ViewId};
 use weir_executor::runtime::StreamingRuntime;
+use weir_storage::checkpoint::{CheckpointMetadata, CheckpointStorage};
 use weir_storage::{SharedMemory, TableStore};
 
 use crate::catalog::{Catalog, PublicSchema};
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::statement::{SessionStatement, session_statement};
-use crate::views::{ViewSpec, build_view, state_dir, view_spec, views_to_drop};
+use crate::system_tables::{SHOW_CHECKPOINTS, SYSTEM_SCHEMA, SystemSchema};
+use crate::views::{
+    ViewSpec, ViewStorage, build_view, state_dir, state_root, view_spec, views_to_drop,
+};
 use crate::{Error, Result};
 
 /// A statement ready to run, possibly many times with different parameters.
@@ -55,6 +65,14 @@ pub enum Prepared {
     /// `EXPLAIN CREATE MATERIALIZED VIEW`: the operator graph, as text.
     ExplainView(Vec<String>),
     Flush,
+    Checkpoint,
+    /// `SET`/`RESET` of a database setting (`None`: its default).
+    SetDatabase {
+        name: String,
+        value: Option<String>,
+    },
+    /// `SHOW` of a database setting.
+    ShowDatabase(String),
     Session(SessionStatement),
 }
 
@@ -99,6 +117,7 @@ impl Prepared {
             Prepared::Plan(LogicalPlan::Dml(_)) => None,
             Prepared::Plan(plan) => Some(Arc::clone(plan.schema().inner())),
             Prepared::ExplainView(_) => Some(explain_schema()),
+            Prepared::ShowDatabase(name) => Some(setting_schema(name)),
             _ => None,
         }
     }
@@ -112,6 +131,17 @@ fn explain_schema() -> SchemaRef {
     )]))
 }
 
+fn setting_schema(name: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
+}
+
+fn setting_error(e: SettingError) -> Error {
+    match e {
+        SettingError::Unknown(_) => Error::user("42704", e.to_string()),
+        SettingError::Invalid { .. } => Error::user("22023", e.to_string()),
+    }
+}
+
 /// How often views become visible to SELECT without a FLUSH.
 const BARRIER_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -123,6 +153,8 @@ pub struct Database {
     data_dir: PathBuf,
     runtime: StreamingRuntime,
     memory: SharedMemory,
+    /// Started with the views, by [`Database::start_views`].
+    checkpoints: Arc<OnceLock<CheckpointCoordinator>>,
 }
 
 impl Database {
@@ -142,28 +174,129 @@ impl Database {
         base.catalog(DATABASE_NAME)
             .ok_or_else(|| Error::Internal("default catalog missing".into()))?
             .register_schema(PUBLIC_SCHEMA, schema)?;
+        let checkpoints = Arc::new(OnceLock::new());
+        base.catalog(DATABASE_NAME)
+            .ok_or_else(|| Error::Internal("default catalog missing".into()))?
+            .register_schema(
+                SYSTEM_SCHEMA,
+                Arc::new(SystemSchema {
+                    checkpoints: Arc::clone(&checkpoints),
+                }),
+            )?;
         setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
+        let data_dir = std::fs::canonicalize(data_dir)
+            .map_err(|e| Error::Internal(format!("{}: {e}", data_dir.display())))?;
         Ok(Self {
             catalog,
             parser,
             base,
-            data_dir: data_dir.to_path_buf(),
+            data_dir,
             runtime: StreamingRuntime::start(BARRIER_INTERVAL),
             memory: SharedMemory::new(256 << 20, 256 << 20),
+            checkpoints,
         })
     }
 
-    /// Starts every stored view, refilled from its inputs: state from an
-    /// earlier run is not trusted without a checkpoint, so it is rebuilt.
+    /// The checkpoint settings as stored; a stored value this weir refuses
+    /// is logged and left at its default.
+    fn stored_settings(&self) -> CheckpointSettings {
+        let mut settings = CheckpointSettings::default();
+        for (name, value) in self.catalog.settings() {
+            if let Err(e) = settings.set(&name, Some(&value)) {
+                tracing::error!(error = %e, "stored setting ignored");
+            }
+        }
+        settings
+    }
+
+    /// The checkpoint storage `settings` name.
+    fn open_storage(&self, settings: &CheckpointSettings) -> Result<CheckpointStorage> {
+        let url = settings
+            .storage
+            .clone()
+            .unwrap_or_else(|| CheckpointStorage::file_url(&self.data_dir.join("checkpoints")));
+        CheckpointStorage::open(&url).map_err(|e| {
+            Error::user(
+                "22023",
+                format!("invalid value for parameter \"checkpoint_storage\": {e}"),
+            )
+        })
+    }
+
+    fn coordinator(&self) -> Result<&CheckpointCoordinator> {
+        self.checkpoints
+            .get()
+            .ok_or_else(|| Error::user("55000", "checkpoints have not started yet"))
+    }
+
+    /// Every database setting as (name, value, description), for `SHOW ALL`.
+    pub fn settings(&self) -> Vec<(&'static str, String, &'static str)> {
+        self.checkpoints
+            .get()
+            .map(CheckpointCoordinator::settings)
+            .unwrap_or_else(|| self.stored_settings())
+            .all()
+    }
+
+    /// Changes a database setting durably and applies it at once.
+    async fn set_setting(&self, name: &str, value: Option<String>) -> Result<()> {
+        let _ddl = self.catalog.lock_ddl().await;
+        let coordinator = self.coordinator()?;
+        let mut settings = coordinator.settings();
+        settings
+            .set(name, value.as_deref())
+            .map_err(setting_error)?;
+        let storage = self.open_storage(&settings)?;
+        let stored = match value {
+            Some(_) => Some(settings.show(name).map_err(setting_error)?),
+            None => None,
+        };
+        self.catalog.store_setting(name, stored).await?;
+        coordinator.update(settings, storage);
+        Ok(())
+    }
+
+    /// Restores the newest usable checkpoint, starts the checkpoint
+    /// coordinator, then every stored view: those in the checkpoint from
+    /// its state and source offsets, together at one barrier; the others
+    /// refilled from their inputs.
     pub async fn start_views(&self) -> Result<()> {
-        let state_root = self.data_dir.join("state");
+        let settings = self.stored_settings();
+        let storage = match self.open_storage(&settings) {
+            Ok(storage) => storage,
+            Err(e) => {
+                tracing::error!(error = %e, "stored checkpoint_storage unusable; using the default");
+                self.open_storage(&CheckpointSettings::default())?
+            }
+        };
+        let records = self.catalog.take_stored_views();
+        // Local state is whatever a crash left: only checkpoints are trusted.
+        let state_root = state_root(&self.data_dir);
         if state_root.exists() {
             std::fs::remove_dir_all(&state_root)
                 .map_err(|e| Error::Internal(format!("{}: {e}", state_root.display())))?;
         }
+        let ids: HashSet<u64> = records.iter().map(|r| r.id).collect();
+        let restored = restore_latest(&storage, &state_root, &ids).await;
+        if let Some(metadata) = &restored {
+            self.runtime
+                .injector()
+                .continue_after(Epoch(metadata.epoch));
+        }
+        let coordinator = CheckpointCoordinator::start(CoordinatorStart {
+            settings,
+            storage,
+            injector: Arc::clone(self.runtime.injector()),
+            registry: Arc::clone(self.runtime.registry()),
+            restored: restored.clone(),
+        })
+        .await;
+        let _ = self.checkpoints.set(coordinator);
+
         let ctx = self.session_context();
-        for record in self.catalog.take_stored_views() {
+        let mut specs = Vec::new();
+        for record in records {
             let parsed = self.parser.parse(&record.sql)?;
             let Some(Statement::CreateView(create)) = parsed.first().map(|p| &p.statement) else {
                 return Err(Error::Internal(format!(
@@ -171,6 +304,34 @@ impl Database {
                     record.name
                 )));
             };
+            // Planned as it is started: a view's plan may read the views before it.
+            specs.push((record, create.clone()));
+        }
+        let restorable = restorable_views(restored.as_ref(), &specs);
+        let started = std::time::Instant::now();
+        let mut launches = Vec::new();
+        for (record, create) in specs.iter().filter(|(r, _)| restorable.contains(&r.id)) {
+            let spec = view_spec(&ctx.state(), create, record.sql.clone()).await?;
+            let checkpoint = restored.as_ref().and_then(|m| m.view(record.id));
+            let built = build_view(
+                &self.catalog,
+                &ctx.state(),
+                &self.runtime,
+                &spec,
+                record.id,
+                Some(self.view_storage(checkpoint)?),
+            )?;
+            launches.push(built.launch);
+            self.catalog.add_view(built.entry, false).await?;
+        }
+        if !launches.is_empty() {
+            let (_, failures) = self.runtime.launch_all(launches).await;
+            for (view, failure) in failures {
+                tracing::error!(view = view.0, failure, "restored view failed");
+            }
+            tracing::info!(views = restorable.len(), elapsed = ?started.elapsed(), "views restored from checkpoint");
+        }
+        for (record, create) in specs.iter().filter(|(r, _)| !restorable.contains(&r.id)) {
             let spec = view_spec(&ctx.state(), create, record.sql.clone()).await?;
             let started = std::time::Instant::now();
             self.start_view(&ctx, &spec, record.id, false).await?;
@@ -179,9 +340,24 @@ impl Database {
         Ok(())
     }
 
+    fn view_storage<'a>(
+        &'a self,
+        restore: Option<&'a weir_storage::checkpoint::ViewCheckpoint>,
+    ) -> Result<ViewStorage<'a>> {
+        Ok(ViewStorage {
+            data_dir: &self.data_dir,
+            memory: &self.memory,
+            reports: self.coordinator()?.reporter(),
+            restore,
+        })
+    }
+
     /// Stops every view's graph (at shutdown); their inputs are released
     /// when this returns.
     pub async fn stop_views(&self) {
+        if let Some(coordinator) = self.checkpoints.get() {
+            coordinator.shutdown().await;
+        }
         self.runtime.stop_all().await;
     }
 
@@ -193,14 +369,13 @@ impl Database {
         id: u64,
         store: bool,
     ) -> Result<()> {
-        let storage = Some((self.data_dir.as_path(), &self.memory));
         let built = build_view(
             &self.catalog,
             &ctx.state(),
             &self.runtime,
             spec,
             id,
-            storage,
+            Some(self.view_storage(None)?),
         )?;
         let view = built.launch.view;
         let started = match self.runtime.launch(built.launch).await {
@@ -214,7 +389,10 @@ impl Database {
     }
 
     /// Stops a view's graph and deletes its state.
-    async fn forget_view(&self, view: weir_executor::message::ViewId) {
+    async fn forget_view(&self, view: ViewId) {
+        if let Some(coordinator) = self.checkpoints.get() {
+            coordinator.forget(view);
+        }
         self.runtime.stop(view).await;
         let dir = state_dir(&self.data_dir, view);
         if dir.exists()
@@ -238,9 +416,14 @@ impl Database {
         let ParsedStatement {
             statement,
             append_only,
+            checkpoint,
+            alter_system,
         } = parsed;
+        if checkpoint {
+            return Ok(Prepared::Checkpoint);
+        }
         if let Some(session) = session_statement(&statement) {
-            return Ok(Prepared::Session(session?));
+            return self.prepare_session(ctx, session?, alter_system).await;
         }
         match &statement {
             Statement::CreateTable(create) => Ok(Prepared::CreateTable {
@@ -289,6 +472,48 @@ impl Database {
             }
             Statement::Flush { .. } => Ok(Prepared::Flush),
             _ => self.plan(ctx, statement).await.map(Prepared::Plan),
+        }
+    }
+
+    /// Database settings and `SHOW CHECKPOINTS` are the database's; the
+    /// rest of the session statements are the server's.
+    async fn prepare_session(
+        &self,
+        ctx: &SessionContext,
+        session: SessionStatement,
+        alter_system: bool,
+    ) -> Result<Prepared> {
+        let database_setting = match &session {
+            SessionStatement::Set { name, .. } | SessionStatement::Show { name } => {
+                is_setting(name)
+            }
+            SessionStatement::Reset { name: Some(name) } => is_setting(name),
+            _ => false,
+        };
+        if alter_system && !database_setting {
+            return Err(Error::user(
+                "55P02",
+                "ALTER SYSTEM changes database settings only (checkpoint_interval, ...); use SET for session parameters",
+            ));
+        }
+        match session {
+            SessionStatement::Show { name } if name == "checkpoints" => {
+                let parsed = self.parser.parse(SHOW_CHECKPOINTS)?;
+                let statement = parsed
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::Internal("SHOW CHECKPOINTS query is empty".into()))?
+                    .statement;
+                Ok(Prepared::Plan(self.plan(ctx, statement).await?))
+            }
+            SessionStatement::Set { name, value } if database_setting => {
+                Ok(Prepared::SetDatabase { name, value })
+            }
+            SessionStatement::Reset { name: Some(name) } if database_setting => {
+                Ok(Prepared::SetDatabase { name, value: None })
+            }
+            SessionStatement::Show { name } if database_setting => Ok(Prepared::ShowDatabase(name)),
+            session => Ok(Prepared::Session(session)),
         }
     }
 
@@ -392,6 +617,35 @@ impl Database {
                 self.runtime.flush().await;
                 Ok(Outcome::Command("FLUSH".into()))
             }
+            Prepared::Checkpoint => {
+                self.coordinator()?
+                    .checkpoint()
+                    .await
+                    .map_err(|e| Error::user("58030", e))?;
+                Ok(Outcome::Command("CHECKPOINT".into()))
+            }
+            Prepared::SetDatabase { name, value } => {
+                let tag = if value.is_some() { "SET" } else { "RESET" };
+                self.set_setting(&name, value).await?;
+                Ok(Outcome::Command(tag.into()))
+            }
+            Prepared::ShowDatabase(name) => {
+                let value = self
+                    .coordinator()?
+                    .settings()
+                    .show(&name)
+                    .map_err(setting_error)?;
+                let schema = setting_schema(&name);
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(StringArray::from(vec![value]))],
+                )
+                .map_err(datafusion::error::DataFusionError::from)?;
+                Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter([Ok(batch)]),
+                ))))
+            }
             Prepared::Plan(plan) => {
                 let plan = match params {
                     Some(params) => plan.with_param_values(params)?,
@@ -440,6 +694,33 @@ impl Drop for Database {
             let _ = catalog.deregister_schema("pg_catalog", true);
         }
     }
+}
+
+/// The views of a checkpoint that can resume from it: those in it whose
+/// views read are all resumed too (in creation order).
+fn restorable_views(
+    restored: Option<&CheckpointMetadata>,
+    specs: &[(
+        crate::catalog::ViewRecord,
+        datafusion::sql::sqlparser::ast::CreateView,
+    )],
+) -> HashSet<u64> {
+    let mut restorable = HashSet::new();
+    let Some(metadata) = restored else {
+        return restorable;
+    };
+    let views: HashMap<&str, u64> = specs.iter().map(|(r, _)| (r.name.as_str(), r.id)).collect();
+    for (record, _) in specs {
+        let inputs_resumed = record.depends_on.iter().all(|input| {
+            views
+                .get(input.as_str())
+                .is_none_or(|id| restorable.contains(id))
+        });
+        if metadata.view(record.id).is_some() && inputs_resumed {
+            restorable.insert(record.id);
+        }
+    }
+    restorable
 }
 
 /// The `count` a DataFusion write returns.

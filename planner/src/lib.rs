@@ -13,6 +13,7 @@ mod error;
 pub mod parser;
 mod statement;
 pub mod stream;
+mod system_tables;
 mod types;
 mod views;
 

@@ -3,7 +3,8 @@
 //! sqlparser (Postgres dialect) does the parsing, behind
 //! `datafusion-pg-catalog`'s compatibility layer that rewrites the catalog
 //! queries psql and drivers send. weir's own syntax is a thin layer on top:
-//! the `APPEND ONLY` clause that may end a `CREATE TABLE`, and `FLUSH`.
+//! the `APPEND ONLY` clause that may end a `CREATE TABLE`, `FLUSH`,
+//! `CHECKPOINT`, and `ALTER SYSTEM` before `SET` and `RESET`.
 
 use datafusion::sql::sqlparser::ast::{FlushType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -18,6 +19,10 @@ pub struct ParsedStatement {
     pub statement: Statement,
     /// `CREATE TABLE ... APPEND ONLY`: the table has no key and takes only inserts.
     pub append_only: bool,
+    /// `CHECKPOINT`: a FLUSH that also returns only once a checkpoint is durable.
+    pub checkpoint: bool,
+    /// `ALTER SYSTEM SET|RESET`: only database settings may follow.
+    pub alter_system: bool,
 }
 
 /// Parses SQL text into statements. Shared by every session.
@@ -43,13 +48,17 @@ impl StatementParser {
             if tokens.iter().all(|t| matches!(t, Token::Whitespace(_))) {
                 continue;
             }
-            if is_flush(&tokens) {
+            let word = single_word(&tokens);
+            if word.as_deref() == Some("FLUSH") || word.as_deref() == Some("CHECKPOINT") {
                 parsed.push(ParsedStatement {
                     statement: flush_statement(),
                     append_only: false,
+                    checkpoint: word.as_deref() == Some("CHECKPOINT"),
+                    alter_system: false,
                 });
                 continue;
             }
+            let alter_system = strip_alter_system(&mut tokens);
             let append_only = strip_append_only(&mut tokens);
             let text: String = tokens.iter().map(ToString::to_string).collect();
             for statement in self.compatible.parse(&text).map_err(syntax_error)? {
@@ -58,9 +67,14 @@ impl StatementParser {
                         "APPEND ONLY is only allowed at the end of CREATE TABLE",
                     ));
                 }
+                if alter_system && !matches!(statement, Statement::Set(_) | Statement::Reset(_)) {
+                    return Err(syntax_error("ALTER SYSTEM is followed by SET or RESET"));
+                }
                 parsed.push(ParsedStatement {
                     statement,
                     append_only,
+                    checkpoint: false,
+                    alter_system,
                 });
             }
         }
@@ -68,13 +82,35 @@ impl StatementParser {
     }
 }
 
-/// `FLUSH` alone: weir's statement that waits for every view to catch up.
-fn is_flush(tokens: &[Token]) -> bool {
+/// The statement's only token, upper-cased, when it is one bare word:
+/// `FLUSH` and `CHECKPOINT` are.
+fn single_word(tokens: &[Token]) -> Option<String> {
     let mut words = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_)));
-    matches!(
-        (words.next(), words.next()),
-        (Some(Token::Word(w)), None) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("FLUSH")
-    )
+    match (words.next(), words.next()) {
+        (Some(Token::Word(w)), None) if w.quote_style.is_none() => {
+            Some(w.value.to_ascii_uppercase())
+        }
+        _ => None,
+    }
+}
+
+/// Removes a leading `ALTER SYSTEM`.
+fn strip_alter_system(tokens: &mut Vec<Token>) -> bool {
+    let significant: Vec<usize> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+        .map(|(i, _)| i)
+        .take(2)
+        .collect();
+    let is_word = |i: usize, word: &str| matches!(&tokens[i], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
+    match significant.as_slice() {
+        [alter, system] if is_word(*alter, "ALTER") && is_word(*system, "SYSTEM") => {
+            tokens.drain(..=*system);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// How a parsed `FLUSH` is represented: sqlparser's FLUSH statement.
@@ -135,6 +171,21 @@ mod tests {
         assert!(parsed[0].append_only);
         assert!(!parsed[1].append_only);
         assert!(matches!(parsed[0].statement, Statement::CreateTable(_)));
+    }
+
+    #[test]
+    fn checkpoint_and_alter_system() {
+        let parsed = StatementParser::default()
+            .parse("checkpoint; FLUSH; ALTER SYSTEM SET checkpoint_interval = '5s'; SET a = 1")
+            .unwrap();
+        assert!(parsed[0].checkpoint && !parsed[1].checkpoint);
+        assert!(matches!(parsed[1].statement, Statement::Flush { .. }));
+        assert!(parsed[2].alter_system && matches!(parsed[2].statement, Statement::Set(_)));
+        assert!(!parsed[3].alter_system);
+        let err = StatementParser::default()
+            .parse("ALTER SYSTEM SELECT 1")
+            .unwrap_err();
+        assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
     }
 
     #[test]

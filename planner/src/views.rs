@@ -4,10 +4,11 @@
 //! ([`crate::stream`]) and started on the database's streaming runtime,
 //! which returns once the view holds every row of its inputs. The
 //! catalog stores the view's SQL; at start every stored view is planned
-//! again, in creation order, and refilled from its inputs (state is kept
-//! under `state/<view id>/<operator>/`, one RocksDB per stateful
-//! operator).
+//! again, in creation order, and either restored from the last checkpoint
+//! or refilled from its inputs (state is kept under
+//! `state/<view id>/<operator>/`, one RocksDB per stateful operator).
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,11 +17,16 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{CreateView, Statement};
+use tokio::sync::mpsc::UnboundedSender;
 use weir_executor::batch::{VIEW_ROWS_TABLE, ViewTable};
+use weir_executor::checkpoint::{
+    CheckpointedStore, FrozenView, ViewCheckpointer, new_incarnation, store_dir,
+};
 use weir_executor::message::ViewId;
 use weir_executor::operator::Operator;
 use weir_executor::operators::{MaterializeOperator, Publication};
 use weir_executor::runtime::{StreamingRuntime, ViewLaunch};
+use weir_storage::checkpoint::ViewCheckpoint;
 use weir_storage::{MemoryStateStore, RocksStateStore, SharedMemory, StateStore};
 
 use crate::catalog::{Catalog, ViewEntry, ViewRecord};
@@ -77,9 +83,24 @@ pub async fn view_spec(state: &SessionState, create: &CreateView, sql: String) -
     })
 }
 
+/// Where every view's state lives.
+pub fn state_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("state")
+}
+
 /// Where a view's state lives.
 pub fn state_dir(data_dir: &Path, view: ViewId) -> PathBuf {
-    data_dir.join("state").join(view.0.to_string())
+    state_root(data_dir).join(view.0.to_string())
+}
+
+/// Where a view being started keeps its state.
+pub struct ViewStorage<'a> {
+    pub data_dir: &'a Path,
+    pub memory: &'a SharedMemory,
+    /// Where its checkpointer reports frozen state.
+    pub reports: UnboundedSender<FrozenView>,
+    /// The checkpoint its state was restored from, if any.
+    pub restore: Option<&'a ViewCheckpoint>,
 }
 
 /// The operator graph of a view, ready to start, and its catalog entry.
@@ -89,25 +110,29 @@ pub struct BuiltView {
     pub explain: ExplainNode,
 }
 
-/// Builds a view's graph. With `memory` its state goes to RocksDB under
-/// `data_dir`; without, to throwaway memory stores (for EXPLAIN).
+/// Builds a view's graph. With `storage` its state goes to RocksDB under
+/// the data directory and is checkpointed; without, to throwaway memory
+/// stores (for EXPLAIN).
 pub fn build_view(
     catalog: &Catalog,
     state: &SessionState,
     runtime: &StreamingRuntime,
     spec: &ViewSpec,
     id: u64,
-    storage: Option<(&Path, &SharedMemory)>,
+    storage: Option<ViewStorage<'_>>,
 ) -> Result<BuiltView> {
     let view = ViewId(id);
+    let opened: RefCell<Vec<(u32, Arc<dyn StateStore>)>> = RefCell::default();
     let mut opener = |position: u32| -> Result<Arc<dyn StateStore>> {
-        Ok(match storage {
-            Some((data_dir, memory)) => Arc::new(RocksStateStore::open(
-                &state_dir(data_dir, view).join(position.to_string()),
-                memory,
+        let store: Arc<dyn StateStore> = match &storage {
+            Some(storage) => Arc::new(RocksStateStore::open(
+                &store_dir(&state_root(storage.data_dir), id, position),
+                storage.memory,
             )?),
             None => Arc::new(MemoryStateStore::default()),
-        })
+        };
+        opened.borrow_mut().push((position, Arc::clone(&store)));
+        Ok(store)
     };
     let mut builder = GraphBuilder::new(
         catalog,
@@ -116,6 +141,7 @@ pub fn build_view(
         spec.name.clone(),
         &mut opener,
     );
+    builder.restore = storage.as_ref().and_then(|s| s.restore);
     let built = builder.build(&spec.plan)?;
     let (position, identity) = builder.next_identity("Materialize");
     let GraphBuilder {
@@ -123,13 +149,34 @@ pub fn build_view(
         subscriptions,
         depends_on,
         stores,
+        identities,
+        table_sources,
         ..
     } = builder;
     let store = stores(position)?;
     let stored = built.operator.info().clone();
+    let checkpointer = storage.map(|storage| ViewCheckpointer {
+        view,
+        name: spec.name.clone(),
+        stores: opened
+            .take()
+            .into_iter()
+            .map(|(position, store)| CheckpointedStore {
+                position,
+                identity: identities.get(&position).cloned().unwrap_or_default(),
+                store,
+                alignment: None,
+            })
+            .collect(),
+        sources: table_sources,
+        dir: state_dir(storage.data_dir, view).join("frozen"),
+        incarnation: new_incarnation(),
+        reports: storage.reports,
+    });
     let publication = Publication {
         view,
         registry: Arc::clone(runtime.registry()),
+        checkpointer,
     };
     let root = MaterializeOperator::new(
         built.operator,

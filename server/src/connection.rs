@@ -223,6 +223,7 @@ impl Connection {
                 parameters
                     .all()
                     .into_iter()
+                    .chain(self.database.settings())
                     .map(|(name, value, description)| {
                         vec![name.to_string(), value, description.to_string()]
                     })

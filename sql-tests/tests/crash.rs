@@ -30,6 +30,10 @@ pub const TESTS: &[(&str, Test)] = &[
     ("crash/SIGTERM under insert load stops cleanly", || {
         Box::pin(terminate_under_insert_load())
     }),
+    (
+        "crash/kill -9 twenty times under load: views equal the batch answer",
+        || Box::pin(kill_views_repeatedly()),
+    ),
 ];
 
 /// In a child started by [`ServerProcess::start`]: serve until killed or
@@ -213,6 +217,194 @@ async fn stop_under_insert_load(stop: Stop) -> anyhow::Result<()> {
     println!(
         "    {acknowledged} acknowledged rows, {} stored after the restart",
         stored.len()
+    );
+    Ok(())
+}
+
+/// Kills during [`kill_views_repeatedly`].
+const KILLS: usize = 20;
+
+/// Views over a keyed table (updated) and an append-only one (inserted),
+/// with aggregates, a join and a view on a view.
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "by_grp",
+        "SELECT grp, count(*) AS n, sum(amount) AS total FROM ev GROUP BY grp",
+    ),
+    (
+        "by_writer",
+        "SELECT writer, count(*) AS n, max(seq) AS last FROM ev GROUP BY writer",
+    ),
+    (
+        "joined",
+        "SELECT e.grp, a.owner, count(*) AS n, sum(e.amount + a.balance) AS s \
+         FROM ev e JOIN acct a ON e.grp = a.id GROUP BY e.grp, a.owner",
+    ),
+    (
+        "top_groups",
+        "SELECT grp, total FROM by_grp ORDER BY total DESC, grp LIMIT 3",
+    ),
+];
+
+/// A writer of [`kill_views_repeatedly`]: inserts events (and, for
+/// writer 0, updates balances) until the server dies. Returns the
+/// sequence numbers acknowledged and the next one it would have sent.
+async fn write_events_until_killed(port: u16, writer: i32, first: i64) -> (Vec<i64>, i64) {
+    let mut acked = Vec::new();
+    let mut seq = first;
+    let Ok(client) = connect(port).await else {
+        return (acked, seq);
+    };
+    let (Ok(insert), Ok(update)) = (
+        client
+            .prepare("INSERT INTO ev VALUES ($1, $2, $3, $4)")
+            .await,
+        client
+            .prepare("UPDATE acct SET balance = balance + 1 WHERE id = $1")
+            .await,
+    ) else {
+        return (acked, seq);
+    };
+    loop {
+        let sent = seq;
+        seq += 1;
+        let grp = (sent % 7) as i32;
+        if writer == 0 && sent % 3 == 0 && client.execute(&update, &[&grp]).await.is_err() {
+            return (acked, seq);
+        }
+        match client
+            .execute(&insert, &[&writer, &sent, &grp, &(sent % 100)])
+            .await
+        {
+            Ok(_) => acked.push(sent),
+            Err(_) => return (acked, seq),
+        }
+    }
+}
+
+/// Rows of a query as sorted text lines.
+async fn sorted_rows(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<Vec<String>> {
+    let mut rows: Vec<String> = client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        })
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
+
+/// Writers change tables continuously while checkpoints are taken every
+/// 200 ms; the server is killed at a random moment, restarted, and every
+/// view must equal DataFusion's batch answer over the tables, which must
+/// hold every acknowledged write once and nothing never sent. Twenty
+/// times in a row, each restart resuming from a checkpoint.
+async fn kill_views_repeatedly() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut server = ServerProcess::start(dir.path())?;
+    {
+        let client = connect(server.port).await?;
+        client
+            .batch_execute(
+                "CREATE TABLE acct (id INT PRIMARY KEY, owner TEXT, balance BIGINT);
+                 INSERT INTO acct VALUES (0, 'ann', 0), (1, 'bob', 0), (2, 'cy', 0), (3, 'di', 0), (4, 'ed', 0), (5, 'flo', 0);
+                 CREATE TABLE ev (writer INT, seq BIGINT, grp INT, amount BIGINT) APPEND ONLY;
+                 SET checkpoint_interval = '200ms';",
+            )
+            .await?;
+        for (name, sql) in VIEWS {
+            client
+                .batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {sql}"))
+                .await?;
+        }
+        client.batch_execute("CHECKPOINT").await?;
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let mut random = seed | 1;
+    let mut next_random = move |bound: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % bound
+    };
+    let mut acknowledged: Vec<HashSet<i64>> = vec![HashSet::new(); WRITERS as usize];
+    let mut next_seq = vec![0i64; WRITERS as usize];
+    for kill in 1..=KILLS {
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                tokio::spawn(write_events_until_killed(
+                    server.port,
+                    w,
+                    next_seq[w as usize],
+                ))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300 + next_random(900))).await;
+        server.kill()?;
+        for (w, task) in writers.into_iter().enumerate() {
+            let (acked, next) = task.await?;
+            acknowledged[w].extend(acked);
+            next_seq[w] = next;
+        }
+
+        server = ServerProcess::start(dir.path())?;
+        let client = connect(server.port).await?;
+        let restored = sorted_rows(
+            &client,
+            "SELECT id FROM weir_catalog.checkpoints WHERE trigger = 'restored'",
+        )
+        .await?;
+        ensure!(
+            restored.len() == 1,
+            "kill {kill} (seed {seed}): the restart did not resume from a checkpoint"
+        );
+        client.batch_execute("FLUSH").await?;
+        for (name, sql) in VIEWS {
+            let view = sorted_rows(&client, &format!("SELECT * FROM {name}")).await?;
+            let batch = sorted_rows(&client, sql).await?;
+            ensure!(
+                view == batch,
+                "kill {kill} (seed {seed}): view {name} differs from the batch answer\nview:  {view:?}\nbatch: {batch:?}"
+            );
+        }
+        let stored = sorted_rows(&client, "SELECT writer, seq FROM ev").await?;
+        let mut seen = HashSet::new();
+        for row in &stored {
+            let mut parts = row.split(' ').map(str::parse::<i64>);
+            let (Some(Ok(writer)), Some(Ok(seq))) = (parts.next(), parts.next()) else {
+                bail!("unexpected row {row:?}");
+            };
+            ensure!(
+                seen.insert((writer, seq)),
+                "kill {kill}: ({writer}, {seq}) stored twice"
+            );
+            ensure!(
+                seq < next_seq[writer as usize],
+                "kill {kill}: ({writer}, {seq}) was never sent"
+            );
+        }
+        for (writer, acked) in acknowledged.iter().enumerate() {
+            for seq in acked {
+                ensure!(
+                    seen.contains(&(writer as i64, *seq)),
+                    "kill {kill}: acknowledged ({writer}, {seq}) is lost"
+                );
+            }
+        }
+    }
+    let total: usize = acknowledged.iter().map(HashSet::len).sum();
+    println!(
+        "    {KILLS} kills, {total} acknowledged events, every view equal to the batch answer"
     );
     Ok(())
 }

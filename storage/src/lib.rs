@@ -17,6 +17,7 @@
 //! RocksDB types never leave [`rocks`]; the rest of weir sees Arrow
 //! `RecordBatch`es, bytes and plain offsets.
 
+pub mod checkpoint;
 mod codec;
 mod commit;
 mod error;
@@ -29,7 +30,10 @@ mod table_store;
 pub use error::{ConstraintViolation, Error, Result};
 pub use log_entry::{CHANGE_OP_COLUMN, ChangeOp, LogEntry};
 pub use rocks::SharedMemory;
-pub use state_store::{MemoryStateStore, RocksStateStore, ScanVisitor, StateChanges, StateStore};
+pub use state_store::{
+    ENTRIES_FILE, FrozenState, MemoryStateStore, RocksStateStore, ScanVisitor, StateChanges,
+    StateStore, write_entries,
+};
 pub use table_store::{TableId, TableKey, TableLayout, TableStore, TableWrite, WriteOutcome};
 
 /// Position in a table's change log: every row written gets the next offset.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::rocks::{Batch, Engine, EngineSnapshot, SharedMemory};
@@ -36,6 +36,40 @@ pub trait StateStore: Send + Sync + Debug {
 
     /// The store as it is now, read-only, unaffected by later writes.
     fn snapshot(&self) -> Result<Arc<dyn StateStore>>;
+
+    /// The synchronous part of a checkpoint: freezes the store as it is now
+    /// so that it can be uploaded while writes go on. `dir` must not exist;
+    /// a backend that keeps files puts them there.
+    fn checkpoint(&self, dir: &Path) -> Result<FrozenState>;
+}
+
+/// A store frozen for a checkpoint.
+#[derive(Debug)]
+pub enum FrozenState {
+    /// Files in a local directory: RocksDB's SSTs (hard links) and manifest.
+    Files(PathBuf),
+    /// A read-only copy of the whole store, written out off the processing
+    /// path by [`write_entries`] (full snapshots only).
+    Entries(Arc<dyn StateStore>),
+}
+
+/// The file [`write_entries`] writes and [`MemoryStateStore::load`] reads.
+pub const ENTRIES_FILE: &str = "entries";
+
+/// Writes every entry of `store` to `dir/entries`: length-prefixed keys
+/// and values, in key order.
+pub fn write_entries(store: &dyn StateStore, dir: &Path) -> Result<()> {
+    let mut out = Vec::new();
+    store.scan(&[], &[u8::MAX; 16], &mut |key, value| {
+        for part in [key, value] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        Ok(true)
+    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(ENTRIES_FILE);
+    std::fs::write(&path, out).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
 }
 
 fn read_only() -> Error {
@@ -77,6 +111,37 @@ impl StateStore for MemoryStateStore {
     fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
         let map = self.map.read().map_err(|_| poisoned())?.clone();
         Ok(Arc::new(FrozenMemory { map }))
+    }
+
+    fn checkpoint(&self, _dir: &Path) -> Result<FrozenState> {
+        self.snapshot().map(FrozenState::Entries)
+    }
+}
+
+impl MemoryStateStore {
+    /// A store holding what [`write_entries`] wrote to `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(ENTRIES_FILE);
+        let bytes =
+            std::fs::read(&path).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+        let corrupt = || Error::Corrupt(format!("{}: truncated entry", path.display()));
+        let mut map = BTreeMap::new();
+        let mut rest = bytes.as_slice();
+        let take = |rest: &mut &[u8]| -> Result<Vec<u8>> {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let (part, tail) = tail.split_at_checked(len).ok_or_else(corrupt)?;
+            *rest = tail;
+            Ok(part.to_vec())
+        };
+        while !rest.is_empty() {
+            let key = take(&mut rest)?;
+            let value = take(&mut rest)?;
+            map.insert(key, value);
+        }
+        Ok(Self {
+            map: RwLock::new(map),
+        })
     }
 }
 
@@ -121,6 +186,10 @@ impl StateStore for FrozenMemory {
         Ok(Arc::new(FrozenMemory {
             map: self.map.clone(),
         }))
+    }
+
+    fn checkpoint(&self, _dir: &Path) -> Result<FrozenState> {
+        self.snapshot().map(FrozenState::Entries)
     }
 }
 
@@ -176,6 +245,10 @@ impl StateStore for RocksSnapshot {
     fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
         Err(Error::Internal("snapshot of a snapshot".into()))
     }
+
+    fn checkpoint(&self, _dir: &Path) -> Result<FrozenState> {
+        Err(Error::Internal("checkpoint of a snapshot".into()))
+    }
 }
 
 impl StateStore for RocksStateStore {
@@ -205,6 +278,15 @@ impl StateStore for RocksStateStore {
         Ok(Arc::new(RocksSnapshot {
             snapshot: self.engine.snapshot(),
         }))
+    }
+
+    fn checkpoint(&self, dir: &Path) -> Result<FrozenState> {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Storage(format!("{}: {e}", parent.display())))?;
+        }
+        self.engine.checkpoint(dir)?;
+        Ok(FrozenState::Files(dir.to_path_buf()))
     }
 }
 
@@ -277,5 +359,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let memory = SharedMemory::new(1 << 20, 1 << 20);
         behaves_as_a_sorted_map(&RocksStateStore::open(dir.path(), &memory).unwrap());
+    }
+
+    fn entries(store: &dyn StateStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut seen = Vec::new();
+        store
+            .scan(&[], &[u8::MAX; 16], &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                Ok(true)
+            })
+            .unwrap();
+        seen
+    }
+
+    /// A checkpoint keeps the state as it was, and reopens as a store.
+    fn checkpoint_reopens(store: &dyn StateStore, reopen: impl Fn(&Path) -> Arc<dyn StateStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        store
+            .write(vec![
+                (b"a".to_vec(), Some(b"1".to_vec())),
+                (b"\xff".to_vec(), Some(vec![])),
+            ])
+            .unwrap();
+        let frozen = store.checkpoint(&dir.path().join("chk")).unwrap();
+        store.write(vec![(b"a".to_vec(), None)]).unwrap();
+        let files = match frozen {
+            FrozenState::Files(files) => files,
+            FrozenState::Entries(copy) => {
+                write_entries(copy.as_ref(), &dir.path().join("chk")).unwrap();
+                dir.path().join("chk")
+            }
+        };
+        let restored = reopen(&files);
+        assert_eq!(
+            entries(restored.as_ref()),
+            vec![(b"a".to_vec(), b"1".to_vec()), (b"\xff".to_vec(), vec![])]
+        );
+    }
+
+    #[test]
+    fn checkpoints_of_both_backends_restore() {
+        checkpoint_reopens(&MemoryStateStore::default(), |dir| {
+            Arc::new(MemoryStateStore::load(dir).unwrap())
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let memory = SharedMemory::new(1 << 20, 1 << 20);
+        let store = RocksStateStore::open(dir.path(), &memory).unwrap();
+        checkpoint_reopens(&store, |dir| {
+            Arc::new(RocksStateStore::open(dir, &memory).unwrap())
+        });
     }
 }

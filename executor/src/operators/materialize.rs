@@ -7,8 +7,13 @@
 //! forwarded; then a snapshot of the store is published for SELECT.
 //!
 //! Views reading this view subscribe through a barrier: they are sent the
-//! rows as of that barrier, then the barrier, then every later chunk and
-//! barrier. Chunks are also forwarded downstream unchanged.
+//! rows as of that barrier (unless restored with them), then the barrier,
+//! then every later chunk and barrier. Chunks are also forwarded
+//! downstream unchanged.
+//!
+//! At a checkpoint barrier the whole view is at that epoch (its graph is
+//! one task, paused upstream), so the materialize freezes the state of
+//! every operator of the view for the checkpoint before going on.
 
 use std::sync::Arc;
 
@@ -17,6 +22,7 @@ use futures::{StreamExt, stream};
 use tokio::sync::mpsc;
 use weir_storage::StateStore;
 
+use crate::checkpoint::ViewCheckpointer;
 use crate::message::{Barrier, Message, StreamChunk, ViewId};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::runtime::ViewRegistry;
@@ -26,6 +32,8 @@ use crate::state::{StateTable, StateTableId};
 pub struct Publication {
     pub view: ViewId,
     pub registry: Arc<ViewRegistry>,
+    /// Freezes the view's state at checkpoint barriers.
+    pub checkpointer: Option<ViewCheckpointer>,
 }
 
 pub struct MaterializeOperator {
@@ -96,15 +104,20 @@ impl Materializer {
         self.table.commit(barrier.epoch)?;
         let snapshot = self.store.snapshot().map_err(crate::batch::storage_error)?;
         if let Some(publication) = &self.publication {
+            if barrier.is_checkpoint()
+                && let Some(checkpointer) = &publication.checkpointer
+            {
+                checkpointer.freeze(barrier.epoch);
+            }
             publication
                 .registry
                 .publish(publication.view, barrier.epoch, Arc::clone(&snapshot));
-            let new: Vec<mpsc::Sender<Message>> = barrier
+            let new: Vec<(mpsc::Sender<Message>, bool)> = barrier
                 .subscriptions_to(publication.view)
-                .map(|s| s.sender.clone())
+                .map(|s| (s.sender.clone(), s.backfill))
                 .collect();
-            for subscriber in new {
-                if self.backfill(&snapshot, &subscriber).await.is_ok() {
+            for (subscriber, backfill) in new {
+                if !backfill || self.backfill(&snapshot, &subscriber).await.is_ok() {
                     self.subscribers.push(subscriber);
                 }
             }

@@ -7,7 +7,13 @@
 //! Barriers come from the barrier injector. On each one the source first
 //! emits everything durable in the log at that moment, then the barrier:
 //! so a barrier injected after a write was acknowledged always follows that
-//! write, which is what makes `FLUSH` complete.
+//! write, which is what makes `FLUSH` complete. The offset reached at each
+//! barrier is published in a [`SourceProgress`] for checkpoints.
+//!
+//! A source resumed from a checkpoint reads nothing before its first
+//! barrier and passes that one on at once: views restored together all
+//! start at that barrier, so one restored view reading another misses none
+//! of its changes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use weir_storage::{ChangeOp, LogEntry, LogOffset, TableId, TableKey, TableStore};
 
 use crate::batch::storage_error;
+use crate::checkpoint::SourceProgress;
 use crate::message::{Barrier, Message, Op, StreamChunk};
 use crate::operator::{BoxedMessageStream, Operator, OperatorInfo};
 
@@ -34,6 +41,8 @@ pub struct TableSourceOperator {
     offset: LogOffset,
     barriers: mpsc::UnboundedReceiver<Barrier>,
     batch_rows: usize,
+    progress: SourceProgress,
+    resumed: bool,
 }
 
 impl TableSourceOperator {
@@ -79,7 +88,18 @@ impl TableSourceOperator {
             offset,
             barriers,
             batch_rows: 4096,
+            progress: SourceProgress::default(),
+            resumed: false,
         })
+    }
+
+    /// Publishes the offset reached at each barrier to `progress`; with
+    /// `resumed`, waits for the first barrier before reading.
+    pub fn with_progress(mut self, progress: SourceProgress, resumed: bool) -> Self {
+        progress.set(self.offset.0);
+        self.progress = progress;
+        self.resumed = resumed;
+        self
     }
 }
 
@@ -115,6 +135,9 @@ struct Reader {
     batch_rows: usize,
     ready: VecDeque<Message>,
     stopped: bool,
+    progress: SourceProgress,
+    /// Reads nothing until the first barrier, which passes at once.
+    paused: bool,
 }
 
 impl Reader {
@@ -147,6 +170,12 @@ impl Reader {
 
     /// Everything durable now, then the barrier.
     fn on_barrier(&mut self, barrier: Barrier) -> Result<()> {
+        if self.paused {
+            self.paused = false;
+            self.stopped = barrier.is_stop();
+            self.ready.push_back(Message::Barrier(barrier));
+            return Ok(());
+        }
         let (_, end) = self.store.log_bounds(self.table).map_err(storage_error)?;
         while self.offset < end {
             let before = self.offset;
@@ -158,6 +187,7 @@ impl Reader {
                 )));
             }
         }
+        self.progress.set(self.offset.0);
         self.stopped = barrier.is_stop();
         self.ready.push_back(Message::Barrier(barrier));
         Ok(())
@@ -176,7 +206,7 @@ impl Reader {
                 self.on_barrier(barrier)
             } else {
                 let end = *self.log_end.borrow_and_update();
-                if self.offset < end {
+                if !self.paused && self.offset < end {
                     self.read(end, self.batch_rows)
                 } else {
                     tokio::select! {
@@ -227,6 +257,8 @@ impl Operator for TableSourceOperator {
             batch_rows: self.batch_rows,
             ready: VecDeque::new(),
             stopped: false,
+            progress: self.progress,
+            paused: self.resumed,
         };
         Box::pin(stream::unfold(reader, |mut reader| async move {
             let message = reader.next().await?;

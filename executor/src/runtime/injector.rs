@@ -19,6 +19,15 @@ struct Sources {
     senders: BTreeMap<ViewId, Vec<UnboundedSender<Barrier>>>,
 }
 
+impl Sources {
+    fn send(&mut self, barrier: &Barrier) {
+        for senders in self.senders.values_mut() {
+            senders.retain(|sender| sender.send(barrier.clone()).is_ok());
+        }
+        self.senders.retain(|_, senders| !senders.is_empty());
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct BarrierInjector {
     sources: Mutex<Sources>,
@@ -36,6 +45,23 @@ impl BarrierInjector {
         self.inject_starting(kind, ViewId(u64::MAX), Vec::new(), Vec::new())
     }
 
+    /// Sends the next barrier to every source; unaligned barriers let
+    /// multi-input operators read on (at-least-once checkpoints).
+    pub fn inject_aligned(&self, kind: BarrierKind, aligned: bool) -> Epoch {
+        let mut state = self.lock();
+        state.epoch = state.epoch.next();
+        let mut barrier = Barrier::new(state.epoch, kind);
+        barrier.aligned = aligned;
+        state.send(&barrier);
+        state.epoch
+    }
+
+    /// Epochs continue after `epoch` (the epoch state was restored at).
+    pub fn continue_after(&self, epoch: Epoch) {
+        let mut state = self.lock();
+        state.epoch = state.epoch.max(epoch);
+    }
+
     /// Adds `view`'s sources and sends the next barrier to every source,
     /// theirs included, carrying `subscriptions` to the views they read.
     pub fn inject_starting(
@@ -45,19 +71,28 @@ impl BarrierInjector {
         sources: Vec<UnboundedSender<Barrier>>,
         subscriptions: Vec<Subscription>,
     ) -> Epoch {
+        self.inject_starting_all(kind, vec![(view, sources)], subscriptions)
+    }
+
+    /// [`Self::inject_starting`] for several views at one barrier.
+    pub fn inject_starting_all(
+        &self,
+        kind: BarrierKind,
+        views: Vec<(ViewId, Vec<UnboundedSender<Barrier>>)>,
+        subscriptions: Vec<Subscription>,
+    ) -> Epoch {
         let mut state = self.lock();
-        if !sources.is_empty() {
-            state.senders.entry(view).or_default().extend(sources);
+        for (view, sources) in views {
+            if !sources.is_empty() {
+                state.senders.entry(view).or_default().extend(sources);
+            }
         }
         state.epoch = state.epoch.next();
         let mut barrier = Barrier::new(state.epoch, kind);
         if !subscriptions.is_empty() {
             barrier.mutation = Some(Arc::new(Mutation::Subscribe(subscriptions)));
         }
-        for senders in state.senders.values_mut() {
-            senders.retain(|sender| sender.send(barrier.clone()).is_ok());
-        }
-        state.senders.retain(|_, senders| !senders.is_empty());
+        state.send(&barrier);
         state.epoch
     }
 

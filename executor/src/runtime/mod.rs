@@ -70,20 +70,53 @@ impl StreamingRuntime {
         &self.views
     }
 
+    pub fn injector(&self) -> &Arc<BarrierInjector> {
+        &self.injector
+    }
+
     /// Starts a view and returns once it holds its first epoch, every row
     /// of its inputs as of that barrier included.
     ///
     /// # Errors
     /// The view's error, if it failed before getting there.
     pub async fn launch(&self, launch: ViewLaunch) -> Result<Epoch, String> {
-        let ViewLaunch {
-            view,
-            name,
-            root,
-            sources,
-            subscriptions,
-        } = launch;
-        self.views.register(view);
+        let (epoch, mut failures) = self.launch_all(vec![launch]).await;
+        match failures.pop() {
+            Some((_, failure)) => Err(failure),
+            None => Ok(epoch),
+        }
+    }
+
+    /// Starts views together: their sources all join at one barrier, which
+    /// carries every subscription. Returns that epoch once all hold it,
+    /// with the views that failed before it.
+    pub async fn launch_all(&self, launches: Vec<ViewLaunch>) -> (Epoch, Vec<(ViewId, String)>) {
+        let mut all_sources = Vec::new();
+        let mut all_subscriptions = Vec::new();
+        let mut views = Vec::new();
+        for launch in launches {
+            let ViewLaunch {
+                view,
+                name,
+                root,
+                sources,
+                subscriptions,
+            } = launch;
+            self.views.register(view);
+            self.spawn(view, name, root);
+            all_sources.push((view, sources));
+            all_subscriptions.extend(subscriptions);
+            views.push(view);
+        }
+        let epoch = self.injector.inject_starting_all(
+            BarrierKind::Visibility,
+            all_sources,
+            all_subscriptions,
+        );
+        (epoch, self.views.wait_for(epoch, &views).await)
+    }
+
+    fn spawn(&self, view: ViewId, name: String, root: BoxedOperator) {
         let registry = Arc::clone(&self.views);
         let task = tokio::spawn(async move {
             let mut messages = root.execute();
@@ -100,13 +133,6 @@ impl StreamingRuntime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(view, task);
-        let epoch =
-            self.injector
-                .inject_starting(BarrierKind::Visibility, view, sources, subscriptions);
-        match self.views.wait_for(epoch, &[view]).await.pop() {
-            Some((_, failure)) => Err(failure),
-            None => Ok(epoch),
-        }
     }
 
     /// Injects a barrier and returns once every view has processed it:

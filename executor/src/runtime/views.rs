@@ -110,6 +110,23 @@ impl ViewRegistry {
         self.notify();
     }
 
+    /// Views that have published a snapshot and not failed: they receive
+    /// every barrier injected from now on.
+    pub fn running(&self) -> Vec<ViewId> {
+        self.lock()
+            .iter()
+            .filter(|(_, p)| p.failure.is_none() && latest(p).is_some())
+            .map(|(view, _)| *view)
+            .collect()
+    }
+
+    /// `None` once the view is gone; its failure if it failed.
+    pub fn health(&self, view: ViewId) -> Option<Result<(), String>> {
+        self.lock()
+            .get(&view)
+            .map(|p| p.failure.clone().map_or(Ok(()), Err))
+    }
+
     pub fn failure(&self, view: ViewId) -> Option<String> {
         self.lock().get(&view).and_then(|p| p.failure.clone())
     }

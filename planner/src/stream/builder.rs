@@ -8,7 +8,7 @@
 //! built (inputs first, left to right), so the same SQL always gives the
 //! same numbers, and each stateful operator's store is found by its number.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::arrow::compute::SortOptions;
@@ -24,12 +24,14 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use tokio::sync::mpsc;
 use weir_executor::aggregate::{AggCall, AggKind};
+use weir_executor::checkpoint::{CheckpointedSource, SourceProgress};
 use weir_executor::message::{Barrier, Subscription};
 use weir_executor::operator::{BoxedOperator, OperatorInfo};
 use weir_executor::operators::{
     FilterOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit, ProjectOperator,
     TableSourceOperator, TopNOperator, UnionOperator, ViewSourceOperator,
 };
+use weir_storage::checkpoint::ViewCheckpoint;
 use weir_storage::{LogOffset, StateStore, TableStore};
 
 use super::explain::ExplainNode;
@@ -64,6 +66,13 @@ pub struct GraphBuilder<'a> {
     pub subscriptions: Vec<Subscription>,
     /// Tables and views read.
     pub depends_on: BTreeSet<String>,
+    /// Every operator's identity, by number.
+    pub identities: BTreeMap<u32, String>,
+    /// The table sources built, for checkpoints.
+    pub table_sources: Vec<CheckpointedSource>,
+    /// The checkpoint the view resumes from: its sources start at the
+    /// offsets it recorded, and views it reads send no rows up front.
+    pub restore: Option<&'a ViewCheckpoint>,
 }
 
 pub(super) fn unsupported(what: impl std::fmt::Display) -> Error {
@@ -108,16 +117,18 @@ impl<'a> GraphBuilder<'a> {
             sources: Vec::new(),
             subscriptions: Vec::new(),
             depends_on: BTreeSet::new(),
+            identities: BTreeMap::new(),
+            table_sources: Vec::new(),
+            restore: None,
         }
     }
 
     /// The next operator number and its identity.
     pub fn next_identity(&mut self, kind: &str) -> (u32, String) {
         self.position += 1;
-        (
-            self.position,
-            format!("{}.{} {kind}", self.view_name, self.position),
-        )
+        let identity = format!("{}.{} {kind}", self.view_name, self.position);
+        self.identities.insert(self.position, identity.clone());
+        (self.position, identity)
     }
 
     pub(super) fn expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
@@ -327,14 +338,22 @@ impl<'a> GraphBuilder<'a> {
         let source = if let Some(table) = self.catalog.table(&name) {
             let (sender, receiver) = mpsc::unbounded_channel();
             self.sources.push(sender);
-            let (_, identity) = self.next_identity("TableSource");
+            let (position, identity) = self.next_identity("TableSource");
+            let resumed = self.restore.and_then(|r| r.source(position));
+            let progress = SourceProgress::default();
             let operator = TableSourceOperator::new(
                 Arc::clone(&self.tables),
                 table.layout.id,
-                LogOffset(0),
+                LogOffset(resumed.map_or(0, |r| r.offset)),
                 receiver,
                 identity,
-            )?;
+            )?
+            .with_progress(progress.clone(), resumed.is_some());
+            self.table_sources.push(CheckpointedSource {
+                position,
+                table: table.layout.id.0,
+                progress,
+            });
             let visible = table.layout.schema.fields().len();
             self.node(
                 Box::new(operator),
@@ -348,6 +367,7 @@ impl<'a> GraphBuilder<'a> {
             self.subscriptions.push(Subscription {
                 view: view.id,
                 sender,
+                backfill: self.restore.is_none(),
             });
             let (_, identity) = self.next_identity("ViewSource");
             let info = OperatorInfo {

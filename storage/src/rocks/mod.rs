@@ -150,6 +150,14 @@ impl Engine {
         Ok(Self { db: Arc::new(db) })
     }
 
+    /// A consistent copy of the instance in `dir` (which must not exist):
+    /// memtables are flushed, then SST files are hard-linked, the rest copied.
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|checkpoint| checkpoint.create_checkpoint(dir))
+            .map_err(storage_error)
+    }
+
     pub fn snapshot(&self) -> EngineSnapshot {
         EngineSnapshot {
             inner: OwnedSnapshot::new(Arc::clone(&self.db), |db| db.snapshot()),

@@ -1,0 +1,182 @@
+//! `weir_catalog`: weir's own system tables, queryable with ordinary SQL.
+//!
+//! - `checkpoints`: one row per checkpoint the coordinator remembers.
+//! - `checkpoint_operators`: one row per operator instance per checkpoint.
+//!
+//! Each lookup builds the table from the coordinator's history as it is at
+//! that moment (they are small), so a query sees one consistent copy.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt32Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::error::Result;
+use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointRecord};
+
+pub const SYSTEM_SCHEMA: &str = "weir_catalog";
+
+const TABLES: [&str; 2] = ["checkpoints", "checkpoint_operators"];
+
+/// What `SHOW CHECKPOINTS` runs.
+pub const SHOW_CHECKPOINTS: &str = "SELECT id, status, trigger, triggered_at, duration_ms, \
+     sync_ms, async_ms, full_bytes, incremental_bytes, alignment_ms, failure \
+     FROM weir_catalog.checkpoints ORDER BY id";
+
+#[derive(Debug)]
+pub struct SystemSchema {
+    pub checkpoints: Arc<OnceLock<CheckpointCoordinator>>,
+}
+
+fn ms(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn checkpoints_table(history: &[CheckpointRecord]) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("epoch", DataType::Int64, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("trigger", DataType::Utf8, false),
+        Field::new(
+            "triggered_at",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("duration_ms", DataType::Float64, true),
+        Field::new("sync_ms", DataType::Float64, false),
+        Field::new("async_ms", DataType::Float64, false),
+        Field::new("start_delay_ms", DataType::Float64, false),
+        Field::new("alignment_ms", DataType::Float64, false),
+        Field::new("full_bytes", DataType::Int64, false),
+        Field::new("incremental_bytes", DataType::Int64, false),
+        Field::new("operators", DataType::Int64, false),
+        Field::new("failure", DataType::Utf8, true),
+    ]));
+    let column = |f: &dyn Fn(&CheckpointRecord) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(history.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(
+            history.iter().map(|r| r.id as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            history.iter().map(|r| r.epoch as i64),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            history.iter().map(|_| "checkpoint"),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            history.iter().map(|r| r.status.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            history.iter().map(|r| r.trigger.as_str()),
+        )),
+        Arc::new(TimestampMillisecondArray::from_iter_values(
+            history.iter().map(|r| r.triggered_at_ms),
+        )),
+        Arc::new(Float64Array::from_iter(
+            history.iter().map(|r| r.duration.map(ms)),
+        )),
+        column(&|r| ms(r.sync)),
+        column(&|r| ms(r.upload)),
+        column(&|r| ms(r.start_delay)),
+        column(&|r| ms(r.alignment)),
+        Arc::new(Int64Array::from_iter_values(
+            history.iter().map(|r| r.full_bytes as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            history.iter().map(|r| r.incremental_bytes as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            history.iter().map(|r| r.operators.len() as i64),
+        )),
+        Arc::new(StringArray::from_iter(
+            history.iter().map(|r| r.failure.clone()),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok((schema, batch))
+}
+
+fn operators_table(history: &[CheckpointRecord]) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("checkpoint_id", DataType::Int64, false),
+        Field::new("view", DataType::Utf8, false),
+        Field::new("operator", DataType::Utf8, false),
+        Field::new("instance", DataType::UInt32, false),
+        Field::new("state_bytes", DataType::Int64, false),
+        Field::new("uploaded_bytes", DataType::Int64, false),
+        Field::new("sync_ms", DataType::Float64, false),
+        Field::new("async_ms", DataType::Float64, false),
+        Field::new("alignment_ms", DataType::Float64, false),
+    ]));
+    let rows: Vec<_> = history
+        .iter()
+        .flat_map(|r| r.operators.iter().map(move |o| (r.id, o)))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(id, _)| *id as i64),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, o)| o.view.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(_, o)| o.operator.as_str()),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|(_, o)| o.instance),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, o)| o.state_bytes as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, o)| o.uploaded_bytes as i64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, o)| ms(o.sync)),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, o)| ms(o.upload)),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, o)| ms(o.alignment)),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok((schema, batch))
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(ToString::to_string).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let history = self
+            .checkpoints
+            .get()
+            .map(CheckpointCoordinator::history)
+            .unwrap_or_default();
+        let (schema, batch) = match name {
+            "checkpoints" => checkpoints_table(&history)?,
+            "checkpoint_operators" => operators_table(&history)?,
+            _ => return Ok(None),
+        };
+        Ok(Some(Arc::new(MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name)
+    }
+}
