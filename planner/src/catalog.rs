@@ -207,6 +207,18 @@ impl Catalog {
             .unwrap_or_default()
     }
 
+    /// Forgets the running views without changing what is stored, and
+    /// returns their records in creation order, to start them again.
+    pub fn detach_views(&self) -> Result<Vec<ViewRecord>> {
+        let mut state = self.state.write().map_err(|_| lock_error())?;
+        let mut records: Vec<ViewRecord> = std::mem::take(&mut state.views)
+            .into_values()
+            .map(|v| v.record.clone())
+            .collect();
+        records.sort_by_key(|r| r.id);
+        Ok(records)
+    }
+
     /// Database settings changed from their defaults, as stored.
     pub fn settings(&self) -> BTreeMap<String, String> {
         self.state

@@ -230,13 +230,17 @@ impl Database {
             .ok_or_else(|| Error::user("55000", "checkpoints have not started yet"))
     }
 
-    /// Every database setting as (name, value, description), for `SHOW ALL`.
-    pub fn settings(&self) -> Vec<(&'static str, String, &'static str)> {
+    /// The checkpoint settings in force.
+    pub fn checkpoint_settings(&self) -> CheckpointSettings {
         self.checkpoints
             .get()
             .map(CheckpointCoordinator::settings)
             .unwrap_or_else(|| self.stored_settings())
-            .all()
+    }
+
+    /// Every database setting as (name, value, description), for `SHOW ALL`.
+    pub fn settings(&self) -> Vec<(&'static str, String, &'static str)> {
+        self.checkpoint_settings().all()
     }
 
     /// Changes a database setting durably and applies it at once.
@@ -294,6 +298,16 @@ impl Database {
         .await;
         let _ = self.checkpoints.set(coordinator);
 
+        self.launch_views(records, restored.as_ref()).await
+    }
+
+    /// Starts stored views: those in `restored` from it, together at one
+    /// barrier; the others refilled from their inputs, in creation order.
+    async fn launch_views(
+        &self,
+        records: Vec<crate::catalog::ViewRecord>,
+        restored: Option<&CheckpointMetadata>,
+    ) -> Result<()> {
         let ctx = self.session_context();
         let mut specs = Vec::new();
         for record in records {
@@ -307,12 +321,12 @@ impl Database {
             // Planned as it is started: a view's plan may read the views before it.
             specs.push((record, create.clone()));
         }
-        let restorable = restorable_views(restored.as_ref(), &specs);
+        let restorable = restorable_views(restored, &specs);
         let started = std::time::Instant::now();
         let mut launches = Vec::new();
         for (record, create) in specs.iter().filter(|(r, _)| restorable.contains(&r.id)) {
             let spec = view_spec(&ctx.state(), create, record.sql.clone()).await?;
-            let checkpoint = restored.as_ref().and_then(|m| m.view(record.id));
+            let checkpoint = restored.and_then(|m| m.view(record.id));
             let built = build_view(
                 &self.catalog,
                 &ctx.state(),
@@ -350,6 +364,31 @@ impl Database {
             reports: self.coordinator()?.reporter(),
             restore,
         })
+    }
+
+    /// Restarts every view from the newest usable checkpoint (the restart
+    /// strategy, after too many failed checkpoints).
+    pub async fn restart_views(&self) -> Result<()> {
+        let _ddl = self.catalog.lock_ddl().await;
+        let coordinator = self.coordinator()?;
+        let storage = self.open_storage(&coordinator.settings())?;
+        self.runtime.stop_all().await;
+        let records = self.catalog.detach_views()?;
+        let state_root = state_root(&self.data_dir);
+        if state_root.exists() {
+            std::fs::remove_dir_all(&state_root)
+                .map_err(|e| Error::Internal(format!("{}: {e}", state_root.display())))?;
+        }
+        let ids: HashSet<u64> = records.iter().map(|r| r.id).collect();
+        let restored = restore_latest(&storage, &state_root, &ids).await;
+        coordinator.restored(restored.clone());
+        self.launch_views(records, restored.as_ref()).await
+    }
+
+    /// Changes each time checkpoints failed more often in a row than
+    /// `tolerable_checkpoint_failures`.
+    pub fn checkpoint_restarts(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.checkpoints.get().map(CheckpointCoordinator::restarts)
     }
 
     /// Stops every view's graph (at shutdown); their inputs are released

@@ -35,6 +35,23 @@ pub enum Benchmark {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Checkpoints of a view holding about `keys * value_bytes` of keyed
+    /// state, with `churn` of the keys changing between checkpoints:
+    /// incremental against full size and duration, the synchronous pause,
+    /// recovery time, and throughput against checkpoints off.
+    Checkpoints {
+        #[arg(long, default_value = "1000000")]
+        keys: u64,
+        /// Bytes of each row's value (incompressible hex).
+        #[arg(long, default_value = "1024")]
+        value_bytes: u64,
+        /// Share of keys updated between checkpoints.
+        #[arg(long, default_value = "0.05")]
+        churn: f64,
+        /// Checkpoints measured per mode.
+        #[arg(long, default_value = "5")]
+        rounds: u64,
+    },
 }
 
 pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
@@ -43,6 +60,12 @@ pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
             insert(&clients, Duration::from_secs(seconds)).await
         }
         Benchmark::Views { rows, keys, only } => crate::view_bench::views(rows, keys, &only).await,
+        Benchmark::Checkpoints {
+            keys,
+            value_bytes,
+            churn,
+            rounds,
+        } => crate::checkpoint_bench::checkpoints(keys, value_bytes, churn, rounds).await,
     }
 }
 
@@ -55,17 +78,32 @@ pub(crate) struct BenchServer {
 
 impl BenchServer {
     pub async fn start() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
+        Ok(Self::start_in(tempfile::tempdir()?).await?.0)
+    }
+
+    /// Starts a server on `dir`; returns it with how long it took to be
+    /// ready (with its views started or restored).
+    async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<(Self, Duration)> {
         let config = Config {
             listen: "127.0.0.1:0".parse()?,
             data_dir: dir.path().to_path_buf(),
         };
+        let started = Instant::now();
         let server = RunningServer::start(&config).await?;
+        let ready = started.elapsed();
         let url = format!(
             "host=127.0.0.1 port={} user=weir dbname=weir",
             server.local_addr().port()
         );
-        Ok(Self { dir, server, url })
+        Ok((Self { dir, server, url }, ready))
+    }
+
+    /// Stops the server and starts another on the same data directory;
+    /// returns it with how long it took to be ready (views restored).
+    pub async fn restart(self) -> anyhow::Result<(Self, Duration)> {
+        let Self { dir, server, .. } = self;
+        server.shutdown().await;
+        Self::start_in(dir).await
     }
 
     /// A new client connection, its connection task spawned.

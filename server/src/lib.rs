@@ -10,6 +10,7 @@
 
 pub mod bench;
 mod cancel;
+mod checkpoint_bench;
 pub mod config;
 mod connection;
 mod errors;

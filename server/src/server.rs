@@ -67,12 +67,41 @@ impl RunningServer {
     }
 }
 
+/// The restart strategy: views restart from the last completed checkpoint,
+/// up to `restart_attempts` times, `restart_delay` apart; then they are
+/// left as they are, loudly.
+async fn restart_views(database: &Database) {
+    let settings = database.checkpoint_settings();
+    for attempt in 1..=settings.restart_attempts {
+        tokio::time::sleep(settings.restart_delay).await;
+        match database.restart_views().await {
+            Ok(()) => {
+                tracing::warn!(
+                    attempt,
+                    "views restarted from the last completed checkpoint"
+                );
+                return;
+            }
+            Err(e) => tracing::error!(attempt, error = %e, "restarting views failed"),
+        }
+    }
+    tracing::error!(
+        attempts = settings.restart_attempts,
+        "giving up restarting views; they keep running as they are"
+    );
+}
+
 async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: oneshot::Receiver<()>) {
     let cancels = Arc::new(CancelRegistry::default());
     let mut sessions = JoinSet::new();
+    let mut restarts = database.checkpoint_restarts();
     loop {
         tokio::select! {
             _ = &mut stopped => break,
+            Some(Ok(())) = async { match restarts.as_mut() {
+                Some(r) => Some(r.changed().await),
+                None => None,
+            } } => restart_views(&database).await,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&cancels));

@@ -68,7 +68,7 @@ fn resident_bytes() -> u64 {
 }
 
 /// Bytes of all files under `dir`.
-fn disk_bytes(dir: &Path) -> u64 {
+pub(crate) fn disk_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -82,7 +82,7 @@ fn disk_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn megabytes(bytes: u64) -> f64 {
+pub(crate) fn megabytes(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 

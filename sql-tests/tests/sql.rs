@@ -7,6 +7,7 @@
 //! starts a new one on the same data directory before going on: what was
 //! acknowledged before must still be there.
 
+mod checkpoint_failures;
 mod client;
 mod crash;
 mod differential;
@@ -135,6 +136,7 @@ fn main() -> ExitCode {
         .iter()
         .chain(differential::TESTS)
         .chain(crash::TESTS)
+        .chain(checkpoint_failures::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));

@@ -37,6 +37,9 @@ enum Command {
     Settings(CheckpointSettings, CheckpointStorage),
     /// A view was dropped: no checkpoint waits for it any more.
     Forget(ViewId),
+    /// Views were restarted from this checkpoint (or refilled): what their
+    /// new stores have in storage is what it lists.
+    Restored(Option<CheckpointMetadata>),
     /// Stop; with `delete`, remove every checkpoint first.
     Shutdown {
         delete: bool,
@@ -88,20 +91,13 @@ impl CheckpointCoordinator {
                 1
             }
         };
-        let mut uploaded = HashMap::new();
+        let uploaded = start
+            .restored
+            .as_ref()
+            .map(shared_files)
+            .unwrap_or_default();
         let mut kept = BTreeMap::new();
         if let Some(metadata) = &start.restored {
-            for view in &metadata.views {
-                for store in &view.stores {
-                    let files: UploadedFiles = store
-                        .files
-                        .iter()
-                        .filter(|f| f.shared)
-                        .map(|f| (f.name.clone(), f.clone()))
-                        .collect();
-                    uploaded.insert((ViewId(view.view), store.position), files);
-                }
-            }
             lock(&history).put(restored_record(metadata));
             kept.insert(metadata.id, metadata.clone());
         }
@@ -164,6 +160,11 @@ impl CheckpointCoordinator {
         let _ = self.commands.send(Command::Forget(view));
     }
 
+    /// Views were restarted from `checkpoint` (`None`: refilled).
+    pub fn restored(&self, checkpoint: Option<CheckpointMetadata>) {
+        let _ = self.commands.send(Command::Restored(checkpoint));
+    }
+
     pub fn history(&self) -> Vec<CheckpointRecord> {
         lock(&self.history).records()
     }
@@ -197,6 +198,23 @@ fn now_ms() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+/// The shared files of every store of a checkpoint, by store.
+fn shared_files(metadata: &CheckpointMetadata) -> HashMap<(ViewId, u32), UploadedFiles> {
+    let mut uploaded = HashMap::new();
+    for view in &metadata.views {
+        for store in &view.stores {
+            let files: UploadedFiles = store
+                .files
+                .iter()
+                .filter(|f| f.shared)
+                .map(|f| (f.name.clone(), f.clone()))
+                .collect();
+            uploaded.insert((ViewId(view.view), store.position), files);
+        }
+    }
+    uploaded
 }
 
 /// A checkpoint found in storage at start, as history shows it.
@@ -340,6 +358,18 @@ impl Coordinator {
                 self.uploaded.retain(|(v, _), _| *v != view);
                 for pending in self.pending.values_mut() {
                     pending.awaiting.remove(&view);
+                }
+            }
+            Command::Restored(checkpoint) => {
+                // Checkpoints in progress wait for stores that are gone.
+                let ids: Vec<u64> = self.pending.keys().copied().collect();
+                for id in ids {
+                    self.abandon(id, "views restarted".into());
+                }
+                self.failures = 0;
+                self.uploaded = checkpoint.as_ref().map(shared_files).unwrap_or_default();
+                if let Some(metadata) = &checkpoint {
+                    lock(&self.history).put(restored_record(metadata));
                 }
             }
             Command::Shutdown { .. } => {}
@@ -551,9 +581,29 @@ impl Coordinator {
         self.retain().await;
     }
 
+    /// Fails a checkpoint and counts the failure; too many in a row ask
+    /// for the views to restart from the last completed checkpoint.
     fn fail(&mut self, id: u64, reason: String) {
-        let Some(pending) = self.pending.remove(&id) else {
+        if !self.abandon(id, reason) {
             return;
+        }
+        self.failures += 1;
+        if self.failures > self.settings.tolerable_failures {
+            tracing::error!(
+                failures = self.failures,
+                tolerable = self.settings.tolerable_failures,
+                "too many checkpoints failed in a row: restarting views from the last completed checkpoint"
+            );
+            self.failures = 0;
+            self.restarts.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Ends a checkpoint as failed without counting it; `false` if it was
+    /// not in progress.
+    fn abandon(&mut self, id: u64, reason: String) -> bool {
+        let Some(pending) = self.pending.remove(&id) else {
+            return false;
         };
         for upload in &pending.uploads {
             upload.abort();
@@ -572,16 +622,7 @@ impl Coordinator {
             let _ = storage.delete_checkpoint(id).await;
         });
         self.last_end = Some(Instant::now());
-        self.failures += 1;
-        if self.failures > self.settings.tolerable_failures {
-            tracing::error!(
-                failures = self.failures,
-                tolerable = self.settings.tolerable_failures,
-                "too many checkpoints failed in a row: restarting views from the last completed checkpoint"
-            );
-            self.failures = 0;
-            self.restarts.send_modify(|n| *n += 1);
-        }
+        true
     }
 
     /// Deletes checkpoints beyond `checkpoints_retained`, then shared files

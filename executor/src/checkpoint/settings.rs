@@ -153,7 +153,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     let total = number * seconds;
-    (0.0..1e9).contains(&total).then(|| Duration::from_secs_f64(total))
+    (0.0..1e9)
+        .contains(&total)
+        .then(|| Duration::from_secs_f64(total))
 }
 
 /// A duration as settings show it: the largest whole unit.
