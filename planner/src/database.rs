@@ -275,14 +275,7 @@ impl Database {
             }
         };
         let records = self.catalog.take_stored_views();
-        // Local state is whatever a crash left: only checkpoints are trusted.
-        let state_root = state_root(&self.data_dir);
-        if state_root.exists() {
-            std::fs::remove_dir_all(&state_root)
-                .map_err(|e| Error::Internal(format!("{}: {e}", state_root.display())))?;
-        }
-        let ids: HashSet<u64> = records.iter().map(|r| r.id).collect();
-        let restored = restore_latest(&storage, &state_root, &ids).await;
+        let restored = self.restore_state(&storage, &records).await?;
         if let Some(metadata) = &restored {
             self.runtime
                 .injector()
@@ -366,6 +359,23 @@ impl Database {
         })
     }
 
+    /// Replaces the local state of `views` with the newest usable
+    /// checkpoint's. Local state is whatever a crash left: only checkpoints
+    /// are trusted.
+    async fn restore_state(
+        &self,
+        storage: &CheckpointStorage,
+        views: &[crate::catalog::ViewRecord],
+    ) -> Result<Option<CheckpointMetadata>> {
+        let state_root = state_root(&self.data_dir);
+        if state_root.exists() {
+            std::fs::remove_dir_all(&state_root)
+                .map_err(|e| Error::Internal(format!("{}: {e}", state_root.display())))?;
+        }
+        let ids: HashSet<u64> = views.iter().map(|r| r.id).collect();
+        Ok(restore_latest(storage, &state_root, &ids).await)
+    }
+
     /// Restarts every view from the newest usable checkpoint (the restart
     /// strategy, after too many failed checkpoints).
     pub async fn restart_views(&self) -> Result<()> {
@@ -374,13 +384,7 @@ impl Database {
         let storage = self.open_storage(&coordinator.settings())?;
         self.runtime.stop_all().await;
         let records = self.catalog.detach_views()?;
-        let state_root = state_root(&self.data_dir);
-        if state_root.exists() {
-            std::fs::remove_dir_all(&state_root)
-                .map_err(|e| Error::Internal(format!("{}: {e}", state_root.display())))?;
-        }
-        let ids: HashSet<u64> = records.iter().map(|r| r.id).collect();
-        let restored = restore_latest(&storage, &state_root, &ids).await;
+        let restored = self.restore_state(&storage, &records).await?;
         coordinator.restored(restored.clone());
         self.launch_views(records, restored.as_ref()).await
     }
