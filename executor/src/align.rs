@@ -10,6 +10,8 @@
 //! that delivered the barrier are read on, and rows after it may be
 //! processed before it is passed on. Only an input's next barrier waits.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use datafusion::error::{DataFusionError, Result};
@@ -27,8 +29,26 @@ pub enum Aligned {
     Barrier(Barrier, Duration),
 }
 
+/// Time an operator's inputs spent aligning checkpoint barriers since it
+/// was last taken: what a checkpoint reports as its alignment time. Clones
+/// share the count.
+#[derive(Debug, Clone, Default)]
+pub struct AlignmentMeter(Arc<AtomicU64>);
+
+impl AlignmentMeter {
+    pub fn add(&self, waited: Duration) {
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub fn take(&self) -> Duration {
+        Duration::from_nanos(self.0.swap(0, Ordering::Relaxed))
+    }
+}
+
 struct Aligner {
     identity: String,
+    meter: AlignmentMeter,
     inputs: Vec<BoxedMessageStream>,
     /// Inputs not read until the barrier being aligned is passed on.
     blocked: Vec<bool>,
@@ -104,19 +124,28 @@ impl Aligner {
         self.arrived.iter_mut().for_each(|b| *b = false);
         self.blocked.iter_mut().for_each(|b| *b = false);
         let (barrier, since) = self.barrier.take()?;
-        Some(Ok(Aligned::Barrier(barrier, since.elapsed())))
+        let waited = since.elapsed();
+        // A checkpoint reports its own barrier's alignment; unaligned
+        // barriers blocked no input.
+        if barrier.aligned && barrier.is_checkpoint() {
+            self.meter.add(waited);
+        }
+        Some(Ok(Aligned::Barrier(barrier, waited)))
     }
 }
 
-/// The inputs merged, barriers aligned. Ends when any input ends (inputs
-/// end together after a stopping barrier) or with the first error.
+/// The inputs merged, barriers aligned, the time each aligned checkpoint
+/// barrier waited for the last input added to `meter`. Ends when any input ends (inputs end
+/// together after a stopping barrier) or with the first error.
 pub fn align(
     inputs: Vec<BoxedMessageStream>,
     identity: String,
+    meter: AlignmentMeter,
 ) -> impl Stream<Item = Result<Aligned>> + Send {
     let blocked = vec![false; inputs.len()];
     let aligner = Aligner {
         identity,
+        meter,
         done: inputs.is_empty(),
         arrived: blocked.clone(),
         held: vec![None; inputs.len()],
@@ -159,10 +188,14 @@ mod tests {
                 stop(2),
             ],
         );
-        let out: Vec<String> = align(vec![left.execute(), right.execute()], "join".into())
-            .map(|item| describe(item.unwrap()))
-            .collect()
-            .await;
+        let out: Vec<String> = align(
+            vec![left.execute(), right.execute()],
+            "join".into(),
+            AlignmentMeter::default(),
+        )
+        .map(|item| describe(item.unwrap()))
+        .collect()
+        .await;
         // Left's two-row chunk follows barrier 1 although it was ready first.
         assert_eq!(out, vec!["1:1", "1:1", "b1", "0:2", "b2"]);
     }
@@ -190,10 +223,14 @@ mod tests {
                 stop(2),
             ],
         );
-        let out: Vec<String> = align(vec![left.execute(), right.execute()], "join".into())
-            .map(|item| describe(item.unwrap()))
-            .collect()
-            .await;
+        let out: Vec<String> = align(
+            vec![left.execute(), right.execute()],
+            "join".into(),
+            AlignmentMeter::default(),
+        )
+        .map(|item| describe(item.unwrap()))
+        .collect()
+        .await;
         // Left's chunk after barrier 1 is read before barrier 1 passes; its
         // barrier 2 waits for barrier 1.
         assert!(
@@ -206,5 +243,34 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["b1", "b2"]
         );
+    }
+
+    #[tokio::test]
+    async fn the_meter_adds_up_what_every_barrier_waited() {
+        let t = "I";
+        let left = messages(t, vec![barrier(1), stop(2)]);
+        let right = messages(
+            t,
+            vec![Message::Chunk(chunk(t, "+ 1")), barrier(1), stop(2)],
+        );
+        let meter = AlignmentMeter::default();
+        let waits: Vec<Duration> = align(
+            vec![left.execute(), right.execute()],
+            "join".into(),
+            meter.clone(),
+        )
+        .filter_map(|item| async move {
+            match item.unwrap() {
+                Aligned::Barrier(_, waited) => Some(waited),
+                _ => None,
+            }
+        })
+        .collect()
+        .await;
+        assert_eq!(waits.len(), 2);
+        let total: Duration = waits.iter().sum();
+        let taken = meter.take();
+        assert_eq!(total, taken);
+        assert_eq!(meter.take(), Duration::ZERO);
     }
 }

@@ -151,6 +151,7 @@ pub fn build_view(
         stores,
         identities,
         table_sources,
+        aligners,
         ..
     } = builder;
     let store = stores(position)?;
@@ -165,9 +166,9 @@ pub fn build_view(
                 position,
                 identity: identities.get(&position).cloned().unwrap_or_default(),
                 store,
-                alignment: None,
             })
             .collect(),
+        aligners,
         sources: table_sources,
         dir: state_dir(storage.data_dir, view).join("frozen"),
         incarnation: new_incarnation(),

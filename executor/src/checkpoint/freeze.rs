@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use weir_storage::checkpoint::SourceOffset;
 use weir_storage::{FrozenState, StateStore};
 
+use crate::align::AlignmentMeter;
 use crate::message::{Epoch, ViewId};
 
 /// How far a table source has read when it passes a barrier: the log
@@ -34,29 +35,20 @@ impl SourceProgress {
     }
 }
 
-/// Time multi-input operators spent aligning barriers since it was last
-/// taken: what a checkpoint reports as alignment time.
-#[derive(Debug, Clone, Default)]
-pub struct AlignmentMeter(Arc<AtomicU64>);
-
-impl AlignmentMeter {
-    pub fn add(&self, blocked: Duration) {
-        self.0
-            .fetch_add(blocked.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    pub fn take(&self) -> Duration {
-        Duration::from_micros(self.0.swap(0, Ordering::Relaxed))
-    }
-}
-
 /// A stateful operator's store, as a checkpoint knows it.
 #[derive(Debug)]
 pub struct CheckpointedStore {
     pub position: u32,
     pub identity: String,
     pub store: Arc<dyn StateStore>,
-    pub alignment: Option<AlignmentMeter>,
+}
+
+/// A multi-input operator (join, union), as a checkpoint knows it: how
+/// long its inputs waited for each other's barriers.
+#[derive(Debug)]
+pub struct CheckpointedAligner {
+    pub identity: String,
+    pub meter: AlignmentMeter,
 }
 
 /// A table source, as a checkpoint knows it.
@@ -74,7 +66,6 @@ pub struct FrozenStore {
     pub identity: String,
     pub state: FrozenState,
     pub sync: Duration,
-    pub alignment: Duration,
 }
 
 /// A view's part of a checkpoint, frozen and ready to upload.
@@ -89,6 +80,8 @@ pub struct FrozenView {
     pub incarnation: u64,
     /// The frozen stores, or why freezing failed.
     pub stores: Result<Vec<FrozenStore>, String>,
+    /// Alignment time since the previous checkpoint, by operator identity.
+    pub alignments: Vec<(String, Duration)>,
     pub sources: Vec<SourceOffset>,
     /// Local directory holding the frozen files; removed after upload.
     pub dir: PathBuf,
@@ -100,6 +93,7 @@ pub struct ViewCheckpointer {
     pub view: ViewId,
     pub name: String,
     pub stores: Vec<CheckpointedStore>,
+    pub aligners: Vec<CheckpointedAligner>,
     pub sources: Vec<CheckpointedSource>,
     /// Where frozen files go: `<dir>/<epoch>/<operator>`.
     pub dir: PathBuf,
@@ -140,13 +134,13 @@ impl ViewCheckpointer {
                     identity: s.identity.clone(),
                     state,
                     sync: started.elapsed(),
-                    alignment: s
-                        .alignment
-                        .as_ref()
-                        .map(AlignmentMeter::take)
-                        .unwrap_or_default(),
                 })
             })
+            .collect();
+        let alignments = self
+            .aligners
+            .iter()
+            .map(|a| (a.identity.clone(), a.meter.take()))
             .collect();
         let sources = self
             .sources
@@ -163,6 +157,7 @@ impl ViewCheckpointer {
             epoch,
             incarnation: self.incarnation,
             stores,
+            alignments,
             sources,
             dir,
         });

@@ -13,7 +13,7 @@ mod upload;
 
 pub use coordinator::{CheckpointCoordinator, CheckpointResult, CoordinatorStart};
 pub use freeze::{
-    AlignmentMeter, CheckpointedSource, CheckpointedStore, FrozenView, SourceProgress,
+    CheckpointedAligner, CheckpointedSource, CheckpointedStore, FrozenView, SourceProgress,
     ViewCheckpointer, new_incarnation,
 };
 pub use history::{CheckpointRecord, CheckpointStatus, CheckpointTrigger, OperatorRecord};

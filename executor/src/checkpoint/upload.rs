@@ -83,7 +83,32 @@ pub async fn upload_view(
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     result?;
     uploaded.upload = started.elapsed();
+    add_alignments(&mut uploaded.operators, &frozen.name, frozen.alignments);
     Ok(uploaded)
+}
+
+/// Puts each multi-input operator's alignment time on its record; an
+/// operator without state (a union) gets a record of its own.
+fn add_alignments(
+    operators: &mut Vec<OperatorRecord>,
+    view_name: &str,
+    alignments: Vec<(String, Duration)>,
+) {
+    for (identity, alignment) in alignments {
+        match operators.iter_mut().find(|o| o.operator == identity) {
+            Some(record) => record.alignment = alignment,
+            None => operators.push(OperatorRecord {
+                view: view_name.to_string(),
+                operator: identity,
+                instance: 0,
+                state_bytes: 0,
+                uploaded_bytes: 0,
+                sync: Duration::ZERO,
+                upload: Duration::ZERO,
+                alignment,
+            }),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -145,7 +170,7 @@ async fn upload_store(
         uploaded_bytes,
         sync: store.sync,
         upload: started.elapsed(),
-        alignment: store.alignment,
+        alignment: Duration::ZERO,
     };
     let shared: UploadedFiles = files
         .iter()

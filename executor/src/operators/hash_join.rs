@@ -31,7 +31,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use futures::{StreamExt, stream};
 use weir_storage::StateStore;
 
-use crate::align::{Aligned, align};
+use crate::align::{Aligned, AlignmentMeter, align};
 use crate::message::{Message, Op, StreamChunk};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
@@ -49,6 +49,7 @@ pub struct HashJoinOperator {
     info: OperatorInfo,
     inputs: [BoxedOperator; 2],
     join: Join,
+    alignment: AlignmentMeter,
 }
 
 struct Side {
@@ -178,7 +179,15 @@ impl HashJoinOperator {
             },
             info,
             inputs: [left.input, right.input],
+            alignment: AlignmentMeter::default(),
         })
+    }
+
+    /// Adds the time barriers wait for each other to `meter`.
+    #[must_use]
+    pub fn with_alignment_meter(mut self, meter: AlignmentMeter) -> Self {
+        self.alignment = meter;
+        self
     }
 }
 
@@ -442,10 +451,17 @@ impl Operator for HashJoinOperator {
 
     fn execute(self: Box<Self>) -> BoxedMessageStream {
         let Self {
-            info, inputs, join, ..
+            info,
+            inputs,
+            join,
+            alignment,
         } = *self;
         let [left, right] = inputs;
-        let aligned = align(vec![left.execute(), right.execute()], info.identity.clone());
+        let aligned = align(
+            vec![left.execute(), right.execute()],
+            info.identity.clone(),
+            alignment,
+        );
         Box::pin(stream::unfold(
             Some((Box::pin(aligned), join)),
             |state| async move {

@@ -12,13 +12,14 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::error::{DataFusionError, Result};
 use futures::StreamExt;
 
-use crate::align::{Aligned, align};
+use crate::align::{Aligned, AlignmentMeter, align};
 use crate::message::{Message, StreamChunk};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 
 pub struct UnionOperator {
     info: OperatorInfo,
     inputs: Vec<BoxedOperator>,
+    alignment: AlignmentMeter,
 }
 
 impl UnionOperator {
@@ -57,7 +58,18 @@ impl UnionOperator {
             stream_key,
             append_only: inputs.iter().all(|i| i.info().append_only),
         };
-        Ok(Self { info, inputs })
+        Ok(Self {
+            info,
+            inputs,
+            alignment: AlignmentMeter::default(),
+        })
+    }
+
+    /// Adds the time barriers wait for each other to `meter`.
+    #[must_use]
+    pub fn with_alignment_meter(mut self, meter: AlignmentMeter) -> Self {
+        self.alignment = meter;
+        self
     }
 }
 
@@ -67,23 +79,29 @@ impl Operator for UnionOperator {
     }
 
     fn execute(self: Box<Self>) -> BoxedMessageStream {
-        let Self { info, inputs } = *self;
+        let Self {
+            info,
+            inputs,
+            alignment,
+        } = *self;
         let inputs = inputs.into_iter().map(|i| i.execute()).collect();
         let schema = info.schema;
-        Box::pin(align(inputs, info.identity).filter_map(move |item| {
-            let message = match item {
-                Ok(Aligned::Chunk(_, chunk)) => {
-                    RecordBatch::try_new(Arc::clone(&schema), chunk.data().columns().to_vec())
-                        .map_err(DataFusionError::from)
-                        .and_then(|data| StreamChunk::new(chunk.ops().to_vec(), data))
-                        .map(|chunk| Some(Message::Chunk(chunk)))
-                }
-                Ok(Aligned::Watermark(..)) => Ok(None),
-                Ok(Aligned::Barrier(barrier, _)) => Ok(Some(Message::Barrier(barrier))),
-                Err(e) => Err(e),
-            };
-            futures::future::ready(message.transpose())
-        }))
+        Box::pin(
+            align(inputs, info.identity, alignment).filter_map(move |item| {
+                let message = match item {
+                    Ok(Aligned::Chunk(_, chunk)) => {
+                        RecordBatch::try_new(Arc::clone(&schema), chunk.data().columns().to_vec())
+                            .map_err(DataFusionError::from)
+                            .and_then(|data| StreamChunk::new(chunk.ops().to_vec(), data))
+                            .map(|chunk| Some(Message::Chunk(chunk)))
+                    }
+                    Ok(Aligned::Watermark(..)) => Ok(None),
+                    Ok(Aligned::Barrier(barrier, _)) => Ok(Some(Message::Barrier(barrier))),
+                    Err(e) => Err(e),
+                };
+                futures::future::ready(message.transpose())
+            }),
+        )
     }
 }
 

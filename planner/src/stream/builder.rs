@@ -24,7 +24,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use tokio::sync::mpsc;
 use weir_executor::aggregate::{AggCall, AggKind};
-use weir_executor::checkpoint::{CheckpointedSource, SourceProgress};
+use weir_executor::align::AlignmentMeter;
+use weir_executor::checkpoint::{CheckpointedAligner, CheckpointedSource, SourceProgress};
 use weir_executor::message::{Barrier, Subscription};
 use weir_executor::operator::{BoxedOperator, OperatorInfo};
 use weir_executor::operators::{
@@ -70,6 +71,9 @@ pub struct GraphBuilder<'a> {
     pub identities: BTreeMap<u32, String>,
     /// The table sources built, for checkpoints.
     pub table_sources: Vec<CheckpointedSource>,
+    /// The joins and unions built, for the alignment time checkpoints
+    /// report.
+    pub aligners: Vec<CheckpointedAligner>,
     /// The checkpoint the view resumes from: its sources start at the
     /// offsets it recorded, and views it reads send no rows up front.
     pub restore: Option<&'a ViewCheckpoint>,
@@ -119,6 +123,7 @@ impl<'a> GraphBuilder<'a> {
             depends_on: BTreeSet::new(),
             identities: BTreeMap::new(),
             table_sources: Vec::new(),
+            aligners: Vec::new(),
             restore: None,
         }
     }
@@ -129,6 +134,16 @@ impl<'a> GraphBuilder<'a> {
         let identity = format!("{}.{} {kind}", self.view_name, self.position);
         self.identities.insert(self.position, identity.clone());
         (self.position, identity)
+    }
+
+    /// A meter for the barrier alignment of a multi-input operator.
+    fn alignment_meter(&mut self, identity: &str) -> AlignmentMeter {
+        let meter = AlignmentMeter::default();
+        self.aligners.push(CheckpointedAligner {
+            identity: identity.to_string(),
+            meter: meter.clone(),
+        });
+        meter
     }
 
     pub(super) fn expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
@@ -254,6 +269,7 @@ impl<'a> GraphBuilder<'a> {
                         .unwrap_or_default()
                 );
                 let store = (self.stores)(position)?;
+                let meter = self.alignment_meter(&identity);
                 let visible = left.visible + right.visible;
                 let explain = vec![left.explain, right.explain];
                 let operator = HashJoinOperator::new(
@@ -272,7 +288,8 @@ impl<'a> GraphBuilder<'a> {
                     store,
                     1,
                     identity,
-                )?;
+                )?
+                .with_alignment_meter(meter);
                 Ok(self.node(Box::new(operator), visible, detail, Some(position), explain))
             }
             LogicalPlan::Limit(limit) => {
@@ -601,7 +618,9 @@ impl<'a> GraphBuilder<'a> {
         }
         let width = inputs[0].info().schema.fields().len();
         let (_, identity) = self.next_identity("Union");
-        let operator = UnionOperator::new(inputs, (visible..width).collect(), identity)?;
+        let meter = self.alignment_meter(&identity);
+        let operator = UnionOperator::new(inputs, (visible..width).collect(), identity)?
+            .with_alignment_meter(meter);
         Ok(self.node(Box::new(operator), visible, String::new(), None, explain))
     }
 }
