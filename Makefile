@@ -4,14 +4,14 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test bench check deps
+.PHONY: run test bench check deps test-deps
 
 run: deps
 	$(CARGO) run --release --bin weir -- $(ARGS)
 
 # Unit tests of every crate, then the SQL suites, recovery and protocol
 # tests (their summary line closes the run).
-test: deps
+test: test-deps
 	$(CARGO) test --workspace --exclude weir-sql-tests
 	$(CARGO) test -p weir-sql-tests --test sql
 
@@ -23,6 +23,10 @@ check: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The rocksdb crate generates its bindings with libclang.
+# The rocksdb crate generates its bindings with libclang; the S3 test runs
+# moto's S3 server.
 deps:
 	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh test

@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Installs what building weir needs and a fresh Debian machine lacks:
-# libclang (for the rocksdb crate's bindings). Does nothing when present.
+# Installs what a fresh Debian machine lacks and does nothing when present:
+# libclang (the rocksdb crate generates its bindings with it) and, with
+# `test`, moto's S3 server (the S3 checkpoint test runs one on loopback).
 set -euo pipefail
 
-if ldconfig -p 2>/dev/null | grep -qE 'libclang(-[0-9.]+)?\.so'; then
-    exit 0
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "run as root, or run yourself: $*" >&2
+        exit 1
+    fi
+}
+
+if ! ldconfig -p 2>/dev/null | grep -qE 'libclang(-[0-9.]+)?\.so'; then
+    echo "libclang is missing; installing libclang-dev" >&2
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y libclang-dev
 fi
-echo "libclang is missing; installing libclang-dev" >&2
-if [ "$(id -u)" -eq 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y libclang-dev
-elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y libclang-dev
-else
-    echo "run as root, or install libclang-dev yourself" >&2
-    exit 1
+
+if [ "${1:-}" = test ] && ! command -v moto_server >/dev/null 2>&1; then
+    echo "moto_server is missing; installing moto[server] from PyPI" >&2
+    python3 -m pip install --quiet 'moto[server]'
 fi

@@ -8,7 +8,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{bail, ensure};
-use tokio_postgres::NoTls;
+
+use crate::crash::connect;
 
 type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
 
@@ -16,13 +17,6 @@ pub const TESTS: &[(&str, Test)] = &[(
     "checkpoints/unwritable storage: failures counted, processing goes on, views restart",
     || Box::pin(unwritable_storage()),
 )];
-
-async fn connect(port: u16) -> anyhow::Result<tokio_postgres::Client> {
-    let url = format!("host=127.0.0.1 port={port} user=weir dbname=weir");
-    let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
 
 async fn one_i64(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<i64> {
     Ok(client.query_one(sql, &[]).await?.get(0))

@@ -61,15 +61,21 @@ pub fn serve_if_child() -> Option<ExitCode> {
 }
 
 /// A server in its own process, killed when dropped.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl ServerProcess {
     fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with_env(data_dir, &[])
+    }
+
+    /// Starts a server with these environment variables set.
+    pub(crate) fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .env(CHILD_ENV, data_dir)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -88,7 +94,7 @@ impl ServerProcess {
     }
 
     /// SIGKILL: no shutdown code runs.
-    fn kill(mut self) -> anyhow::Result<()> {
+    pub(crate) fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
@@ -121,7 +127,7 @@ impl Drop for ServerProcess {
     }
 }
 
-async fn connect(port: u16) -> anyhow::Result<tokio_postgres::Client> {
+pub(crate) async fn connect(port: u16) -> anyhow::Result<tokio_postgres::Client> {
     let url = format!("host=127.0.0.1 port={port} user=weir dbname=weir");
     let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
     tokio::spawn(connection);

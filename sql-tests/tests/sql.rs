@@ -12,6 +12,7 @@ mod client;
 mod crash;
 mod differential;
 mod protocol;
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -137,6 +138,7 @@ fn main() -> ExitCode {
         .chain(differential::TESTS)
         .chain(crash::TESTS)
         .chain(checkpoint_failures::TESTS)
+        .chain(s3::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));

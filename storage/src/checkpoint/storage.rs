@@ -5,9 +5,11 @@ use std::path::Path as LocalPath;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::metadata::{CHECKPOINT_FORMAT, CheckpointMetadata, StoredFile};
@@ -46,17 +48,43 @@ fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
     Arc::clone(store) as Arc<dyn ObjectStore>
 }
 
+/// The bucket of `s3://bucket/prefix`, with keys under `prefix`.
+fn s3_store(url: &str, location: &str) -> Result<Arc<dyn ObjectStore>> {
+    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+    if bucket.is_empty() {
+        return Err(Error::Storage(format!(
+            "{url}: an s3:// location needs a bucket, like s3://bucket/weir"
+        )));
+    }
+    let bucket = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| storage_error(url, e))?;
+    let prefix = prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(bucket)
+    } else {
+        let prefix = Path::parse(prefix).map_err(|e| storage_error(url, e))?;
+        Arc::new(PrefixStore::new(bucket, prefix))
+    })
+}
+
 /// The checkpoint directory of checkpoint `id`.
 pub fn checkpoint_dir(id: u64) -> String {
     format!("chk-{id}")
 }
 
 impl CheckpointStorage {
-    /// Opens `file:///absolute/path` or `memory://name`.
+    /// Opens `file:///absolute/path`, `memory://name` or
+    /// `s3://bucket/prefix`. An S3 location takes its endpoint, region and
+    /// credentials from the standard `AWS_*` environment variables
+    /// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...); nothing is
+    /// contacted until the first checkpoint.
     ///
     /// # Errors
-    /// `Error::Storage` for another scheme, a relative path, or a directory
-    /// that cannot be created.
+    /// `Error::Storage` for another scheme, a relative path, a directory
+    /// that cannot be created, or an S3 URL or configuration that does not
+    /// parse.
     pub fn open(url: &str) -> Result<Self> {
         let local_root = url.strip_prefix("file://").map(std::path::PathBuf::from);
         let store: Arc<dyn ObjectStore> = if let Some(path) = url.strip_prefix("file://") {
@@ -69,9 +97,11 @@ impl CheckpointStorage {
             Arc::new(LocalFileSystem::new_with_prefix(path).map_err(|e| storage_error(url, e))?)
         } else if let Some(name) = url.strip_prefix("memory://") {
             memory_store(name)
+        } else if let Some(location) = url.strip_prefix("s3://") {
+            s3_store(url, location)?
         } else {
             return Err(Error::Storage(format!(
-                "{url}: checkpoint storage must be a file:// or memory:// URL"
+                "{url}: checkpoint storage must be a file://, memory:// or s3:// URL"
             )));
         };
         Ok(Self {
