@@ -2,8 +2,11 @@
 //! counted and reported, processing goes on, and once more checkpoints
 //! fail in a row than `tolerable_checkpoint_failures` the views restart
 //! from the last completed checkpoint, equal to the batch answer after.
+//! And checkpoints damaged in storage: recovery falls back to an older one,
+//! or rebuilds the views from the tables' logs, never serving wrong data.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -13,10 +16,16 @@ use crate::crash::connect;
 
 type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
 
-pub const TESTS: &[(&str, Test)] = &[(
-    "checkpoints/unwritable storage: failures counted, processing goes on, views restart",
-    || Box::pin(unwritable_storage()),
-)];
+pub const TESTS: &[(&str, Test)] = &[
+    (
+        "checkpoints/unwritable storage: failures counted, processing goes on, views restart",
+        || Box::pin(unwritable_storage()),
+    ),
+    (
+        "checkpoints/damaged newest checkpoint: the one before is used; none usable: views rebuilt",
+        || Box::pin(damaged_checkpoints()),
+    ),
+];
 
 async fn one_i64(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<i64> {
     Ok(client.query_one(sql, &[]).await?.get(0))
@@ -119,6 +128,117 @@ async fn unwritable_storage() -> anyhow::Result<()> {
         std::fs::remove_file(path)?;
     }
     client.batch_execute("CHECKPOINT").await?;
+    drop(client);
+    server.shutdown().await;
+    Ok(())
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(files_under(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// The ids of the checkpoints in `store` that have `_metadata`.
+fn complete_checkpoints(store: &Path) -> anyhow::Result<Vec<u64>> {
+    let mut ids: Vec<u64> = std::fs::read_dir(store)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("_metadata").exists())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The id of the checkpoint the running views were restored from.
+async fn restored_from(client: &tokio_postgres::Client) -> anyhow::Result<Option<i64>> {
+    let row = client
+        .query_opt(
+            "SELECT id FROM weir_catalog.checkpoints WHERE trigger = 'restored'",
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+async fn damaged_checkpoints() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = dir.path().join("store");
+    let server = crate::start_server(dir.path()).await?;
+    let client = connect(server.local_addr().port()).await?;
+    client
+        .batch_execute(&format!(
+            "SET checkpoint_interval = off;
+             SET checkpoint_storage = 'file://{}';
+             CREATE TABLE t (k BIGINT PRIMARY KEY, v BIGINT);
+             INSERT INTO t SELECT value, value % 10 FROM generate_series(1, 1000);
+             CREATE MATERIALIZED VIEW totals AS SELECT sum(v) AS total, count(*) AS n FROM t;
+             CHECKPOINT;
+             UPDATE t SET v = v + 1 WHERE k <= 100;
+             CHECKPOINT;
+             INSERT INTO t VALUES (2000, 5);",
+            store.display()
+        ))
+        .await?;
+    drop(client);
+    server.shutdown().await;
+
+    // The newest checkpoint's own files (MANIFEST, CURRENT, ...) get other
+    // bytes of the same length: only the checksum can tell.
+    let ids = complete_checkpoints(&store)?;
+    let [.., previous, newest] = ids[..] else {
+        bail!("expected two complete checkpoints, found {ids:?}");
+    };
+    let private: Vec<PathBuf> = files_under(&store.join(format!("chk-{newest}")))?
+        .into_iter()
+        .filter(|f| !f.ends_with("_metadata"))
+        .collect();
+    ensure!(
+        !private.is_empty(),
+        "checkpoint {newest} has no files of its own"
+    );
+    for file in &private {
+        let mut bytes = std::fs::read(file)?;
+        bytes.iter_mut().for_each(|b| *b = !*b);
+        std::fs::write(file, bytes)?;
+    }
+
+    let server = crate::start_server(dir.path()).await?;
+    let client = connect(server.local_addr().port()).await?;
+    let restored = restored_from(&client).await?;
+    ensure!(
+        restored == Some(previous as i64),
+        "restored from {restored:?}, expected checkpoint {previous} (the newest is damaged)"
+    );
+    view_equals_batch(&client).await?;
+    client
+        .batch_execute("INSERT INTO t VALUES (2001, 9)")
+        .await?;
+    view_equals_batch(&client).await?;
+    drop(client);
+    server.shutdown().await;
+
+    // Shared files gone: no checkpoint is usable. The views are rebuilt
+    // from the tables' logs rather than started empty.
+    std::fs::remove_dir_all(store.join("shared"))?;
+    let server = crate::start_server(dir.path()).await?;
+    let client = connect(server.local_addr().port()).await?;
+    let restored = restored_from(&client).await?;
+    ensure!(
+        restored.is_none(),
+        "restored from checkpoint {restored:?} although its files are gone"
+    );
+    view_equals_batch(&client).await?;
+    let n = one_i64(&client, "SELECT n FROM totals").await?;
+    ensure!(n == 1002, "the rebuilt view counts {n} rows, not 1002");
     drop(client);
     server.shutdown().await;
     Ok(())
