@@ -287,6 +287,7 @@ impl Database {
             injector: Arc::clone(self.runtime.injector()),
             registry: Arc::clone(self.runtime.registry()),
             restored: restored.clone(),
+            tables: Arc::clone(self.catalog.store()),
         })
         .await;
         let _ = self.checkpoints.set(coordinator);

@@ -279,7 +279,9 @@ impl<'a> Group<'a> {
 
     fn truncate(&mut self, table: TableId, below: LogOffset) -> Result<WriteOutcome> {
         let mut bounds = self.bounds(table)?;
-        let below = below.min(bounds.end);
+        let below = below
+            .min(bounds.end)
+            .min(self.shared.lowest_reader(table).unwrap_or(below));
         if below <= bounds.start {
             return Ok(WriteOutcome {
                 log_end: bounds.end,

@@ -34,7 +34,10 @@ pub use state_store::{
     ENTRIES_FILE, FrozenState, MemoryStateStore, RocksStateStore, ScanVisitor, StateChanges,
     StateStore, write_entries,
 };
-pub use table_store::{TableId, TableKey, TableLayout, TableStore, TableWrite, WriteOutcome};
+pub use table_store::{
+    LogReader, RowReceiver, TableId, TableKey, TableLayout, TableSnapshot, TableStore, TableWrite,
+    WriteOutcome,
+};
 
 /// Position in a table's change log: every row written gets the next offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

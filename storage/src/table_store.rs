@@ -2,18 +2,19 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak, mpsc};
 use std::thread::JoinHandle;
 
-use arrow::array::ArrayRef;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, Int64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use crate::codec::TableCodec;
 use crate::commit::{self, Request};
 use crate::keys::{self, LogBounds};
 use crate::log_entry::LogEntry;
-use crate::rocks::Engine;
+use crate::rocks::{Engine, EngineSnapshot};
 use crate::{Error, LogOffset, Result};
 
 /// Identifies a table for its whole life; never reused.
@@ -65,6 +66,9 @@ pub(crate) struct Shared {
     pub bounds: Mutex<HashMap<TableId, LogBounds>>,
     /// Log ends published to readers waiting for new entries.
     pub log_ends: Mutex<HashMap<TableId, tokio::sync::watch::Sender<LogOffset>>>,
+    /// Where the live readers of each table's log are: truncation never
+    /// passes one.
+    pub readers: Mutex<HashMap<TableId, Vec<Weak<AtomicU64>>>>,
 }
 
 impl Shared {
@@ -74,6 +78,18 @@ impl Shared {
             .get(&table)
             .cloned()
             .ok_or_else(|| Error::NoSuchTable(format!("table id {}", table.0)))
+    }
+
+    /// The lowest offset a live reader of `table` still needs.
+    pub fn lowest_reader(&self, table: TableId) -> Option<LogOffset> {
+        let mut readers = self.readers.lock().ok()?;
+        let positions = readers.get_mut(&table)?;
+        positions.retain(|p| p.strong_count() > 0);
+        positions
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| LogOffset(p.load(Ordering::Acquire)))
+            .min()
     }
 
     /// Bounds as durably stored.
@@ -87,6 +103,46 @@ impl Shared {
             None => Ok(LogBounds::default()),
         }
     }
+}
+
+/// A live reader of a table's log: the log is not truncated above its
+/// position while it exists. Readers move it forward as they read.
+#[derive(Debug)]
+pub struct LogReader(Arc<AtomicU64>);
+
+impl LogReader {
+    pub fn advance(&self, offset: LogOffset) {
+        self.0.fetch_max(offset.0, Ordering::AcqRel);
+    }
+
+    pub fn position(&self) -> LogOffset {
+        LogOffset(self.0.load(Ordering::Acquire))
+    }
+}
+
+/// A table as of one point in time, for a reader that starts there.
+pub struct TableSnapshot {
+    /// The log offset the rows are as of.
+    pub offset: LogOffset,
+    pub rows: RowReceiver,
+    /// Holds the log from `offset` on.
+    pub reader: LogReader,
+}
+
+/// Batches of rows, as [`TableStore::scan`] and [`TableStore::snapshot`]
+/// stream them.
+pub type RowReceiver = tokio::sync::mpsc::Receiver<Result<RecordBatch>>;
+
+/// `batch` with `ids` as a last column, `_row_id`.
+fn with_row_ids(batch: RecordBatch, ids: Vec<i64>) -> Result<RecordBatch> {
+    let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new("_row_id", DataType::Int64, false)));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(Int64Array::from(ids)));
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 fn poisoned() -> Error {
@@ -111,6 +167,7 @@ impl TableStore {
             tables: RwLock::new(HashMap::new()),
             bounds: Mutex::new(HashMap::new()),
             log_ends: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         });
         let (requests, committer) = commit::spawn(Arc::clone(&shared))?;
         Ok(Self {
@@ -177,7 +234,14 @@ impl TableStore {
         Ok(())
     }
 
-    /// Forgets log entries that end at or below `below`; rows are kept.
+    /// Every table's id.
+    pub fn table_ids(&self) -> Result<Vec<TableId>> {
+        let tables = self.shared.tables.read().map_err(|_| poisoned())?;
+        Ok(tables.keys().copied().collect())
+    }
+
+    /// Forgets log entries that end at or below `below`, or below the
+    /// lowest live reader if that is lower; rows are kept.
     pub async fn truncate_log(&self, table: TableId, below: LogOffset) -> Result<()> {
         self.submit(|reply| Request::TruncateLog {
             table,
@@ -203,34 +267,89 @@ impl TableStore {
     /// Streams every row of `table`, in key order, from one point in time,
     /// `batch_rows` rows per batch. Reading runs on a blocking thread and
     /// stops when the receiver is dropped.
-    pub fn scan(
+    pub fn scan(&self, table: TableId, batch_rows: usize) -> Result<RowReceiver> {
+        let snapshot = self.shared.engine.snapshot();
+        self.stream_rows(snapshot, table, batch_rows, false)
+    }
+
+    /// Registers a reader of `table`'s log at `from`: the log is kept
+    /// from there on while the reader lives.
+    pub fn register_reader(&self, table: TableId, from: LogOffset) -> Result<LogReader> {
+        let position = Arc::new(AtomicU64::new(from.0));
+        let mut readers = self.shared.readers.lock().map_err(|_| poisoned())?;
+        readers
+            .entry(table)
+            .or_default()
+            .push(Arc::downgrade(&position));
+        Ok(LogReader(position))
+    }
+
+    /// The rows of `table` at one point in time and the log offset they
+    /// are as of: applying the log from that offset on to them gives the
+    /// table's later states. What a new reader starts from, so the log
+    /// below can be truncated. Rows of an append-only table carry their
+    /// row id as a last Int64 column.
+    pub fn snapshot(&self, table: TableId, batch_rows: usize) -> Result<TableSnapshot> {
+        // Registered before the snapshot is taken, so no truncation that
+        // the snapshot does not see can pass it.
+        let reader = self.register_reader(table, LogOffset(0))?;
+        let snapshot = self.shared.engine.snapshot();
+        let bounds = match snapshot.get(&keys::meta(table))? {
+            Some(bytes) => LogBounds::decode(&bytes)
+                .ok_or_else(|| Error::Corrupt(format!("log bounds of table {}", table.0)))?,
+            None => LogBounds::default(),
+        };
+        let row_ids = matches!(self.shared.codec(table)?.layout.key, TableKey::RowId);
+        let rows = self.stream_rows(snapshot, table, batch_rows, row_ids)?;
+        reader.advance(bounds.end);
+        Ok(TableSnapshot {
+            offset: bounds.end,
+            rows,
+            reader,
+        })
+    }
+
+    fn stream_rows(
         &self,
+        snapshot: EngineSnapshot,
         table: TableId,
         batch_rows: usize,
-    ) -> Result<tokio::sync::mpsc::Receiver<Result<RecordBatch>>> {
+        row_ids: bool,
+    ) -> Result<RowReceiver> {
         let codec = self.shared.codec(table)?;
-        let shared = Arc::clone(&self.shared);
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
         let batch_rows = batch_rows.max(1);
         tokio::task::spawn_blocking(move || {
             let (from, to) = keys::row_range(table);
+            let prefix = from.len();
             let mut rows: Vec<Vec<u8>> = Vec::with_capacity(batch_rows);
+            let mut ids: Vec<i64> = Vec::new();
             let mut open = true;
-            let flush = |rows: &mut Vec<Vec<u8>>| {
-                let batch = codec.decode_rows(rows.iter().map(Vec::as_slice));
+            let flush = |rows: &mut Vec<Vec<u8>>, ids: &mut Vec<i64>| {
+                let mut batch = codec.decode_rows(rows.iter().map(Vec::as_slice));
+                if row_ids {
+                    batch = batch.and_then(|b| with_row_ids(b, std::mem::take(ids)));
+                }
                 rows.clear();
                 sender.blocking_send(batch).is_ok()
             };
-            let scanned = shared.engine.scan(&from, &to, |_, value| {
+            let scanned = snapshot.scan(&from, &to, |key, value| {
                 rows.push(value.to_vec());
+                if row_ids {
+                    let id: [u8; 8] = key
+                        .get(prefix..)
+                        .and_then(|k| k.try_into().ok())
+                        .ok_or_else(|| Error::Corrupt("row id key".into()))?;
+                    ids.push(u64::from_be_bytes(id) as i64);
+                }
                 if rows.len() >= batch_rows {
-                    open = flush(&mut rows);
+                    open = flush(&mut rows, &mut ids);
                 }
                 Ok(open)
             });
             match scanned {
                 Ok(()) if open && !rows.is_empty() => {
-                    flush(&mut rows);
+                    flush(&mut rows, &mut ids);
                 }
                 Ok(()) => {}
                 Err(e) => {

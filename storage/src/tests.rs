@@ -282,3 +282,59 @@ async fn concurrent_writers_all_commit_with_distinct_offsets() {
     let offsets: Vec<u64> = entries.iter().map(|e| e.first.0).collect();
     assert_eq!(offsets, (0..400).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_snapshot_is_the_rows_as_of_its_offset_with_row_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TableStore::open(dir.path()).unwrap();
+    let t = layout(1, TableKey::RowId);
+    store.create_table(t.clone(), vec![]).await.unwrap();
+    store
+        .write(t.id, insert(rows(&t, &[7, 7], &[None, None], &[1, 2])))
+        .await
+        .unwrap();
+    let mut snapshot = store.snapshot(t.id, 10).unwrap();
+    // Written after the snapshot: in the log from its offset on, not in it.
+    store
+        .write(t.id, insert(rows(&t, &[8], &[None], &[3])))
+        .await
+        .unwrap();
+    assert_eq!(snapshot.offset, LogOffset(2));
+    let batch = snapshot.rows.recv().await.unwrap().unwrap();
+    assert!(snapshot.rows.recv().await.is_none());
+    assert_eq!(batch.num_rows(), 2);
+    let row_ids = batch
+        .column(3)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(row_ids.values().to_vec(), vec![0, 1]);
+    let after = store.read_log(t.id, snapshot.offset, usize::MAX).unwrap();
+    assert_eq!(
+        after.iter().map(|e| e.first).collect::<Vec<_>>(),
+        [LogOffset(2)]
+    );
+}
+
+#[tokio::test]
+async fn truncation_stops_at_the_lowest_live_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TableStore::open(dir.path()).unwrap();
+    let t = layout(1, TableKey::Primary(vec![0]));
+    store.create_table(t.clone(), vec![]).await.unwrap();
+    for i in 0..4 {
+        store
+            .write(t.id, insert(rows(&t, &[i], &[None], &[0])))
+            .await
+            .unwrap();
+    }
+    let reader = store.register_reader(t.id, LogOffset(1)).unwrap();
+    store.truncate_log(t.id, LogOffset(3)).await.unwrap();
+    assert_eq!(store.log_bounds(t.id).unwrap().0, LogOffset(1));
+    reader.advance(LogOffset(2));
+    store.truncate_log(t.id, LogOffset(3)).await.unwrap();
+    assert_eq!(store.log_bounds(t.id).unwrap().0, LogOffset(2));
+    drop(reader);
+    store.truncate_log(t.id, LogOffset(3)).await.unwrap();
+    assert_eq!(store.log_bounds(t.id).unwrap().0, LogOffset(3));
+}

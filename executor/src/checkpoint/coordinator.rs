@@ -16,10 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
-use weir_storage::checkpoint::retention::{checkpoints_to_delete, unreferenced};
+use weir_storage::checkpoint::retention::{checkpoints_to_delete, log_floors, unreferenced};
 use weir_storage::checkpoint::{
     CHECKPOINT_FORMAT, CheckpointMetadata, CheckpointStorage, ViewCheckpoint,
 };
+use weir_storage::{LogOffset, TableStore};
 
 use super::freeze::FrozenView;
 use super::history::{CheckpointRecord, CheckpointStatus, CheckpointTrigger, History};
@@ -72,6 +73,9 @@ pub struct CoordinatorStart {
     pub registry: Arc<ViewRegistry>,
     /// The checkpoint the views were restored from, if any.
     pub restored: Option<CheckpointMetadata>,
+    /// The tables, whose logs are truncated below what kept checkpoints
+    /// need.
+    pub tables: Arc<TableStore>,
 }
 
 impl CheckpointCoordinator {
@@ -118,6 +122,7 @@ impl CheckpointCoordinator {
             kept,
             uploads: JoinSet::new(),
             restarts: restart_tx,
+            tables: start.tables,
         };
         tokio::spawn(coordinator.run(command_rx, report_rx));
         Self {
@@ -281,6 +286,7 @@ struct Coordinator {
     kept: BTreeMap<u64, CheckpointMetadata>,
     uploads: JoinSet<UploadDone>,
     restarts: watch::Sender<u64>,
+    tables: Arc<TableStore>,
 }
 
 /// How often views are checked for having failed or gone while a
@@ -675,9 +681,37 @@ impl Coordinator {
             }
         };
         let kept: Vec<CheckpointMetadata> = self.kept.values().cloned().collect();
+        self.truncate_logs(&kept).await;
         for key in unreferenced(shared.iter().map(String::as_str), &kept, &live) {
             if let Err(e) = self.storage.delete(&key).await {
                 tracing::warn!(key, error = %e, "retention: cannot delete");
+            }
+        }
+    }
+
+    /// Truncates every table's log below what the kept checkpoints resume
+    /// from; a table none of them reads keeps nothing below its end. Live
+    /// readers hold the log from their position on (the table store
+    /// clamps), so views started since are safe.
+    async fn truncate_logs(&self, kept: &[CheckpointMetadata]) {
+        let floors = log_floors(kept);
+        let tables = match self.tables.table_ids() {
+            Ok(tables) => tables,
+            Err(e) => {
+                tracing::warn!(error = %e, "log truncation: cannot list tables");
+                return;
+            }
+        };
+        for table in tables {
+            let below = match floors.get(&table.0) {
+                Some(&floor) => LogOffset(floor),
+                None => match self.tables.log_bounds(table) {
+                    Ok((_, end)) => end,
+                    Err(_) => continue,
+                },
+            };
+            if let Err(e) = self.tables.truncate_log(table, below).await {
+                tracing::warn!(table = table.0, error = %e, "log truncation failed");
             }
         }
     }

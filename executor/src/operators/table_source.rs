@@ -10,6 +10,11 @@
 //! write, which is what makes `FLUSH` complete. The offset reached at each
 //! barrier is published in a [`SourceProgress`] for checkpoints.
 //!
+//! A new view's source starts from a snapshot of the table (its rows as
+//! inserts, as of a log offset) and follows the log from that offset, so
+//! the log below what checkpoints need can be truncated. It registers as a
+//! reader of the log, which keeps the log from its position on.
+//!
 //! A source resumed from a checkpoint reads nothing before its first
 //! barrier and passes that one on at once: views restored together all
 //! start at that barrier, so one restored view reading another misses none
@@ -24,7 +29,9 @@ use datafusion::common::cast::as_int8_array;
 use datafusion::error::{DataFusionError, Result};
 use futures::stream;
 use tokio::sync::{mpsc, watch};
-use weir_storage::{ChangeOp, LogEntry, LogOffset, TableId, TableKey, TableStore};
+use weir_storage::{
+    ChangeOp, LogEntry, LogOffset, LogReader, RowReceiver, TableId, TableKey, TableStore,
+};
 
 use crate::batch::storage_error;
 use crate::checkpoint::SourceProgress;
@@ -43,7 +50,13 @@ pub struct TableSourceOperator {
     batch_rows: usize,
     progress: SourceProgress,
     resumed: bool,
+    reader: LogReader,
+    /// The table's rows, sent before anything else (a snapshot start).
+    snapshot: Option<RowReceiver>,
 }
+
+/// How many rows a chunk of the source holds at most.
+const BATCH_ROWS: usize = 4096;
 
 impl TableSourceOperator {
     /// Reads `table` from `offset`, taking barriers from `barriers`.
@@ -57,14 +70,53 @@ impl TableSourceOperator {
         barriers: mpsc::UnboundedReceiver<Barrier>,
         identity: String,
     ) -> Result<Self> {
-        let layout = store.layout(table).map_err(storage_error)?;
+        let reader = store
+            .register_reader(table, offset)
+            .map_err(storage_error)?;
         let (start, _) = store.log_bounds(table).map_err(storage_error)?;
         if offset < start {
+            let name = store.layout(table).map_err(storage_error)?.name;
             return Err(DataFusionError::Execution(format!(
-                "{identity}: log of {} starts at offset {}, cannot read from {}",
-                layout.name, start.0, offset.0
+                "{identity}: log of {name} starts at offset {}, cannot read from {}",
+                start.0, offset.0
             )));
         }
+        Self::open(store, table, offset, reader, None, barriers, identity)
+    }
+
+    /// Reads `table` from a snapshot of its rows on, taking barriers from
+    /// `barriers`: what a new view starts from.
+    ///
+    /// # Errors
+    /// When the table does not exist.
+    pub fn from_snapshot(
+        store: Arc<TableStore>,
+        table: TableId,
+        barriers: mpsc::UnboundedReceiver<Barrier>,
+        identity: String,
+    ) -> Result<Self> {
+        let snapshot = store.snapshot(table, BATCH_ROWS).map_err(storage_error)?;
+        Self::open(
+            store,
+            table,
+            snapshot.offset,
+            snapshot.reader,
+            Some(snapshot.rows),
+            barriers,
+            identity,
+        )
+    }
+
+    fn open(
+        store: Arc<TableStore>,
+        table: TableId,
+        offset: LogOffset,
+        reader: LogReader,
+        snapshot: Option<RowReceiver>,
+        barriers: mpsc::UnboundedReceiver<Barrier>,
+        identity: String,
+    ) -> Result<Self> {
+        let layout = store.layout(table).map_err(storage_error)?;
         let columns = layout.schema.fields().len();
         let (stream_key, append_only, schema) = match layout.key {
             TableKey::Primary(columns) => (columns, false, layout.schema),
@@ -87,9 +139,11 @@ impl TableSourceOperator {
             table,
             offset,
             barriers,
-            batch_rows: 4096,
+            batch_rows: BATCH_ROWS,
             progress: SourceProgress::default(),
             resumed: false,
+            reader,
+            snapshot,
         })
     }
 
@@ -138,6 +192,8 @@ struct Reader {
     progress: SourceProgress,
     /// Reads nothing until the first barrier, which passes at once.
     paused: bool,
+    reader: LogReader,
+    snapshot: Option<RowReceiver>,
 }
 
 impl Reader {
@@ -160,6 +216,7 @@ impl Reader {
                 entry.chunk = entry.chunk.slice(0, keep);
             }
             self.offset = entry.end();
+            self.reader.advance(self.offset);
             if entry.chunk.num_rows() > 0 {
                 let chunk = chunk_of(entry, &self.info)?;
                 self.ready.push_back(Message::Chunk(chunk));
@@ -193,8 +250,32 @@ impl Reader {
         Ok(())
     }
 
+    /// The snapshot's next rows as inserts, or `None` once it is sent.
+    async fn next_snapshot_rows(&mut self) -> Option<Result<Message>> {
+        let rows = self.snapshot.as_mut()?.recv().await;
+        let Some(rows) = rows else {
+            self.snapshot = None;
+            return None;
+        };
+        let chunk = rows.map_err(storage_error).and_then(|rows| {
+            let data =
+                RecordBatch::try_new(Arc::clone(&self.info.schema), rows.columns().to_vec())?;
+            StreamChunk::new(vec![Op::Insert; data.num_rows()], data)
+        });
+        if chunk.is_err() {
+            self.stopped = true;
+            self.snapshot = None;
+        }
+        Some(chunk.map(Message::Chunk))
+    }
+
     /// The next message, or `None` once stopped (or the injector is gone).
     async fn next(&mut self) -> Option<Result<Message>> {
+        while self.snapshot.is_some() {
+            if let Some(message) = self.next_snapshot_rows().await {
+                return Some(message);
+            }
+        }
         loop {
             if let Some(message) = self.ready.pop_front() {
                 return Some(Ok(message));
@@ -259,6 +340,8 @@ impl Operator for TableSourceOperator {
             stopped: false,
             progress: self.progress,
             paused: self.resumed,
+            reader: self.reader,
+            snapshot: self.snapshot,
         };
         Box::pin(stream::unfold(reader, |mut reader| async move {
             let message = reader.next().await?;
@@ -429,6 +512,41 @@ mod tests {
         assert!(
             TableSourceOperator::new(store, layout.id, LogOffset(1), receiver, "src".into())
                 .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_start_sends_the_rows_then_the_log_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(TableStore::open(dir.path()).unwrap());
+        let layout = table(&store).await;
+        insert(&store, &layout, &[1, 2], "a").await;
+        update(&store, &layout, 2, "b").await;
+        // Nothing needs the log below the snapshot: a new source does not.
+        store.truncate_log(layout.id, LogOffset(4)).await.unwrap();
+
+        let (barriers, receiver) = mpsc::unbounded_channel();
+        let source = TableSourceOperator::from_snapshot(
+            Arc::clone(&store),
+            layout.id,
+            receiver,
+            "src".into(),
+        )
+        .unwrap();
+        let mut stream = Box::new(source).execute();
+        insert(&store, &layout, &[3], "c").await;
+        barriers.send(barrier(1)).unwrap();
+        assert_eq!(
+            until_barrier(&mut stream).await,
+            lines("+ 1 a\n+ 2 b\n+ 3 c\nbarrier 1")
+        );
+        // The source holds the log from where it has read on.
+        store.truncate_log(layout.id, LogOffset(100)).await.unwrap();
+        update(&store, &layout, 1, "d").await;
+        barriers.send(barrier(2)).unwrap();
+        assert_eq!(
+            until_barrier(&mut stream).await,
+            lines("- 1 a\n+ 1 d\nbarrier 2")
         );
     }
 }

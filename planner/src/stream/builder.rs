@@ -358,13 +358,19 @@ impl<'a> GraphBuilder<'a> {
             let (position, identity) = self.next_identity("TableSource");
             let resumed = self.restore.and_then(|r| r.source(position));
             let progress = SourceProgress::default();
-            let operator = TableSourceOperator::new(
-                Arc::clone(&self.tables),
-                table.layout.id,
-                LogOffset(resumed.map_or(0, |r| r.offset)),
-                receiver,
-                identity,
-            )?
+            let tables = Arc::clone(&self.tables);
+            let operator = match resumed {
+                Some(resumed) => TableSourceOperator::new(
+                    tables,
+                    table.layout.id,
+                    LogOffset(resumed.offset),
+                    receiver,
+                    identity,
+                )?,
+                None => {
+                    TableSourceOperator::from_snapshot(tables, table.layout.id, receiver, identity)?
+                }
+            }
             .with_progress(progress.clone(), resumed.is_some());
             self.table_sources.push(CheckpointedSource {
                 position,

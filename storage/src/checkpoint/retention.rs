@@ -1,7 +1,7 @@
 //! The pure decisions of incremental checkpoints: which files to upload,
 //! which checkpoints to keep, which shared files nothing references.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::metadata::{CheckpointMetadata, StoredFile};
 
@@ -59,10 +59,24 @@ pub fn unreferenced<'a>(
         .collect()
 }
 
+/// Per table, the lowest log offset any kept checkpoint resumes a source
+/// from: the log below it is needed by none of them. Tables no kept
+/// checkpoint reads are absent (a new reader starts from a snapshot).
+pub fn log_floors(kept: &[CheckpointMetadata]) -> BTreeMap<u64, u64> {
+    let mut floors = BTreeMap::new();
+    for source in kept.iter().flat_map(|c| &c.views).flat_map(|v| &v.sources) {
+        floors
+            .entry(source.table)
+            .and_modify(|floor: &mut u64| *floor = (*floor).min(source.offset))
+            .or_insert(source.offset);
+    }
+    floors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::metadata::{StoreCheckpoint, ViewCheckpoint};
+    use crate::checkpoint::metadata::{SourceOffset, StoreCheckpoint, ViewCheckpoint};
 
     fn file(name: &str, key: &str) -> StoredFile {
         StoredFile {
@@ -139,5 +153,28 @@ mod tests {
         let live: HashSet<String> = ["s/d".to_string()].into();
         let shared = ["s/a", "s/b", "s/c", "s/d", "s/old", "s/failed"];
         assert_eq!(unreferenced(shared, &kept, &live), ["s/old", "s/failed"]);
+    }
+
+    #[test]
+    fn log_floors_are_the_lowest_offset_any_kept_checkpoint_resumes_from() {
+        let with_sources = |id, sources: &[(u64, u64)]| {
+            let mut c = checkpoint(id, &[]);
+            c.views[0].sources = sources
+                .iter()
+                .enumerate()
+                .map(|(i, &(table, offset))| SourceOffset {
+                    position: i as u32,
+                    table,
+                    offset,
+                })
+                .collect();
+            c
+        };
+        let kept = [
+            with_sources(4, &[(1, 100), (2, 50), (1, 80)]),
+            with_sources(5, &[(1, 120), (2, 40)]),
+        ];
+        assert_eq!(log_floors(&kept), BTreeMap::from([(1, 80), (2, 40)]));
+        assert!(log_floors(&[]).is_empty());
     }
 }
