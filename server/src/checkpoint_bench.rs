@@ -15,10 +15,8 @@ use tokio_postgres::Client;
 use crate::bench::BenchServer;
 use crate::view_bench::megabytes;
 
-/// A row's value: `pieces` md5 digests of the key and a salt, as hex.
-/// (Each digest reads a different expression of `k`: DataFusion would
-/// otherwise factor a shared `CAST(k AS VARCHAR)` out of the UPDATE, which
-/// the table's UPDATE path does not take yet.)
+/// A row's value: `pieces` md5 digests of the key and a salt, as hex; each
+/// digest of a different expression of `k`, so no two are alike.
 fn value_expr(pieces: u64, salt: &str) -> String {
     let digests: Vec<String> = (0..pieces.max(1))
         .map(|i| format!("md5(concat(k + {i}, '{salt}'))"))
