@@ -162,6 +162,7 @@ pub fn align(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operator::BoxedOperator;
     use crate::operators::testing::{barrier, chunk, messages, stop};
 
     fn describe(item: Aligned) -> String {
@@ -170,6 +171,18 @@ mod tests {
             Aligned::Watermark(i, _) => format!("{i}:wm"),
             Aligned::Barrier(b, _) => format!("b{}", b.epoch.0),
         }
+    }
+
+    /// Every item of the two inputs aligned, described.
+    async fn aligned(left: BoxedOperator, right: BoxedOperator) -> Vec<String> {
+        align(
+            vec![left.execute(), right.execute()],
+            "join".into(),
+            AlignmentMeter::default(),
+        )
+        .map(|item| describe(item.unwrap()))
+        .collect()
+        .await
     }
 
     #[tokio::test]
@@ -188,14 +201,7 @@ mod tests {
                 stop(2),
             ],
         );
-        let out: Vec<String> = align(
-            vec![left.execute(), right.execute()],
-            "join".into(),
-            AlignmentMeter::default(),
-        )
-        .map(|item| describe(item.unwrap()))
-        .collect()
-        .await;
+        let out = aligned(left, right).await;
         // Left's two-row chunk follows barrier 1 although it was ready first.
         assert_eq!(out, vec!["1:1", "1:1", "b1", "0:2", "b2"]);
     }
@@ -223,14 +229,7 @@ mod tests {
                 stop(2),
             ],
         );
-        let out: Vec<String> = align(
-            vec![left.execute(), right.execute()],
-            "join".into(),
-            AlignmentMeter::default(),
-        )
-        .map(|item| describe(item.unwrap()))
-        .collect()
-        .await;
+        let out = aligned(left, right).await;
         // Left's chunk after barrier 1 is read before barrier 1 passes; its
         // barrier 2 waits for barrier 1.
         assert!(

@@ -27,7 +27,7 @@ pub const TESTS: &[(&str, Test)] = &[
     ),
 ];
 
-async fn one_i64(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<i64> {
+pub(crate) async fn one_i64(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<i64> {
     Ok(client.query_one(sql, &[]).await?.get(0))
 }
 

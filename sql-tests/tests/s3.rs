@@ -13,6 +13,7 @@ use anyhow::{Context, bail, ensure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::checkpoint_failures::one_i64;
 use crate::crash::{ServerProcess, connect};
 
 type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
@@ -125,13 +126,11 @@ async fn checkpoints_in_s3() -> anyhow::Result<()> {
              CHECKPOINT;"
         ))
         .await?;
-    let completed: i64 = client
-        .query_one(
-            "SELECT count(*) FROM weir_catalog.checkpoints WHERE status = 'completed'",
-            &[],
-        )
-        .await?
-        .get(0);
+    let completed = one_i64(
+        &client,
+        "SELECT count(*) FROM weir_catalog.checkpoints WHERE status = 'completed'",
+    )
+    .await?;
     ensure!(completed == 3, "{completed} checkpoints completed, not 3");
 
     // Only the newest checkpoint is retained, with the shared files it uses.
@@ -166,13 +165,11 @@ async fn checkpoints_in_s3() -> anyhow::Result<()> {
 
     let restarted = ServerProcess::start_with_env(dir.path(), &env)?;
     let client = connect(restarted.port).await?;
-    let restored: i64 = client
-        .query_one(
-            "SELECT count(*) FROM weir_catalog.checkpoints WHERE trigger = 'restored'",
-            &[],
-        )
-        .await?
-        .get(0);
+    let restored = one_i64(
+        &client,
+        "SELECT count(*) FROM weir_catalog.checkpoints WHERE trigger = 'restored'",
+    )
+    .await?;
     ensure!(restored == 1, "the views did not resume from a checkpoint");
     client.batch_execute("FLUSH").await?;
     let rows = |sql: &'static str| {

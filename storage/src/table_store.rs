@@ -97,11 +97,7 @@ impl Shared {
         if let Some(bounds) = self.bounds.lock().map_err(|_| poisoned())?.get(&table) {
             return Ok(*bounds);
         }
-        match self.engine.get(&keys::meta(table))? {
-            Some(bytes) => LogBounds::decode(&bytes)
-                .ok_or_else(|| Error::Corrupt(format!("log bounds of table {}", table.0))),
-            None => Ok(LogBounds::default()),
-        }
+        stored_bounds(table, self.engine.get(&keys::meta(table))?)
     }
 }
 
@@ -143,6 +139,15 @@ fn with_row_ids(batch: RecordBatch, ids: Vec<i64>) -> Result<RecordBatch> {
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+/// A table's bounds from its meta value (none: a new, empty log).
+fn stored_bounds(table: TableId, meta: Option<Vec<u8>>) -> Result<LogBounds> {
+    match meta {
+        Some(bytes) => LogBounds::decode(&bytes)
+            .ok_or_else(|| Error::Corrupt(format!("log bounds of table {}", table.0))),
+        None => Ok(LogBounds::default()),
+    }
 }
 
 fn poisoned() -> Error {
@@ -294,11 +299,7 @@ impl TableStore {
         // the snapshot does not see can pass it.
         let reader = self.register_reader(table, LogOffset(0))?;
         let snapshot = self.shared.engine.snapshot();
-        let bounds = match snapshot.get(&keys::meta(table))? {
-            Some(bytes) => LogBounds::decode(&bytes)
-                .ok_or_else(|| Error::Corrupt(format!("log bounds of table {}", table.0)))?,
-            None => LogBounds::default(),
-        };
+        let bounds = stored_bounds(table, snapshot.get(&keys::meta(table))?)?;
         let row_ids = matches!(self.shared.codec(table)?.layout.key, TableKey::RowId);
         let rows = self.stream_rows(snapshot, table, batch_rows, row_ids)?;
         reader.advance(bounds.end);
