@@ -248,9 +248,17 @@ impl Database {
         let _ddl = self.catalog.lock_ddl().await;
         let coordinator = self.coordinator()?;
         let mut settings = coordinator.settings();
+        let backend = settings.backend;
         settings
             .set(name, value.as_deref())
             .map_err(setting_error)?;
+        if settings.backend != backend && !self.catalog.views().is_empty() {
+            return Err(Error::user(
+                "55000",
+                "state_backend cannot change while materialized views exist: \
+                 their state stays in the backend it was made in; drop them first",
+            ));
+        }
         let storage = self.open_storage(&settings)?;
         let stored = match value {
             Some(_) => Some(settings.show(name).map_err(setting_error)?),
@@ -355,6 +363,7 @@ impl Database {
         Ok(ViewStorage {
             data_dir: &self.data_dir,
             memory: &self.memory,
+            backend: self.checkpoint_settings().backend,
             reports: self.coordinator()?.reporter(),
             restore,
         })

@@ -20,14 +20,14 @@ use datafusion::sql::sqlparser::ast::{CreateView, Statement};
 use tokio::sync::mpsc::UnboundedSender;
 use weir_executor::batch::{VIEW_ROWS_TABLE, ViewTable};
 use weir_executor::checkpoint::{
-    CheckpointedStore, FrozenView, ViewCheckpointer, new_incarnation, store_dir,
+    CheckpointedStore, FrozenView, StateBackend, ViewCheckpointer, new_incarnation, store_dir,
 };
 use weir_executor::message::ViewId;
 use weir_executor::operator::Operator;
 use weir_executor::operators::{MaterializeOperator, Publication};
 use weir_executor::runtime::{StreamingRuntime, ViewLaunch};
 use weir_storage::checkpoint::ViewCheckpoint;
-use weir_storage::{MemoryStateStore, RocksStateStore, SharedMemory, StateStore};
+use weir_storage::{ENTRIES_FILE, MemoryStateStore, RocksStateStore, SharedMemory, StateStore};
 
 use crate::catalog::{Catalog, ViewEntry, ViewRecord};
 use crate::ddl::table_name;
@@ -97,6 +97,7 @@ pub fn state_dir(data_dir: &Path, view: ViewId) -> PathBuf {
 pub struct ViewStorage<'a> {
     pub data_dir: &'a Path,
     pub memory: &'a SharedMemory,
+    pub backend: StateBackend,
     /// Where its checkpointer reports frozen state.
     pub reports: UnboundedSender<FrozenView>,
     /// The checkpoint its state was restored from, if any.
@@ -108,6 +109,19 @@ pub struct BuiltView {
     pub launch: ViewLaunch,
     pub entry: ViewEntry,
     pub explain: ExplainNode,
+}
+
+/// Opens the state store of a view's operator in the configured backend,
+/// with what a restored checkpoint put in its directory.
+fn open_store(storage: &ViewStorage<'_>, view: u64, position: u32) -> Result<Arc<dyn StateStore>> {
+    let dir = store_dir(&state_root(storage.data_dir), view, position);
+    Ok(match storage.backend {
+        StateBackend::RocksDb => Arc::new(RocksStateStore::open(&dir, storage.memory)?),
+        StateBackend::Memory if dir.join(ENTRIES_FILE).exists() => {
+            Arc::new(MemoryStateStore::load(&dir)?)
+        }
+        StateBackend::Memory => Arc::new(MemoryStateStore::default()),
+    })
 }
 
 /// Builds a view's graph. With `storage` its state goes to RocksDB under
@@ -125,10 +139,7 @@ pub fn build_view(
     let opened: RefCell<Vec<(u32, Arc<dyn StateStore>)>> = RefCell::default();
     let mut opener = |position: u32| -> Result<Arc<dyn StateStore>> {
         let store: Arc<dyn StateStore> = match &storage {
-            Some(storage) => Arc::new(RocksStateStore::open(
-                &store_dir(&state_root(storage.data_dir), id, position),
-                storage.memory,
-            )?),
+            Some(storage) => open_store(storage, id, position)?,
             None => Arc::new(MemoryStateStore::default()),
         };
         opened.borrow_mut().push((position, Arc::clone(&store)));

@@ -23,17 +23,16 @@ mod commit;
 mod error;
 mod keys;
 mod log_entry;
+mod memory_state;
 mod rocks;
 mod state_store;
 mod table_store;
 
 pub use error::{ConstraintViolation, Error, Result};
 pub use log_entry::{CHANGE_OP_COLUMN, ChangeOp, LogEntry};
+pub use memory_state::{ENTRIES_FILE, MemorySnapshot, MemoryStateStore};
 pub use rocks::SharedMemory;
-pub use state_store::{
-    ENTRIES_FILE, FrozenState, MemoryStateStore, RocksStateStore, ScanVisitor, StateChanges,
-    StateStore, write_entries,
-};
+pub use state_store::{FrozenState, RocksStateStore, ScanVisitor, StateChanges, StateStore};
 pub use table_store::{
     LogReader, RowReceiver, TableId, TableKey, TableLayout, TableSnapshot, TableStore, TableWrite,
     WriteOutcome,

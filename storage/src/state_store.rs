@@ -4,14 +4,14 @@
 //! executor's `StateTable` builds typed, epoch-versioned tables on top. Two
 //! backends: [`RocksStateStore`] (the default: one RocksDB instance per
 //! stateful operator instance, so state need not fit in memory) and
-//! [`MemoryStateStore`]. Writes are not fsynced: state is made durable by
+//! [`MemoryStateStore`](crate::MemoryStateStore). Writes are not fsynced: state is made durable by
 //! checkpoints, not by its own write-ahead log.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use crate::memory_state::MemorySnapshot;
 use crate::rocks::{Batch, Engine, EngineSnapshot, SharedMemory};
 use crate::{Error, Result};
 
@@ -48,149 +48,13 @@ pub trait StateStore: Send + Sync + Debug {
 pub enum FrozenState {
     /// Files in a local directory: RocksDB's SSTs (hard links) and manifest.
     Files(PathBuf),
-    /// A read-only copy of the whole store, written out off the processing
-    /// path by [`write_entries`] (full snapshots only).
-    Entries(Arc<dyn StateStore>),
+    /// The memory backend's whole map, written out off the processing path
+    /// by [`MemorySnapshot::write_entries`] (full snapshots only).
+    Entries(MemorySnapshot),
 }
 
-/// The file [`write_entries`] writes and [`MemoryStateStore::load`] reads.
-pub const ENTRIES_FILE: &str = "entries";
-
-/// Writes every entry of `store` to `dir/entries`: length-prefixed keys
-/// and values, in key order.
-pub fn write_entries(store: &dyn StateStore, dir: &Path) -> Result<()> {
-    let mut out = Vec::new();
-    store.scan(&[], &[u8::MAX; 16], &mut |key, value| {
-        for part in [key, value] {
-            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
-            out.extend_from_slice(part);
-        }
-        Ok(true)
-    })?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?;
-    let path = dir.join(ENTRIES_FILE);
-    std::fs::write(&path, out).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
-}
-
-fn read_only() -> Error {
+pub(crate) fn read_only() -> Error {
     Error::Internal("a state snapshot is read-only".into())
-}
-
-/// State in a `BTreeMap`: for tests and small state.
-#[derive(Debug, Default)]
-pub struct MemoryStateStore {
-    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
-}
-
-fn poisoned() -> Error {
-    Error::Internal("state store lock poisoned".into())
-}
-
-impl StateStore for MemoryStateStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.map.read().map_err(|_| poisoned())?.get(key).cloned())
-    }
-
-    fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
-        let map = self.map.read().map_err(|_| poisoned())?;
-        scan_map(&map, from, to, visit)
-    }
-
-    fn write(&self, changes: StateChanges) -> Result<()> {
-        let mut map = self.map.write().map_err(|_| poisoned())?;
-        for (key, value) in changes {
-            match value {
-                Some(value) => map.insert(key, value),
-                None => map.remove(&key),
-            };
-        }
-        Ok(())
-    }
-
-    /// A copy: the memory backend is for small state.
-    fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
-        let map = self.map.read().map_err(|_| poisoned())?.clone();
-        Ok(Arc::new(FrozenMemory { map }))
-    }
-
-    fn checkpoint(&self, _dir: &Path) -> Result<FrozenState> {
-        self.snapshot().map(FrozenState::Entries)
-    }
-}
-
-impl MemoryStateStore {
-    /// A store holding what [`write_entries`] wrote to `dir`.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(ENTRIES_FILE);
-        let bytes =
-            std::fs::read(&path).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
-        let corrupt = || Error::Corrupt(format!("{}: truncated entry", path.display()));
-        let mut map = BTreeMap::new();
-        let mut rest = bytes.as_slice();
-        let take = |rest: &mut &[u8]| -> Result<Vec<u8>> {
-            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-            let len = u32::from_le_bytes(*len) as usize;
-            let (part, tail) = tail.split_at_checked(len).ok_or_else(corrupt)?;
-            *rest = tail;
-            Ok(part.to_vec())
-        };
-        while !rest.is_empty() {
-            let key = take(&mut rest)?;
-            let value = take(&mut rest)?;
-            map.insert(key, value);
-        }
-        Ok(Self {
-            map: RwLock::new(map),
-        })
-    }
-}
-
-/// Visits `[from, to)` of a map until `visit` returns `false`.
-fn scan_map(
-    map: &BTreeMap<Vec<u8>, Vec<u8>>,
-    from: &[u8],
-    to: &[u8],
-    visit: &mut ScanVisitor<'_>,
-) -> Result<()> {
-    if from >= to {
-        return Ok(());
-    }
-    for (key, value) in map.range(from.to_vec()..to.to_vec()) {
-        if !visit(key, value)? {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// A [`MemoryStateStore`] as it was.
-#[derive(Debug)]
-struct FrozenMemory {
-    map: BTreeMap<Vec<u8>, Vec<u8>>,
-}
-
-impl StateStore for FrozenMemory {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.map.get(key).cloned())
-    }
-
-    fn scan(&self, from: &[u8], to: &[u8], visit: &mut ScanVisitor<'_>) -> Result<()> {
-        scan_map(&self.map, from, to, visit)
-    }
-
-    fn write(&self, _: StateChanges) -> Result<()> {
-        Err(read_only())
-    }
-
-    fn snapshot(&self) -> Result<Arc<dyn StateStore>> {
-        Ok(Arc::new(FrozenMemory {
-            map: self.map.clone(),
-        }))
-    }
-
-    fn checkpoint(&self, _dir: &Path) -> Result<FrozenState> {
-        self.snapshot().map(FrozenState::Entries)
-    }
 }
 
 /// State in a RocksDB instance of its own.
@@ -293,6 +157,7 @@ impl StateStore for RocksStateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStateStore;
 
     fn behaves_as_a_sorted_map(store: &dyn StateStore) {
         store
@@ -386,7 +251,7 @@ mod tests {
         let files = match frozen {
             FrozenState::Files(files) => files,
             FrozenState::Entries(copy) => {
-                write_entries(copy.as_ref(), &dir.path().join("chk")).unwrap();
+                copy.write_entries(&dir.path().join("chk")).unwrap();
                 dir.path().join("chk")
             }
         };

@@ -18,4 +18,4 @@ pub use freeze::{
 };
 pub use history::{CheckpointRecord, CheckpointStatus, CheckpointTrigger, OperatorRecord};
 pub use restore::{restore_latest, store_dir};
-pub use settings::{CheckpointSettings, SettingError};
+pub use settings::{CheckpointSettings, SettingError, StateBackend};

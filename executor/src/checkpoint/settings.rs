@@ -24,6 +24,16 @@ pub enum Retention {
     DeleteOnCancellation,
 }
 
+/// Where stateful operators keep their state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackend {
+    /// One RocksDB instance per operator: state larger than memory,
+    /// incremental checkpoints.
+    RocksDb,
+    /// A map in memory: faster for small state, full checkpoints only.
+    Memory,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointSettings {
     /// `None`: only `CHECKPOINT` triggers one.
@@ -36,6 +46,8 @@ pub struct CheckpointSettings {
     /// An object_store URL; `None`: `file://` under the data directory.
     pub storage: Option<String>,
     pub compression: bool,
+    /// Chosen before views exist: their state stays where it was made.
+    pub backend: StateBackend,
     pub incremental: bool,
     pub retained: usize,
     pub retention: Retention,
@@ -54,6 +66,7 @@ impl Default for CheckpointSettings {
             tolerable_failures: 3,
             storage: None,
             compression: false,
+            backend: StateBackend::RocksDb,
             incremental: true,
             retained: 3,
             retention: Retention::RetainOnCancellation,
@@ -91,15 +104,19 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "checkpoint_storage",
-        "Where checkpoints go: a file:// or memory:// URL; default: file:// under the data directory.",
+        "Where checkpoints go: a file://, s3:// or memory:// URL; default: file:// under the data directory.",
     ),
     (
         "checkpoint_compression",
         "Compress checkpoint files with zstd.",
     ),
     (
+        "state_backend",
+        "rocksdb or memory: where operators keep their state; set before views exist.",
+    ),
+    (
         "incremental_checkpoints",
-        "Upload each state file once and share it between checkpoints.",
+        "Upload each state file once and share it between checkpoints (rocksdb only).",
     ),
     ("checkpoints_retained", "Completed checkpoints kept."),
     (
@@ -249,6 +266,13 @@ impl CheckpointSettings {
                 self.storage = (!url.is_empty() && url != "default").then(|| url.to_string());
             }
             "checkpoint_compression" => self.compression = boolean()?,
+            "state_backend" => {
+                self.backend = match text.trim().to_ascii_lowercase().as_str() {
+                    "rocksdb" => StateBackend::RocksDb,
+                    "memory" => StateBackend::Memory,
+                    _ => return Err(invalid("expected rocksdb or memory")),
+                }
+            }
             "incremental_checkpoints" => self.incremental = boolean()?,
             "checkpoints_retained" => self.retained = count(1)? as usize,
             "checkpoint_retention" => {
@@ -283,6 +307,10 @@ impl CheckpointSettings {
             "tolerable_checkpoint_failures" => self.tolerable_failures.to_string(),
             "checkpoint_storage" => self.storage.clone().unwrap_or_else(|| "default".into()),
             "checkpoint_compression" => show_bool(self.compression),
+            "state_backend" => match self.backend {
+                StateBackend::RocksDb => "rocksdb".into(),
+                StateBackend::Memory => "memory".into(),
+            },
             "incremental_checkpoints" => show_bool(self.incremental),
             "checkpoints_retained" => self.retained.to_string(),
             "checkpoint_retention" => match self.retention {

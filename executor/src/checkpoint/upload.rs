@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use weir_storage::FrozenState;
 use weir_storage::checkpoint::retention::{is_shareable, plan_upload};
 use weir_storage::checkpoint::{CheckpointStorage, StoreCheckpoint, StoredFile, ViewCheckpoint};
-use weir_storage::{FrozenState, write_entries};
 
 use super::freeze::{FrozenStore, FrozenView};
 use super::history::OperatorRecord;
@@ -125,8 +125,8 @@ async fn upload_store(
     let started = Instant::now();
     let local = dir.join(store.position.to_string());
     if let FrozenState::Entries(copy) = &store.state {
-        let (copy, target) = (std::sync::Arc::clone(copy), local.clone());
-        tokio::task::spawn_blocking(move || write_entries(copy.as_ref(), &target))
+        let (copy, target) = (copy.clone(), local.clone());
+        tokio::task::spawn_blocking(move || copy.write_entries(&target))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
