@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::arrow::array::{RecordBatch, StringArray};
@@ -142,9 +141,6 @@ fn setting_error(e: SettingError) -> Error {
     }
 }
 
-/// How often views become visible to SELECT without a FLUSH.
-const BARRIER_INTERVAL: Duration = Duration::from_secs(1);
-
 /// One database: what every session of a server shares.
 pub struct Database {
     catalog: Arc<Catalog>,
@@ -192,7 +188,7 @@ impl Database {
             parser,
             base,
             data_dir,
-            runtime: StreamingRuntime::start(BARRIER_INTERVAL),
+            runtime: StreamingRuntime::start(CheckpointSettings::default().barrier_interval),
             memory: SharedMemory::new(256 << 20, 256 << 20),
             checkpoints,
         })
@@ -265,6 +261,7 @@ impl Database {
             None => None,
         };
         self.catalog.store_setting(name, stored).await?;
+        self.runtime.set_barrier_interval(settings.barrier_interval);
         coordinator.update(settings, storage);
         Ok(())
     }
@@ -282,6 +279,7 @@ impl Database {
                 self.open_storage(&CheckpointSettings::default())?
             }
         };
+        self.runtime.set_barrier_interval(settings.barrier_interval);
         let records = self.catalog.take_stored_views();
         let restored = self.restore_state(&storage, &records).await?;
         if let Some(metadata) = &restored {

@@ -20,3 +20,4 @@ mod views;
 pub use database::{Database, Outcome, Prepared};
 pub use error::{Error, Result};
 pub use statement::SessionStatement;
+pub use weir_executor::checkpoint::RestartStrategy;

@@ -9,7 +9,7 @@ use pgwire::tokio::process_socket;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use weir_planner::Database;
+use weir_planner::{Database, RestartStrategy};
 
 use crate::Config;
 use crate::cancel::CancelRegistry;
@@ -68,12 +68,20 @@ impl RunningServer {
 }
 
 /// The restart strategy: views restart from the last completed checkpoint,
-/// up to `restart_attempts` times, `restart_delay` apart; then they are
+/// up to `restart_attempts` times, `restart_delay` apart (doubling each
+/// time with `exponential_delay`); then, or at once with `none`, they are
 /// left as they are, loudly.
 async fn restart_views(database: &Database) {
     let settings = database.checkpoint_settings();
+    if settings.restart_strategy == RestartStrategy::NoRestart {
+        tracing::error!("restart_strategy is none: views keep running as they are");
+        return;
+    }
     for attempt in 1..=settings.restart_attempts {
-        tokio::time::sleep(settings.restart_delay).await;
+        let delay = settings
+            .restart_strategy
+            .delay(settings.restart_delay, attempt);
+        tokio::time::sleep(delay).await;
         match database.restart_views().await {
             Ok(()) => {
                 tracing::warn!(

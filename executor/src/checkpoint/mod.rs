@@ -18,4 +18,4 @@ pub use freeze::{
 };
 pub use history::{CheckpointRecord, CheckpointStatus, CheckpointTrigger, OperatorRecord};
 pub use restore::{restore_latest, store_dir};
-pub use settings::{CheckpointSettings, SettingError, StateBackend};
+pub use settings::{CheckpointSettings, RestartStrategy, SettingError, StateBackend};

@@ -34,6 +34,77 @@ pub enum StateBackend {
     Memory,
 }
 
+/// How views restart after too many checkpoints failed in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartStrategy {
+    /// `restart_attempts` tries, `restart_delay` apart.
+    FixedDelay,
+    /// `restart_attempts` tries, the delay doubling after each.
+    ExponentialDelay,
+    /// Views keep running as they are (with an error logged).
+    NoRestart,
+}
+
+impl RestartStrategy {
+    /// How long to wait before restart `attempt` (from 1).
+    pub fn delay(self, base: Duration, attempt: u32) -> Duration {
+        match self {
+            RestartStrategy::ExponentialDelay => {
+                base.saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            }
+            RestartStrategy::FixedDelay | RestartStrategy::NoRestart => base,
+        }
+    }
+}
+
+const MODES: &[(&str, CheckpointingMode)] = &[
+    ("exactly_once", CheckpointingMode::ExactlyOnce),
+    ("at_least_once", CheckpointingMode::AtLeastOnce),
+];
+
+const BACKENDS: &[(&str, StateBackend)] = &[
+    ("rocksdb", StateBackend::RocksDb),
+    ("memory", StateBackend::Memory),
+];
+
+const RETENTIONS: &[(&str, Retention)] = &[
+    ("retain_on_cancellation", Retention::RetainOnCancellation),
+    ("delete_on_cancellation", Retention::DeleteOnCancellation),
+];
+
+const RESTART_STRATEGIES: &[(&str, RestartStrategy)] = &[
+    ("fixed_delay", RestartStrategy::FixedDelay),
+    ("exponential_delay", RestartStrategy::ExponentialDelay),
+    ("none", RestartStrategy::NoRestart),
+];
+
+/// The option `text` names, as the value of setting `name`.
+fn choose<T: Copy>(name: &str, text: &str, options: &[(&str, T)]) -> Result<T, SettingError> {
+    let wanted = text.trim().to_ascii_lowercase();
+    if let Some((_, value)) = options.iter().find(|(option, _)| *option == wanted) {
+        return Ok(*value);
+    }
+    let names: Vec<&str> = options.iter().map(|(option, _)| *option).collect();
+    let expected = match names.split_last() {
+        Some((last, [])) => format!("expected {last}"),
+        Some((last, rest)) => format!("expected {} or {last}", rest.join(", ")),
+        None => "no value is accepted".into(),
+    };
+    Err(SettingError::Invalid {
+        name: name.to_string(),
+        reason: format!("\"{text}\": {expected}"),
+    })
+}
+
+/// The name of `value` among `options`.
+fn name_of<T: PartialEq>(options: &[(&str, T)], value: &T) -> String {
+    options
+        .iter()
+        .find(|(_, v)| v == value)
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointSettings {
     /// `None`: only `CHECKPOINT` triggers one.
@@ -51,8 +122,11 @@ pub struct CheckpointSettings {
     pub incremental: bool,
     pub retained: usize,
     pub retention: Retention,
+    pub restart_strategy: RestartStrategy,
     pub restart_attempts: u32,
     pub restart_delay: Duration,
+    /// How often views become visible to SELECT.
+    pub barrier_interval: Duration,
 }
 
 impl Default for CheckpointSettings {
@@ -70,8 +144,10 @@ impl Default for CheckpointSettings {
             incremental: true,
             retained: 3,
             retention: Retention::RetainOnCancellation,
+            restart_strategy: RestartStrategy::FixedDelay,
             restart_attempts: 3,
             restart_delay: Duration::from_secs(1),
+            barrier_interval: Duration::from_secs(1),
         }
     }
 }
@@ -124,10 +200,18 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "retain_on_cancellation, or delete_on_cancellation: checkpoints are deleted at shutdown.",
     ),
     (
+        "restart_strategy",
+        "fixed_delay, exponential_delay (the delay doubles each attempt) or none.",
+    ),
+    (
         "restart_attempts",
         "Restarts from the last checkpoint tried before views are stopped.",
     ),
     ("restart_delay", "Wait before each restart."),
+    (
+        "barrier_interval",
+        "How often views become visible to SELECT: the time between visibility barriers.",
+    ),
 ];
 
 /// Why a setting was refused.
@@ -244,13 +328,7 @@ impl CheckpointSettings {
                 }
                 self.interval = interval;
             }
-            "checkpointing_mode" => {
-                self.mode = match text.trim().to_ascii_lowercase().as_str() {
-                    "exactly_once" => CheckpointingMode::ExactlyOnce,
-                    "at_least_once" => CheckpointingMode::AtLeastOnce,
-                    _ => return Err(invalid("expected exactly_once or at_least_once")),
-                }
-            }
+            "checkpointing_mode" => self.mode = choose(name, text, MODES)?,
             "min_pause_between_checkpoints" => self.min_pause = duration()?,
             "checkpoint_timeout" => {
                 let timeout = duration()?;
@@ -266,28 +344,20 @@ impl CheckpointSettings {
                 self.storage = (!url.is_empty() && url != "default").then(|| url.to_string());
             }
             "checkpoint_compression" => self.compression = boolean()?,
-            "state_backend" => {
-                self.backend = match text.trim().to_ascii_lowercase().as_str() {
-                    "rocksdb" => StateBackend::RocksDb,
-                    "memory" => StateBackend::Memory,
-                    _ => return Err(invalid("expected rocksdb or memory")),
-                }
-            }
+            "state_backend" => self.backend = choose(name, text, BACKENDS)?,
             "incremental_checkpoints" => self.incremental = boolean()?,
             "checkpoints_retained" => self.retained = count(1)? as usize,
-            "checkpoint_retention" => {
-                self.retention = match text.trim().to_ascii_lowercase().as_str() {
-                    "retain_on_cancellation" => Retention::RetainOnCancellation,
-                    "delete_on_cancellation" => Retention::DeleteOnCancellation,
-                    _ => {
-                        return Err(invalid(
-                            "expected retain_on_cancellation or delete_on_cancellation",
-                        ));
-                    }
-                }
-            }
+            "checkpoint_retention" => self.retention = choose(name, text, RETENTIONS)?,
+            "restart_strategy" => self.restart_strategy = choose(name, text, RESTART_STRATEGIES)?,
             "restart_attempts" => self.restart_attempts = count(0)? as u32,
             "restart_delay" => self.restart_delay = duration()?,
+            "barrier_interval" => {
+                let interval = duration()?;
+                if interval < Duration::from_millis(10) {
+                    return Err(invalid("the shortest interval is 10ms"));
+                }
+                self.barrier_interval = interval;
+            }
             _ => return Err(SettingError::Unknown(name.to_string())),
         }
         Ok(())
@@ -297,28 +367,21 @@ impl CheckpointSettings {
     pub fn show(&self, name: &str) -> Result<String, SettingError> {
         Ok(match name {
             "checkpoint_interval" => self.interval.map_or("off".into(), show_duration),
-            "checkpointing_mode" => match self.mode {
-                CheckpointingMode::ExactlyOnce => "exactly_once".into(),
-                CheckpointingMode::AtLeastOnce => "at_least_once".into(),
-            },
+            "checkpointing_mode" => name_of(MODES, &self.mode),
             "min_pause_between_checkpoints" => show_duration(self.min_pause),
             "checkpoint_timeout" => show_duration(self.timeout),
             "max_concurrent_checkpoints" => self.max_concurrent.to_string(),
             "tolerable_checkpoint_failures" => self.tolerable_failures.to_string(),
             "checkpoint_storage" => self.storage.clone().unwrap_or_else(|| "default".into()),
             "checkpoint_compression" => show_bool(self.compression),
-            "state_backend" => match self.backend {
-                StateBackend::RocksDb => "rocksdb".into(),
-                StateBackend::Memory => "memory".into(),
-            },
+            "state_backend" => name_of(BACKENDS, &self.backend),
             "incremental_checkpoints" => show_bool(self.incremental),
             "checkpoints_retained" => self.retained.to_string(),
-            "checkpoint_retention" => match self.retention {
-                Retention::RetainOnCancellation => "retain_on_cancellation".into(),
-                Retention::DeleteOnCancellation => "delete_on_cancellation".into(),
-            },
+            "checkpoint_retention" => name_of(RETENTIONS, &self.retention),
+            "restart_strategy" => name_of(RESTART_STRATEGIES, &self.restart_strategy),
             "restart_attempts" => self.restart_attempts.to_string(),
             "restart_delay" => show_duration(self.restart_delay),
+            "barrier_interval" => show_duration(self.barrier_interval),
             _ => return Err(SettingError::Unknown(name.to_string())),
         })
     }
@@ -376,6 +439,8 @@ mod tests {
             ("max_concurrent_checkpoints", "0"),
             ("checkpoints_retained", "-1"),
             ("checkpoint_compression", "maybe"),
+            ("restart_strategy", "sometimes"),
+            ("barrier_interval", "5ms"),
         ] {
             assert!(
                 matches!(
@@ -396,5 +461,42 @@ mod tests {
         assert_eq!(settings.interval, Some(Duration::from_secs(10)));
         settings.set("checkpoint_interval", Some("0")).unwrap();
         assert_eq!(settings.show("checkpoint_interval").unwrap(), "off");
+    }
+
+    #[test]
+    fn choices_name_what_they_accept() {
+        let mut settings = CheckpointSettings::default();
+        let refused = settings.set("state_backend", Some("heap")).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "invalid value for parameter \"state_backend\": \"heap\": expected rocksdb or memory"
+        );
+        settings
+            .set("restart_strategy", Some(" Exponential_Delay "))
+            .unwrap();
+        assert_eq!(
+            settings.show("restart_strategy").unwrap(),
+            "exponential_delay"
+        );
+    }
+
+    #[test]
+    fn restart_delays_by_strategy() {
+        let base = Duration::from_millis(100);
+        let delays = |strategy: RestartStrategy| -> Vec<u128> {
+            (1..=4)
+                .map(|attempt| strategy.delay(base, attempt).as_millis())
+                .collect()
+        };
+        assert_eq!(delays(RestartStrategy::FixedDelay), [100, 100, 100, 100]);
+        assert_eq!(
+            delays(RestartStrategy::ExponentialDelay),
+            [100, 200, 400, 800]
+        );
+        assert_eq!(
+            RestartStrategy::ExponentialDelay.delay(base, u32::MAX),
+            base * (1 << 16),
+            "the doubling stops"
+        );
     }
 }

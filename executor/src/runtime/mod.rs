@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use injector::BarrierInjector;
@@ -42,6 +43,7 @@ pub struct StreamingRuntime {
     views: Arc<ViewRegistry>,
     tasks: Mutex<HashMap<ViewId, JoinHandle<()>>>,
     ticker: JoinHandle<()>,
+    barrier_interval: watch::Sender<Duration>,
 }
 
 impl StreamingRuntime {
@@ -49,13 +51,27 @@ impl StreamingRuntime {
     /// Must be called within a tokio runtime.
     pub fn start(barrier_interval: Duration) -> Self {
         let injector = Arc::new(BarrierInjector::default());
+        let (interval_sender, mut intervals) = watch::channel(barrier_interval);
         let ticking = Arc::clone(&injector);
         let ticker = tokio::spawn(async move {
-            let mut interval = tokio::time::interval(barrier_interval);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                interval.tick().await;
-                ticking.inject(BarrierKind::Visibility);
+                let period = *intervals.borrow_and_update();
+                let first = tokio::time::Instant::now() + period;
+                let mut interval = tokio::time::interval_at(first, period);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = interval.tick() => {
+                            ticking.inject(BarrierKind::Visibility);
+                        }
+                        changed = intervals.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            break;
+                        }
+                    }
+                }
             }
         });
         Self {
@@ -63,7 +79,13 @@ impl StreamingRuntime {
             views: Arc::new(ViewRegistry::default()),
             tasks: Mutex::new(HashMap::new()),
             ticker,
+            barrier_interval: interval_sender,
         }
+    }
+
+    /// Injects visibility barriers every `interval` from now on.
+    pub fn set_barrier_interval(&self, interval: Duration) {
+        self.barrier_interval.send_replace(interval);
     }
 
     pub fn registry(&self) -> &Arc<ViewRegistry> {
