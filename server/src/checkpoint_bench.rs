@@ -165,6 +165,16 @@ async fn run(keys: u64, value_bytes: u64, churn: f64, rounds: u64) -> anyhow::Re
             avg(&|t| t.duration_ms) / 1000.0,
             avg(&|t| t.sync_ms),
         );
+        let per_round: Vec<String> = taken
+            .iter()
+            .map(|t| format!("{:.0}", megabytes(t.incremental_bytes as u64)))
+            .collect();
+        let uploaded: Vec<f64> = taken.iter().map(|t| t.incremental_bytes as f64).collect();
+        println!(
+            "  uploaded per round, MB: {} (median {:.1})",
+            per_round.join(" "),
+            megabytes(percentile(&uploaded, 0.5) as u64)
+        );
     }
     println!(
         "synchronous pause over {} checkpoints: p50 {:.1} ms, p99 {:.1} ms",
