@@ -22,6 +22,7 @@ pub mod align;
 pub mod batch;
 pub mod checkpoint;
 pub mod message;
+pub mod nexmark;
 pub mod operator;
 pub mod operators;
 pub mod runtime;
