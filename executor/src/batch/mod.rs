@@ -7,11 +7,13 @@
 //! statement's changes reach storage as one atomic, durable write.
 
 mod key_lookup;
+mod nexmark_table;
 mod scan;
 mod sink;
 mod stored_table;
 mod view_table;
 
+pub use nexmark_table::NexmarkTable;
 pub use stored_table::StoredTable;
 pub use view_table::{QueryPin, VIEW_ROWS_TABLE, ViewTable};
 
