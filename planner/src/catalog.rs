@@ -17,13 +17,15 @@ use datafusion::error::{DataFusionError, Result as DataFusionResult};
 use datafusion::sql::sqlparser::ast::Statement;
 use serde::{Deserialize, Serialize};
 use weir_executor::StoredTable;
-use weir_executor::batch::ViewTable;
+use weir_executor::batch::{NexmarkTable, ViewTable};
 use weir_executor::message::ViewId;
+use weir_executor::nexmark::{NexmarkConfig, Stream};
 use weir_executor::operator::OperatorInfo;
 use weir_storage::{TableId, TableLayout, TableStore};
 
 use crate::ddl::{TableSpec, table_spec};
 use crate::parser::StatementParser;
+use crate::sources::{SourceSpec, source_spec};
 use crate::{Error, Result};
 
 const FORMAT_VERSION: u32 = 1;
@@ -35,6 +37,8 @@ struct Document {
     tables: Vec<TableRecord>,
     #[serde(default)]
     views: Vec<ViewRecord>,
+    #[serde(default)]
+    sources: Vec<SourceRecord>,
     /// Database settings changed from their defaults, as text.
     #[serde(default)]
     settings: BTreeMap<String, String>,
@@ -72,6 +76,32 @@ struct TableRecord {
     append_only: bool,
 }
 
+/// A source as stored: re-read from its SQL at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SourceRecord {
+    id: u64,
+    name: String,
+    /// The `CREATE SOURCE` statement, in its `CREATE TABLE` form.
+    sql: String,
+}
+
+/// A source and the relations it provides.
+#[derive(Debug)]
+struct SourceEntry {
+    record: SourceRecord,
+    relations: Vec<String>,
+}
+
+/// One stream of a source, as views and queries read it.
+#[derive(Debug)]
+pub struct SourceRelation {
+    /// The source's id: what checkpoints record its offsets under.
+    pub source: u64,
+    pub config: NexmarkConfig,
+    pub stream: Stream,
+    pub provider: Arc<NexmarkTable>,
+}
+
 /// A table as the catalog knows it.
 #[derive(Debug)]
 pub struct TableEntry {
@@ -87,18 +117,54 @@ struct State {
     views: BTreeMap<String, Arc<ViewEntry>>,
     /// Views stored but not yet started (at load).
     stored_views: Vec<ViewRecord>,
+    sources: BTreeMap<String, SourceEntry>,
+    /// The streams of every source, by relation name.
+    relations: BTreeMap<String, Arc<SourceRelation>>,
     settings: BTreeMap<String, String>,
 }
 
 impl State {
     fn name_taken(&self, name: &str) -> Result<()> {
-        if self.tables.contains_key(name) || self.views.contains_key(name) {
+        if self.tables.contains_key(name)
+            || self.views.contains_key(name)
+            || self.relations.contains_key(name)
+            || self.sources.contains_key(name)
+        {
             return Err(Error::user(
                 "42P07",
                 format!("relation \"{name}\" already exists"),
             ));
         }
         Ok(())
+    }
+
+    /// What is stored now, to change and store again.
+    fn document(&self) -> Document {
+        Document {
+            version: FORMAT_VERSION,
+            next_id: self.next_id,
+            tables: self.tables.values().map(|t| t.record.clone()).collect(),
+            views: self.views.values().map(|v| v.record.clone()).collect(),
+            sources: self.sources.values().map(|s| s.record.clone()).collect(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    fn add_source(&mut self, spec: SourceSpec, record: SourceRecord) {
+        let mut relations = Vec::new();
+        for (name, stream) in spec.streams {
+            let provider = Arc::new(NexmarkTable::new(name.clone(), spec.config, stream));
+            let relation = SourceRelation {
+                source: record.id,
+                config: spec.config,
+                stream,
+                provider,
+            };
+            self.relations.insert(name.clone(), Arc::new(relation));
+            relations.push(name);
+        }
+        self.sources
+            .insert(record.name.clone(), SourceEntry { record, relations });
     }
 }
 
@@ -130,6 +196,19 @@ impl Catalog {
             }
             state.next_id = document.next_id;
             state.settings = document.settings;
+            for record in document.sources {
+                let parsed = parser.parse(&record.sql)?;
+                let spec = match parsed.first().map(|p| &p.statement) {
+                    Some(Statement::CreateTable(create)) => source_spec(create)?,
+                    _ => {
+                        return Err(Error::Internal(format!(
+                            "stored definition of source {} is not CREATE SOURCE",
+                            record.name
+                        )));
+                    }
+                };
+                state.add_source(spec, record);
+            }
             let mut views = document.views;
             views.sort_by_key(|v| v.id);
             state.stored_views = views;
@@ -165,8 +244,20 @@ impl Catalog {
     pub fn table_names(&self) -> Vec<String> {
         self.state
             .read()
-            .map(|s| s.tables.keys().chain(s.views.keys()).cloned().collect())
+            .map(|s| {
+                s.tables
+                    .keys()
+                    .chain(s.views.keys())
+                    .chain(s.relations.keys())
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    /// A stream of a source, by its relation name.
+    pub fn source_relation(&self, name: &str) -> Option<Arc<SourceRelation>> {
+        self.state.read().ok()?.relations.get(name).cloned()
     }
 
     pub fn store(&self) -> &Arc<TableStore> {
@@ -232,15 +323,12 @@ impl Catalog {
     pub async fn store_setting(&self, name: &str, value: Option<String>) -> Result<()> {
         let (settings, document) = {
             let state = self.state.read().map_err(|_| lock_error())?;
-            let mut settings = state.settings.clone();
+            let mut document = state.document();
             match value {
-                Some(value) => settings.insert(name.to_string(), value),
-                None => settings.remove(name),
+                Some(value) => document.settings.insert(name.to_string(), value),
+                None => document.settings.remove(name),
             };
-            let tables = state.tables.values().map(|t| t.record.clone()).collect();
-            let views = state.views.values().map(|v| v.record.clone()).collect();
-            let document = encode(&settings, state.next_id, tables, views)?;
-            (settings, document)
+            (document.settings.clone(), encode(&document)?)
         };
         self.store.store_catalog(document).await?;
         self.state.write().map_err(|_| lock_error())?.settings = settings;
@@ -267,11 +355,10 @@ impl Catalog {
             let document = {
                 let state = self.state.read().map_err(|_| lock_error())?;
                 state.name_taken(&entry.record.name)?;
-                let mut views: Vec<ViewRecord> =
-                    state.views.values().map(|v| v.record.clone()).collect();
-                views.push(entry.record.clone());
-                let tables = state.tables.values().map(|t| t.record.clone()).collect();
-                encode(&state.settings, state.next_id.max(id + 1), tables, views)?
+                let mut document = state.document();
+                document.views.push(entry.record.clone());
+                document.next_id = document.next_id.max(id + 1);
+                encode(&document)?
             };
             self.store.store_catalog(document).await?;
         }
@@ -287,14 +374,9 @@ impl Catalog {
     pub async fn remove_views(&self, names: &[String]) -> Result<()> {
         let document = {
             let state = self.state.read().map_err(|_| lock_error())?;
-            let views = state
-                .views
-                .values()
-                .filter(|v| !names.contains(&v.record.name))
-                .map(|v| v.record.clone())
-                .collect();
-            let tables = state.tables.values().map(|t| t.record.clone()).collect();
-            encode(&state.settings, state.next_id, tables, views)?
+            let mut document = state.document();
+            document.views.retain(|v| !names.contains(&v.name));
+            encode(&document)?
         };
         self.store.store_catalog(document).await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
@@ -329,14 +411,10 @@ impl Catalog {
                 append_only,
             };
             let entry = entry(&self.store, spec, record.clone())?;
-            let mut records: Vec<TableRecord> =
-                state.tables.values().map(|t| t.record.clone()).collect();
-            records.push(record);
-            let views = state.views.values().map(|v| v.record.clone()).collect();
-            (
-                entry,
-                encode(&state.settings, state.next_id + 1, records, views)?,
-            )
+            let mut document = state.document();
+            document.tables.push(record);
+            document.next_id += 1;
+            (entry, encode(&document)?)
         };
         self.store
             .create_table(entry.layout.clone(), document)
@@ -385,17 +463,9 @@ impl Catalog {
                     ),
                 ));
             }
-            let records = state
-                .tables
-                .values()
-                .filter(|t| t.layout.name != name)
-                .map(|t| t.record.clone())
-                .collect();
-            let views = state.views.values().map(|v| v.record.clone()).collect();
-            (
-                entry.layout.id,
-                encode(&state.settings, state.next_id, records, views)?,
-            )
+            let mut document = state.document();
+            document.tables.retain(|t| t.name != name);
+            (entry.layout.id, encode(&document)?)
         };
         self.store.drop_table(id, document).await?;
         self.state
@@ -403,6 +473,96 @@ impl Catalog {
             .map_err(|_| lock_error())?
             .tables
             .remove(name);
+        Ok(true)
+    }
+
+    /// Creates a source durably. Returns `false` (and does nothing) when
+    /// its name or one of its relations' names is taken and
+    /// `if_not_exists` is set.
+    pub async fn create_source(
+        &self,
+        spec: SourceSpec,
+        sql: String,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        let _ddl = self.ddl.lock().await;
+        let (record, document) = {
+            let state = self.state.read().map_err(|_| lock_error())?;
+            let names = std::iter::once(&spec.name).chain(spec.streams.iter().map(|(n, _)| n));
+            for name in names {
+                if let Err(taken) = state.name_taken(name) {
+                    if if_not_exists {
+                        return Ok(false);
+                    }
+                    return Err(taken);
+                }
+            }
+            let record = SourceRecord {
+                id: state.next_id,
+                name: spec.name.clone(),
+                sql,
+            };
+            let mut document = state.document();
+            document.sources.push(record.clone());
+            document.next_id += 1;
+            (record, encode(&document)?)
+        };
+        self.store.store_catalog(document).await?;
+        let mut state = self.state.write().map_err(|_| lock_error())?;
+        state.next_id += 1;
+        state.add_source(spec, record);
+        Ok(true)
+    }
+
+    /// Drops a source durably. Returns `false` when it does not exist and
+    /// `if_exists` is set.
+    pub async fn drop_source(&self, name: &str, if_exists: bool) -> Result<bool> {
+        let _ddl = self.ddl.lock().await;
+        let document = {
+            let state = self.state.read().map_err(|_| lock_error())?;
+            let Some(source) = state.sources.get(name) else {
+                if state.tables.contains_key(name) || state.views.contains_key(name) {
+                    return Err(Error::user("42809", format!("\"{name}\" is not a source")));
+                }
+                if if_exists {
+                    return Ok(false);
+                }
+                return Err(Error::user(
+                    "42P01",
+                    format!("source \"{name}\" does not exist"),
+                ));
+            };
+            let dependents: Vec<&str> = state
+                .views
+                .values()
+                .filter(|v| {
+                    v.record
+                        .depends_on
+                        .iter()
+                        .any(|d| source.relations.contains(d))
+                })
+                .map(|v| v.record.name.as_str())
+                .collect();
+            if !dependents.is_empty() {
+                return Err(Error::user(
+                    "2BP01",
+                    format!(
+                        "cannot drop source \"{name}\" because materialized views depend on it: {}",
+                        dependents.join(", ")
+                    ),
+                ));
+            }
+            let mut document = state.document();
+            document.sources.retain(|s| s.name != name);
+            encode(&document)?
+        };
+        self.store.store_catalog(document).await?;
+        let mut state = self.state.write().map_err(|_| lock_error())?;
+        if let Some(source) = state.sources.remove(name) {
+            for relation in source.relations {
+                state.relations.remove(&relation);
+            }
+        }
         Ok(true)
     }
 }
@@ -422,20 +582,8 @@ fn entry(store: &Arc<TableStore>, spec: TableSpec, record: TableRecord) -> Resul
     })
 }
 
-fn encode(
-    settings: &BTreeMap<String, String>,
-    next_id: u64,
-    tables: Vec<TableRecord>,
-    views: Vec<ViewRecord>,
-) -> Result<Vec<u8>> {
-    let document = Document {
-        version: FORMAT_VERSION,
-        next_id,
-        tables,
-        views,
-        settings: settings.clone(),
-    };
-    serde_json::to_vec(&document).map_err(|e| Error::Internal(e.to_string()))
+fn encode(document: &Document) -> Result<Vec<u8>> {
+    serde_json::to_vec(document).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The `public` schema as DataFusion sees it.
@@ -457,6 +605,11 @@ impl SchemaProvider for PublicSchema {
         if let Some(view) = self.catalog.view(name) {
             return Ok(Some(Arc::clone(&view.provider) as Arc<dyn TableProvider>));
         }
+        if let Some(relation) = self.catalog.source_relation(name) {
+            return Ok(Some(
+                Arc::clone(&relation.provider) as Arc<dyn TableProvider>
+            ));
+        }
         Ok(self
             .catalog
             .table(name)
@@ -464,6 +617,8 @@ impl SchemaProvider for PublicSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.catalog.table(name).is_some() || self.catalog.view(name).is_some()
+        self.catalog.table(name).is_some()
+            || self.catalog.view(name).is_some()
+            || self.catalog.source_relation(name).is_some()
     }
 }

@@ -33,6 +33,7 @@ use weir_storage::{SharedMemory, TableStore};
 use crate::catalog::{Catalog, PublicSchema};
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::parser::{ParsedStatement, StatementParser};
+use crate::sources::{SourceSpec, source_spec};
 use crate::statement::{SessionStatement, session_statement};
 use crate::system_tables::{SHOW_CHECKPOINTS, SYSTEM_SCHEMA, SystemSchema};
 use crate::views::{
@@ -52,6 +53,15 @@ pub enum Prepared {
         if_not_exists: bool,
     },
     DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    CreateSource {
+        spec: SourceSpec,
+        sql: String,
+        if_not_exists: bool,
+    },
+    DropSources {
         names: Vec<String>,
         if_exists: bool,
     },
@@ -469,6 +479,7 @@ impl Database {
             append_only,
             checkpoint,
             alter_system,
+            source,
         } = parsed;
         if checkpoint {
             return Ok(Prepared::Checkpoint);
@@ -477,6 +488,20 @@ impl Database {
             return self.prepare_session(ctx, session?, alter_system).await;
         }
         match &statement {
+            Statement::CreateTable(create) if source => Ok(Prepared::CreateSource {
+                spec: source_spec(create)?,
+                sql: statement.to_string(),
+                if_not_exists: create.if_not_exists,
+            }),
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } if source => Ok(Prepared::DropSources {
+                names: names.iter().map(table_name).collect::<Result<_>>()?,
+                if_exists: *if_exists,
+            }),
             Statement::CreateTable(create) => Ok(Prepared::CreateTable {
                 spec: table_spec(create, append_only)?,
                 sql: statement.to_string(),
@@ -609,6 +634,20 @@ impl Database {
                     self.catalog.drop_table(&name, if_exists).await?;
                 }
                 Ok(Outcome::Command("DROP TABLE".into()))
+            }
+            Prepared::CreateSource {
+                spec,
+                sql,
+                if_not_exists,
+            } => {
+                self.catalog.create_source(spec, sql, if_not_exists).await?;
+                Ok(Outcome::Command("CREATE SOURCE".into()))
+            }
+            Prepared::DropSources { names, if_exists } => {
+                for name in names {
+                    self.catalog.drop_source(&name, if_exists).await?;
+                }
+                Ok(Outcome::Command("DROP SOURCE".into()))
             }
             Prepared::CreateView(spec) => {
                 let _ddl = self.catalog.lock_ddl().await;

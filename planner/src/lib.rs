@@ -11,6 +11,7 @@ mod database;
 mod ddl;
 mod error;
 pub mod parser;
+mod sources;
 mod statement;
 pub mod stream;
 mod system_tables;

@@ -4,7 +4,8 @@
 //! `datafusion-pg-catalog`'s compatibility layer that rewrites the catalog
 //! queries psql and drivers send. weir's own syntax is a thin layer on top:
 //! the `APPEND ONLY` clause that may end a `CREATE TABLE`, `FLUSH`,
-//! `CHECKPOINT`, and `ALTER SYSTEM` before `SET` and `RESET`.
+//! `CHECKPOINT`, `ALTER SYSTEM` before `SET` and `RESET`, and
+//! `CREATE SOURCE` / `DROP SOURCE`, parsed as their `TABLE` forms.
 
 use datafusion::sql::sqlparser::ast::{FlushType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -23,6 +24,9 @@ pub struct ParsedStatement {
     pub checkpoint: bool,
     /// `ALTER SYSTEM SET|RESET`: only database settings may follow.
     pub alter_system: bool,
+    /// `CREATE SOURCE` or `DROP SOURCE`, parsed as `CREATE TABLE` or
+    /// `DROP TABLE`.
+    pub source: bool,
 }
 
 /// Parses SQL text into statements. Shared by every session.
@@ -55,11 +59,13 @@ impl StatementParser {
                     append_only: false,
                     checkpoint: word.as_deref() == Some("CHECKPOINT"),
                     alter_system: false,
+                    source: false,
                 });
                 continue;
             }
             let alter_system = strip_alter_system(&mut tokens);
             let append_only = strip_append_only(&mut tokens);
+            let source = source_as_table(&mut tokens);
             let text: String = tokens.iter().map(ToString::to_string).collect();
             for statement in self.compatible.parse(&text).map_err(syntax_error)? {
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
@@ -75,6 +81,7 @@ impl StatementParser {
                     append_only,
                     checkpoint: false,
                     alter_system,
+                    source,
                 });
             }
         }
@@ -111,6 +118,27 @@ fn strip_alter_system(tokens: &mut Vec<Token>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Turns `CREATE SOURCE` and `DROP SOURCE` into `CREATE TABLE` and
+/// `DROP TABLE`; `true` if it did.
+fn source_as_table(tokens: &mut [Token]) -> bool {
+    let mut words = tokens
+        .iter_mut()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .take(2);
+    let (Some(Token::Word(verb)), Some(Token::Word(object))) = (words.next(), words.next()) else {
+        return false;
+    };
+    let bare = |w: &datafusion::sql::sqlparser::tokenizer::Word, word: &str| {
+        w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word)
+    };
+    if !(bare(verb, "CREATE") || bare(verb, "DROP")) || !bare(object, "SOURCE") {
+        return false;
+    }
+    object.value = "TABLE".into();
+    object.keyword = datafusion::sql::sqlparser::keywords::Keyword::TABLE;
+    true
 }
 
 /// How a parsed `FLUSH` is represented: sqlparser's FLUSH statement.
@@ -171,6 +199,19 @@ mod tests {
         assert!(parsed[0].append_only);
         assert!(!parsed[1].append_only);
         assert!(matches!(parsed[0].statement, Statement::CreateTable(_)));
+    }
+
+    #[test]
+    fn sources_parse_as_tables() {
+        let parsed = StatementParser::default()
+            .parse(
+                "CREATE SOURCE bid WITH (connector = 'nexmark', table = 'bid'); \
+                 DROP SOURCE IF EXISTS bid; CREATE TABLE source (a INT)",
+            )
+            .unwrap();
+        assert!(parsed[0].source && matches!(parsed[0].statement, Statement::CreateTable(_)));
+        assert!(parsed[1].source && matches!(parsed[1].statement, Statement::Drop { .. }));
+        assert!(!parsed[2].source);
     }
 
     #[test]

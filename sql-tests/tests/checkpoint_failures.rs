@@ -5,16 +5,14 @@
 //! And checkpoints damaged in storage: recovery falls back to an older one,
 //! or rebuilds the views from the tables' logs, never serving wrong data.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{bail, ensure};
 
 use crate::crash::connect;
 
-type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+use crate::Test;
 
 pub const TESTS: &[(&str, Test)] = &[
     (

@@ -21,7 +21,7 @@ use tokio_postgres::NoTls;
 const CHILD_ENV: &str = "WEIR_SQL_TESTS_SERVE_DIR";
 const WRITERS: i32 = 4;
 
-type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+use crate::Test;
 
 pub const TESTS: &[(&str, Test)] = &[
     ("crash/kill -9 under insert load", || {
@@ -67,7 +67,7 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(data_dir: &Path) -> anyhow::Result<Self> {
         Self::start_with_env(data_dir, &[])
     }
 

@@ -4,13 +4,10 @@
 //! both before and after their tables hold rows, and the server restarts
 //! midway (views are rebuilt from the stored SQL).
 
-use std::future::Future;
-use std::pin::Pin;
-
 use anyhow::{Context, ensure};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+use crate::Test;
 
 pub const TESTS: &[(&str, Test)] = &[(
     "differential/views equal the batch answer under random changes",

@@ -1,8 +1,6 @@
 //! Wire-protocol behaviour that sqllogictest files cannot express:
 //! typed parameters, broken frames, cancellation, multi-statement queries.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -12,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+use crate::Test;
 
 pub const TESTS: &[(&str, Test)] = &[
     ("protocol/typed parameters round-trip", || {

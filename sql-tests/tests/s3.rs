@@ -3,9 +3,7 @@
 //! environment variables, checkpoints written to and deleted from the
 //! bucket, and a `kill -9` recovered from what the bucket holds.
 
-use std::future::Future;
 use std::net::TcpListener;
-use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,7 +14,7 @@ use tokio::net::TcpStream;
 use crate::checkpoint_failures::one_i64;
 use crate::crash::{ServerProcess, connect};
 
-type Test = fn() -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+use crate::Test;
 
 pub const TESTS: &[(&str, Test)] = &[(
     "checkpoints/s3: checkpoints go to an S3 bucket, retention deletes there, kill -9 recovers",

@@ -11,8 +11,12 @@ mod checkpoint_failures;
 mod client;
 mod crash;
 mod differential;
+mod nexmark_crash;
 mod protocol;
 mod s3;
+
+/// A test that is not an slt file: an async function run to completion.
+type Test = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
         .chain(crash::TESTS)
         .chain(checkpoint_failures::TESTS)
         .chain(s3::TESTS)
+        .chain(nexmark_crash::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));

@@ -57,7 +57,7 @@ impl TableProvider for NexmarkTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let Some(events) = self.config.max_events else {
-            return Err(DataFusionError::Plan(format!(
+            return Err(DataFusionError::NotImplemented(format!(
                 "source \"{}\" is unbounded (no max_events): read it through a materialized view",
                 self.name
             )));

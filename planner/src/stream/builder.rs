@@ -29,8 +29,8 @@ use weir_executor::checkpoint::{CheckpointedAligner, CheckpointedSource, SourceP
 use weir_executor::message::{Barrier, Subscription};
 use weir_executor::operator::{BoxedOperator, OperatorInfo};
 use weir_executor::operators::{
-    FilterOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit, ProjectOperator,
-    TableSourceOperator, TopNOperator, UnionOperator, ViewSourceOperator,
+    FilterOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit, NexmarkSourceOperator,
+    ProjectOperator, TableSourceOperator, TopNOperator, UnionOperator, ViewSourceOperator,
 };
 use weir_storage::checkpoint::ViewCheckpoint;
 use weir_storage::{LogOffset, StateStore, TableStore};
@@ -378,6 +378,33 @@ impl<'a> GraphBuilder<'a> {
                 progress,
             });
             let visible = table.layout.schema.fields().len();
+            self.node(
+                Box::new(operator),
+                visible,
+                format!(" {name}"),
+                None,
+                Vec::new(),
+            )
+        } else if let Some(relation) = self.catalog.source_relation(&name) {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            self.sources.push(sender);
+            let (position, identity) = self.next_identity("NexmarkSource");
+            let resumed = self.restore.and_then(|r| r.source(position));
+            let progress = SourceProgress::default();
+            let operator = NexmarkSourceOperator::new(
+                relation.config,
+                relation.stream,
+                resumed.map_or(0, |r| r.offset),
+                receiver,
+                identity,
+            )
+            .with_progress(progress.clone(), resumed.is_some());
+            self.table_sources.push(CheckpointedSource {
+                position,
+                table: relation.source,
+                progress,
+            });
+            let visible = relation.stream.schema().fields().len();
             self.node(
                 Box::new(operator),
                 visible,

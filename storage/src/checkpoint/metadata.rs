@@ -53,10 +53,12 @@ pub struct StoredFile {
     pub shared: bool,
 }
 
-/// How far a view's table source had read at the checkpoint's barrier.
+/// How far a view's source had read at the checkpoint's barrier: a table's
+/// log offset, or a generated source's next event number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceOffset {
     pub position: u32,
+    /// The table's (or source's) catalog id.
     pub table: u64,
     pub offset: u64,
 }
