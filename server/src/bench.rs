@@ -52,6 +52,17 @@ pub enum Benchmark {
         #[arg(long, default_value = "5")]
         rounds: u64,
     },
+    /// Nexmark queries as materialized views over a bounded run of the
+    /// nexmark source, checkpoints every second: events per second (per
+    /// core), checkpoint count and p99 duration.
+    Nexmark {
+        /// Queries to run, comma separated (default: all the bench knows).
+        #[arg(long, value_delimiter = ',')]
+        query: Vec<String>,
+        /// Events generated per query.
+        #[arg(long, default_value = "10000000")]
+        events: u64,
+    },
 }
 
 pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
@@ -66,6 +77,7 @@ pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
             churn,
             rounds,
         } => crate::checkpoint_bench::checkpoints(keys, value_bytes, churn, rounds).await,
+        Benchmark::Nexmark { query, events } => crate::nexmark_bench::nexmark(&query, events).await,
     }
 }
 

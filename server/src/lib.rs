@@ -14,6 +14,7 @@ mod checkpoint_bench;
 pub mod config;
 mod connection;
 mod errors;
+mod nexmark_bench;
 mod rows;
 mod server;
 mod session;
