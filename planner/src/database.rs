@@ -13,7 +13,7 @@ use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
-use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -38,6 +38,7 @@ use crate::statement::{SessionStatement, session_statement};
 use crate::system_tables::{SHOW_CHECKPOINTS, SYSTEM_SCHEMA, SystemSchema};
 use crate::views::{
     ViewSpec, ViewStorage, build_view, state_dir, state_root, view_spec, views_to_drop,
+    without_rules,
 };
 use crate::{Error, Result};
 
@@ -757,9 +758,14 @@ impl Database {
                         .execute_logical_plan(plan)
                         .await?
                 } else if op == Some(WriteOp::Update) {
-                    SessionContext::new_with_state(without_common_subexpressions(&ctx.state()))
-                        .execute_logical_plan(plan)
-                        .await?
+                    // An UPDATE's assignments go to the table to evaluate over its
+                    // own columns, where `__common_expr` columns do not exist.
+                    SessionContext::new_with_state(without_rules(
+                        &ctx.state(),
+                        &["common_sub_expression_eliminate"],
+                    ))
+                    .execute_logical_plan(plan)
+                    .await?
                 } else {
                     ctx.execute_logical_plan(plan).await?
                 };
@@ -872,20 +878,4 @@ fn check_write_shape(statement: &Statement) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The session without the optimizer rule that factors repeated
-/// subexpressions out into `__common_expr` columns: an UPDATE's assignments
-/// go to the table to evaluate over its own columns, where those do not
-/// exist.
-fn without_common_subexpressions(state: &SessionState) -> SessionState {
-    let rules = state
-        .optimizers()
-        .iter()
-        .filter(|rule| rule.name() != "common_sub_expression_eliminate")
-        .cloned()
-        .collect();
-    SessionStateBuilder::new_from_existing(state.clone())
-        .with_optimizer_rules(rules)
-        .build()
 }

@@ -17,6 +17,7 @@ pub mod stream;
 mod system_tables;
 mod types;
 mod views;
+mod windows;
 
 pub use database::{Database, Outcome, Prepared};
 pub use error::{Error, Result};

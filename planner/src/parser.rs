@@ -67,7 +67,8 @@ impl StatementParser {
             let append_only = strip_append_only(&mut tokens);
             let source = source_as_table(&mut tokens);
             let text: String = tokens.iter().map(ToString::to_string).collect();
-            for statement in self.compatible.parse(&text).map_err(syntax_error)? {
+            for mut statement in self.compatible.parse(&text).map_err(syntax_error)? {
+                crate::windows::rewrite_windows(&mut statement)?;
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
                     return Err(syntax_error(
                         "APPEND ONLY is only allowed at the end of CREATE TABLE",

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{CreateView, Statement};
@@ -65,7 +66,9 @@ pub async fn view_spec(state: &SessionState, create: &CreateView, sql: String) -
     let plan = state
         .statement_to_plan(DFStatement::Statement(Box::new(query)))
         .await?;
-    let plan = state.optimize(&plan)?;
+    // Streaming joins are inner and outer joins: keep DataFusion from
+    // turning an inner join with a distinct side into a semi join.
+    let plan = without_rules(state, &["eliminate_join"]).optimize(&plan)?;
     let mut seen = std::collections::HashSet::new();
     for field in plan.schema().fields() {
         if !seen.insert(field.name()) {
@@ -81,6 +84,19 @@ pub async fn view_spec(state: &SessionState, create: &CreateView, sql: String) -
         plan,
         if_not_exists: create.if_not_exists,
     })
+}
+
+/// `state` without the optimizer rules named.
+pub(crate) fn without_rules(state: &SessionState, names: &[&str]) -> SessionState {
+    let rules = state
+        .optimizers()
+        .iter()
+        .filter(|rule| !names.contains(&rule.name()))
+        .cloned()
+        .collect();
+    SessionStateBuilder::new_from_existing(state.clone())
+        .with_optimizer_rules(rules)
+        .build()
 }
 
 /// Where every view's state lives.

@@ -18,4 +18,6 @@ pub use freeze::{
 };
 pub use history::{CheckpointRecord, CheckpointStatus, CheckpointTrigger, OperatorRecord};
 pub use restore::{restore_latest, store_dir};
-pub use settings::{CheckpointSettings, RestartStrategy, SettingError, StateBackend};
+pub use settings::{
+    CheckpointSettings, RestartStrategy, SettingError, StateBackend, parse_duration,
+};

@@ -1,0 +1,205 @@
+//! `TUMBLE` and `HOP`: window table functions over a table or source,
+//! rewritten into plain subqueries before planning, so batch queries and
+//! views plan them alike.
+//!
+//! `TUMBLE(t, ts, size)` is `t` with `window_start` (`ts` binned to `size`)
+//! and `window_end` added. `HOP(t, ts, slide, size)` puts each row in the
+//! `size / slide` windows that hold it: one `TUMBLE`-like binning per
+//! window phase (origins `slide` apart), unioned. Without an alias the
+//! result keeps the table's name, so `t.col` still resolves.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    DateTimeField, Expr, FunctionArg, FunctionArgExpr, Interval, Statement, TableFactor, Value,
+    ValueWithSpan, VisitMut, VisitorMut,
+};
+use weir_executor::checkpoint::parse_duration;
+
+use crate::parser::StatementParser;
+use crate::{Error, Result};
+
+/// Rewrites every `TUMBLE(...)` and `HOP(...)` in `statement`.
+pub fn rewrite_windows(statement: &mut Statement) -> Result<()> {
+    let mut rewriter = WindowRewriter;
+    match statement.visit(&mut rewriter) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct WindowRewriter;
+
+impl VisitorMut for WindowRewriter {
+    type Break = Error;
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Error> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let function = name.to_string().to_ascii_lowercase();
+        if function != "tumble" && function != "hop" {
+            return ControlFlow::Continue(());
+        }
+        let args: Vec<&Expr> = args
+            .args
+            .iter()
+            .filter_map(|arg| match arg {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+                _ => None,
+            })
+            .collect();
+        let alias = alias.as_ref().map(|a| a.name.to_string());
+        match window_subquery(&function, &args, alias) {
+            Ok(derived) => {
+                *factor = derived;
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+}
+
+fn invalid(message: String) -> Error {
+    Error::user("22023", message)
+}
+
+/// An interval literal's length in milliseconds: `INTERVAL '10' SECOND`,
+/// `INTERVAL '2 minutes'`.
+fn interval_ms(expr: &Expr) -> Result<u64> {
+    let not_interval = || {
+        invalid(format!(
+            "window sizes are intervals like INTERVAL '10' SECOND, not {expr}"
+        ))
+    };
+    let Expr::Interval(Interval {
+        value,
+        leading_field,
+        ..
+    }) = expr
+    else {
+        return Err(not_interval());
+    };
+    let Expr::Value(ValueWithSpan {
+        value: Value::SingleQuotedString(text),
+        ..
+    }) = value.as_ref()
+    else {
+        return Err(not_interval());
+    };
+    let unit = match leading_field {
+        None => "",
+        Some(DateTimeField::Second | DateTimeField::Seconds) => "s",
+        Some(DateTimeField::Minute | DateTimeField::Minutes) => "min",
+        Some(DateTimeField::Hour | DateTimeField::Hours) => "h",
+        Some(other) => {
+            return Err(invalid(format!(
+                "window sizes in {other} are not supported"
+            )));
+        }
+    };
+    let length = parse_duration(&format!("{text}{unit}")).ok_or_else(not_interval)?;
+    match u64::try_from(length.as_millis()) {
+        Ok(ms) if ms > 0 => Ok(ms),
+        _ => Err(invalid(format!("window size {expr} must be positive"))),
+    }
+}
+
+/// The subquery `TUMBLE` or `HOP` stands for, as a derived table.
+fn window_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Result<TableFactor> {
+    let (table, time, slide, size) = match (function, args) {
+        ("tumble", [table, time, size]) => (table, time, interval_ms(size)?, interval_ms(size)?),
+        ("hop", [table, time, slide, size]) => {
+            (table, time, interval_ms(slide)?, interval_ms(size)?)
+        }
+        _ => {
+            return Err(Error::user(
+                "42883",
+                "windows are TUMBLE(table, time_column, size) and HOP(table, time_column, slide, size)",
+            ));
+        }
+    };
+    if size % slide != 0 {
+        return Err(invalid(format!(
+            "HOP: the size ({size} ms) must be a multiple of the slide ({slide} ms)"
+        )));
+    }
+    let phases: Vec<String> = (0..size / slide)
+        .map(|phase| {
+            let origin = format!(
+                "TIMESTAMP '1970-01-01 00:00:00' + INTERVAL '{} milliseconds'",
+                phase * slide
+            );
+            let start = format!("date_bin(INTERVAL '{size} milliseconds', {time}, {origin})");
+            format!(
+                "SELECT *, {start} AS window_start, {start} + INTERVAL '{size} milliseconds' AS window_end FROM {table}"
+            )
+        })
+        .collect();
+    let alias = alias.unwrap_or_else(|| table.to_string());
+    let sql = format!("SELECT * FROM ({}) AS {alias}", phases.join(" UNION ALL "));
+    let parsed = StatementParser::default().parse(&sql)?;
+    let derived = parsed.into_iter().next().and_then(|p| match p.statement {
+        Statement::Query(query) => match *query.body {
+            datafusion::sql::sqlparser::ast::SetExpr::Select(select) => {
+                select.from.into_iter().next().map(|from| from.relation)
+            }
+            _ => None,
+        },
+        _ => None,
+    });
+    derived.ok_or_else(|| Error::Internal(format!("window rewrite did not parse: {sql}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> Result<String> {
+        let mut parsed = StatementParser::default().parse(sql)?;
+        rewrite_windows(&mut parsed[0].statement)?;
+        Ok(parsed[0].statement.to_string())
+    }
+
+    #[test]
+    fn tumble_bins_and_hop_unions_its_phases() {
+        let tumble =
+            rewritten("SELECT window_start, count(*) FROM TUMBLE(bid, date_time, INTERVAL '10' SECOND) GROUP BY 1")
+                .unwrap();
+        assert!(
+            tumble.contains("date_bin(INTERVAL '10000 milliseconds', date_time"),
+            "{tumble}"
+        );
+        assert!(tumble.contains(") AS bid"), "{tumble}");
+        let hop = rewritten(
+            "SELECT * FROM HOP(bid, date_time, INTERVAL '2' SECOND, INTERVAL '10' SECOND) AS h",
+        )
+        .unwrap();
+        assert_eq!(hop.matches("UNION ALL").count(), 4, "{hop}");
+        assert!(hop.contains("INTERVAL '8000 milliseconds'"), "{hop}");
+        assert!(hop.ends_with("AS h"), "{hop}");
+    }
+
+    #[test]
+    fn bad_windows_are_refused() {
+        for sql in [
+            "SELECT * FROM TUMBLE(bid, date_time)",
+            "SELECT * FROM TUMBLE(bid, date_time, 10)",
+            "SELECT * FROM HOP(bid, date_time, INTERVAL '3' SECOND, INTERVAL '10' SECOND)",
+            "SELECT * FROM TUMBLE(bid, date_time, INTERVAL '1' DAY)",
+        ] {
+            assert!(matches!(rewritten(sql), Err(Error::User { .. })), "{sql}");
+        }
+        assert_eq!(
+            rewritten("SELECT * FROM bid").unwrap(),
+            "SELECT * FROM bid",
+            "other tables are left alone"
+        );
+    }
+}
