@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use serde::{Deserialize, Serialize};
 use weir_executor::StoredTable;
 use weir_executor::batch::{NexmarkTable, ViewTable};
+use weir_executor::checkpoint::SourceProgress;
 use weir_executor::message::ViewId;
 use weir_executor::nexmark::{NexmarkConfig, Stream};
 use weir_executor::operator::OperatorInfo;
@@ -65,6 +66,9 @@ pub struct ViewEntry {
     pub stored: OperatorInfo,
     pub provider: Arc<ViewTable>,
     pub record: ViewRecord,
+    /// How far each of its table and source readers is: the offset at the
+    /// last barrier.
+    pub sources: Vec<(String, SourceProgress)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -188,6 +188,7 @@ impl Database {
                 SYSTEM_SCHEMA,
                 Arc::new(SystemSchema {
                     checkpoints: Arc::clone(&checkpoints),
+                    catalog: Arc::clone(&catalog),
                 }),
             )?;
         setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)

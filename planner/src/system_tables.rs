@@ -2,9 +2,12 @@
 //!
 //! - `checkpoints`: one row per checkpoint the coordinator remembers.
 //! - `checkpoint_operators`: one row per operator instance per checkpoint.
+//! - `view_sources`: per running view, each table or source it reads and
+//!   how far: the log offset (or next event number) at its last barrier.
 //!
-//! Each lookup builds the table from the coordinator's history as it is at
-//! that moment (they are small), so a query sees one consistent copy.
+//! Each lookup builds the table from the coordinator's history and the
+//! catalog as they are at that moment (they are small), so a query sees one
+//! consistent copy.
 
 use std::sync::{Arc, OnceLock};
 
@@ -18,9 +21,11 @@ use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::error::Result;
 use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointRecord};
 
+use crate::catalog::{Catalog, ViewEntry};
+
 pub const SYSTEM_SCHEMA: &str = "weir_catalog";
 
-const TABLES: [&str; 2] = ["checkpoints", "checkpoint_operators"];
+const TABLES: [&str; 3] = ["checkpoints", "checkpoint_operators", "view_sources"];
 
 /// What `SHOW CHECKPOINTS` runs.
 pub const SHOW_CHECKPOINTS: &str = "SELECT id, status, trigger, triggered_at, duration_ms, \
@@ -30,6 +35,7 @@ pub const SHOW_CHECKPOINTS: &str = "SELECT id, status, trigger, triggered_at, du
 #[derive(Debug)]
 pub struct SystemSchema {
     pub checkpoints: Arc<OnceLock<CheckpointCoordinator>>,
+    pub catalog: Arc<Catalog>,
 }
 
 fn ms(duration: std::time::Duration) -> f64 {
@@ -153,6 +159,33 @@ fn operators_table(history: &[CheckpointRecord]) -> Result<(SchemaRef, RecordBat
     Ok((schema, batch))
 }
 
+fn view_sources_table(views: &[Arc<ViewEntry>]) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("view", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("offset", DataType::Int64, false),
+    ]));
+    let rows: Vec<(&str, &str, i64)> = views
+        .iter()
+        .flat_map(|view| {
+            view.sources.iter().map(|(source, progress)| {
+                (
+                    view.record.name.as_str(),
+                    source.as_str(),
+                    i64::try_from(progress.get()).unwrap_or(i64::MAX),
+                )
+            })
+        })
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok((schema, batch))
+}
+
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
@@ -168,6 +201,7 @@ impl SchemaProvider for SystemSchema {
         let (schema, batch) = match name {
             "checkpoints" => checkpoints_table(&history)?,
             "checkpoint_operators" => operators_table(&history)?,
+            "view_sources" => view_sources_table(&self.catalog.views())?,
             _ => return Ok(None),
         };
         Ok(Some(Arc::new(MemTable::try_new(

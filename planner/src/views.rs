@@ -21,7 +21,8 @@ use datafusion::sql::sqlparser::ast::{CreateView, Statement};
 use tokio::sync::mpsc::UnboundedSender;
 use weir_executor::batch::{VIEW_ROWS_TABLE, ViewTable};
 use weir_executor::checkpoint::{
-    CheckpointedStore, FrozenView, StateBackend, ViewCheckpointer, new_incarnation, store_dir,
+    CheckpointedStore, FrozenView, SourceProgress, StateBackend, ViewCheckpointer, new_incarnation,
+    store_dir,
 };
 use weir_executor::message::ViewId;
 use weir_executor::operator::Operator;
@@ -183,6 +184,10 @@ pub fn build_view(
     } = builder;
     let store = stores(position)?;
     let stored = built.operator.info().clone();
+    let source_progress: Vec<(String, SourceProgress)> = table_sources
+        .iter()
+        .map(|s| (s.name.clone(), s.progress.clone()))
+        .collect();
     let checkpointer = storage.map(|storage| ViewCheckpointer {
         view,
         name: spec.name.clone(),
@@ -247,6 +252,7 @@ pub fn build_view(
             sql: spec.sql.clone(),
             depends_on: depends_on.into_iter().collect(),
         },
+        sources: source_progress,
     };
     Ok(BuiltView {
         launch: ViewLaunch {

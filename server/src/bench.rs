@@ -54,7 +54,8 @@ pub enum Benchmark {
     },
     /// Nexmark queries as materialized views over a bounded run of the
     /// nexmark source, checkpoints every second: events per second (per
-    /// core), checkpoint count and p99 duration.
+    /// core), checkpoint count and p99 duration, rows checked against the
+    /// batch answer.
     Nexmark {
         /// Queries to run, comma separated (default: all the bench knows).
         #[arg(long, value_delimiter = ',')]

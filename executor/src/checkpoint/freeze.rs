@@ -55,6 +55,8 @@ pub struct CheckpointedAligner {
 #[derive(Debug)]
 pub struct CheckpointedSource {
     pub position: u32,
+    /// The table or source relation it reads.
+    pub name: String,
     pub table: u64,
     pub progress: SourceProgress,
 }

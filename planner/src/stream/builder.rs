@@ -374,6 +374,7 @@ impl<'a> GraphBuilder<'a> {
             .with_progress(progress.clone(), resumed.is_some());
             self.table_sources.push(CheckpointedSource {
                 position,
+                name: name.clone(),
                 table: table.layout.id.0,
                 progress,
             });
@@ -401,6 +402,7 @@ impl<'a> GraphBuilder<'a> {
             .with_progress(progress.clone(), resumed.is_some());
             self.table_sources.push(CheckpointedSource {
                 position,
+                name: name.clone(),
                 table: relation.source,
                 progress,
             });
