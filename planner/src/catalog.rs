@@ -142,6 +142,26 @@ impl State {
         Ok(())
     }
 
+    /// Refuses (2BP01) to drop `what` while a view reads one of `names`.
+    fn no_view_reads(&self, names: &[String], what: &str) -> Result<()> {
+        let dependents: Vec<&str> = self
+            .views
+            .values()
+            .filter(|v| v.record.depends_on.iter().any(|d| names.contains(d)))
+            .map(|v| v.record.name.as_str())
+            .collect();
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        Err(Error::user(
+            "2BP01",
+            format!(
+                "cannot drop {what} because materialized views depend on it: {}",
+                dependents.join(", ")
+            ),
+        ))
+    }
+
     /// What is stored now, to change and store again.
     fn document(&self) -> Document {
         Document {
@@ -452,21 +472,7 @@ impl Catalog {
                     format!("table \"{name}\" does not exist"),
                 ));
             };
-            let dependents: Vec<&str> = state
-                .views
-                .values()
-                .filter(|v| v.record.depends_on.iter().any(|d| d == name))
-                .map(|v| v.record.name.as_str())
-                .collect();
-            if !dependents.is_empty() {
-                return Err(Error::user(
-                    "2BP01",
-                    format!(
-                        "cannot drop table \"{name}\" because materialized views depend on it: {}",
-                        dependents.join(", ")
-                    ),
-                ));
-            }
+            state.no_view_reads(&[name.to_string()], &format!("table \"{name}\""))?;
             let mut document = state.document();
             document.tables.retain(|t| t.name != name);
             (entry.layout.id, encode(&document)?)
@@ -536,26 +542,7 @@ impl Catalog {
                     format!("source \"{name}\" does not exist"),
                 ));
             };
-            let dependents: Vec<&str> = state
-                .views
-                .values()
-                .filter(|v| {
-                    v.record
-                        .depends_on
-                        .iter()
-                        .any(|d| source.relations.contains(d))
-                })
-                .map(|v| v.record.name.as_str())
-                .collect();
-            if !dependents.is_empty() {
-                return Err(Error::user(
-                    "2BP01",
-                    format!(
-                        "cannot drop source \"{name}\" because materialized views depend on it: {}",
-                        dependents.join(", ")
-                    ),
-                ));
-            }
+            state.no_view_reads(&source.relations, &format!("source \"{name}\""))?;
             let mut document = state.document();
             document.sources.retain(|s| s.name != name);
             encode(&document)?

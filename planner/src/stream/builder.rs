@@ -51,6 +51,15 @@ pub struct Built {
     pub explain: ExplainNode,
 }
 
+/// A table or source reader being added to the graph.
+struct SourceSlot {
+    receiver: mpsc::UnboundedReceiver<Barrier>,
+    position: u32,
+    identity: String,
+    resumed: Option<u64>,
+    progress: SourceProgress,
+}
+
 pub struct GraphBuilder<'a> {
     pub catalog: &'a Catalog,
     pub tables: Arc<TableStore>,
@@ -349,21 +358,56 @@ impl<'a> GraphBuilder<'a> {
         ))
     }
 
+    /// A new reader of a table or source: its barrier channel, its place
+    /// in the graph and, when restored, the offset its checkpoint recorded.
+    fn source_slot(&mut self, kind: &str) -> SourceSlot {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.sources.push(sender);
+        let (position, identity) = self.next_identity(kind);
+        SourceSlot {
+            receiver,
+            position,
+            identity,
+            resumed: self
+                .restore
+                .and_then(|r| r.source(position))
+                .map(|r| r.offset),
+            progress: SourceProgress::default(),
+        }
+    }
+
+    /// Adds a reader's operator to the graph; checkpoints record how far it
+    /// has read `name` (catalog id `id`).
+    fn source_node(
+        &mut self,
+        name: &str,
+        id: u64,
+        position: u32,
+        progress: SourceProgress,
+        operator: BoxedOperator,
+        visible: usize,
+    ) -> Built {
+        self.table_sources.push(CheckpointedSource {
+            position,
+            name: name.to_string(),
+            table: id,
+            progress,
+        });
+        self.node(operator, visible, format!(" {name}"), None, Vec::new())
+    }
+
     fn scan(&mut self, scan: &TableScan) -> Result<Built> {
         let name = scan.table_name.table().to_string();
         self.depends_on.insert(name.clone());
         let source = if let Some(table) = self.catalog.table(&name) {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            self.sources.push(sender);
-            let (position, identity) = self.next_identity("TableSource");
-            let resumed = self.restore.and_then(|r| r.source(position));
-            let progress = SourceProgress::default();
+            let slot = self.source_slot("TableSource");
             let tables = Arc::clone(&self.tables);
-            let operator = match resumed {
-                Some(resumed) => TableSourceOperator::new(
+            let (receiver, identity) = (slot.receiver, slot.identity);
+            let operator = match slot.resumed {
+                Some(offset) => TableSourceOperator::new(
                     tables,
                     table.layout.id,
-                    LogOffset(resumed.offset),
+                    LogOffset(offset),
                     receiver,
                     identity,
                 )?,
@@ -371,48 +415,34 @@ impl<'a> GraphBuilder<'a> {
                     TableSourceOperator::from_snapshot(tables, table.layout.id, receiver, identity)?
                 }
             }
-            .with_progress(progress.clone(), resumed.is_some());
-            self.table_sources.push(CheckpointedSource {
-                position,
-                name: name.clone(),
-                table: table.layout.id.0,
-                progress,
-            });
+            .with_progress(slot.progress.clone(), slot.resumed.is_some());
             let visible = table.layout.schema.fields().len();
-            self.node(
+            self.source_node(
+                &name,
+                table.layout.id.0,
+                slot.position,
+                slot.progress,
                 Box::new(operator),
                 visible,
-                format!(" {name}"),
-                None,
-                Vec::new(),
             )
         } else if let Some(relation) = self.catalog.source_relation(&name) {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            self.sources.push(sender);
-            let (position, identity) = self.next_identity("NexmarkSource");
-            let resumed = self.restore.and_then(|r| r.source(position));
-            let progress = SourceProgress::default();
+            let slot = self.source_slot("NexmarkSource");
             let operator = NexmarkSourceOperator::new(
                 relation.config,
                 relation.stream,
-                resumed.map_or(0, |r| r.offset),
-                receiver,
-                identity,
+                slot.resumed.unwrap_or(0),
+                slot.receiver,
+                slot.identity,
             )
-            .with_progress(progress.clone(), resumed.is_some());
-            self.table_sources.push(CheckpointedSource {
-                position,
-                name: name.clone(),
-                table: relation.source,
-                progress,
-            });
+            .with_progress(slot.progress.clone(), slot.resumed.is_some());
             let visible = relation.stream.schema().fields().len();
-            self.node(
+            self.source_node(
+                &name,
+                relation.source,
+                slot.position,
+                slot.progress,
                 Box::new(operator),
                 visible,
-                format!(" {name}"),
-                None,
-                Vec::new(),
             )
         } else if let Some(view) = self.catalog.view(&name) {
             let (sender, receiver) = mpsc::channel(16);
