@@ -83,9 +83,14 @@ impl StreamingRuntime {
         }
     }
 
-    /// Injects visibility barriers every `interval` from now on.
+    /// Injects visibility barriers every `interval` from now on; the same
+    /// interval again leaves the ticker's rhythm alone.
     pub fn set_barrier_interval(&self, interval: Duration) {
-        self.barrier_interval.send_replace(interval);
+        self.barrier_interval.send_if_modified(|current| {
+            let changed = *current != interval;
+            *current = interval;
+            changed
+        });
     }
 
     pub fn registry(&self) -> &Arc<ViewRegistry> {
