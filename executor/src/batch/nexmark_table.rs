@@ -42,7 +42,7 @@ impl NexmarkTable {
 #[async_trait]
 impl TableProvider for NexmarkTable {
     fn schema(&self) -> SchemaRef {
-        self.stream.schema()
+        Arc::clone(self.stream.schema())
     }
 
     fn table_type(&self) -> TableType {
@@ -63,7 +63,6 @@ impl TableProvider for NexmarkTable {
             )));
         };
         let scan = NexmarkScan {
-            schema: self.stream.schema(),
             config: self.config,
             stream: self.stream,
             events,
@@ -82,7 +81,6 @@ impl TableProvider for NexmarkTable {
 
 #[derive(Debug)]
 struct NexmarkScan {
-    schema: SchemaRef,
     config: NexmarkConfig,
     stream: Stream,
     events: u64,
@@ -90,7 +88,7 @@ struct NexmarkScan {
 
 impl PartitionStream for NexmarkScan {
     fn schema(&self) -> &SchemaRef {
-        &self.schema
+        self.stream.schema()
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
@@ -104,7 +102,7 @@ impl PartitionStream for NexmarkScan {
             Some((batch, to))
         });
         Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
+            Arc::clone(stream.schema()),
             batches,
         ))
     }

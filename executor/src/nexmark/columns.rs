@@ -92,7 +92,10 @@ impl Stream {
                 ]
             }
         };
-        Ok((RecordBatch::try_new(self.schema(), columns)?, numbers))
+        Ok((
+            RecordBatch::try_new(Arc::clone(self.schema()), columns)?,
+            numbers,
+        ))
     }
 }
 
@@ -105,7 +108,7 @@ mod tests {
         let config = NexmarkConfig::default();
         for stream in Stream::ALL {
             let (batch, numbers) = stream.batch(&config, 100..600).unwrap();
-            assert_eq!(batch.schema(), stream.schema());
+            assert_eq!(&batch.schema(), stream.schema());
             assert_eq!(batch.num_rows(), numbers.len());
             assert!(
                 numbers

@@ -10,7 +10,7 @@
 mod columns;
 mod generator;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -77,8 +77,15 @@ impl Stream {
             .find(|s| s.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// The stream's columns (NEXMARK.md).
-    pub fn schema(self) -> SchemaRef {
+    /// The stream's columns (NEXMARK.md), built once.
+    pub fn schema(self) -> &'static SchemaRef {
+        static SCHEMAS: OnceLock<[SchemaRef; 3]> = OnceLock::new();
+        let schemas = SCHEMAS.get_or_init(|| Stream::ALL.map(Stream::build_schema));
+        // `ALL` lists the streams in declaration order.
+        &schemas[self as usize]
+    }
+
+    fn build_schema(self) -> SchemaRef {
         let int = |name: &str| Field::new(name, DataType::Int64, false);
         let text = |name: &str| Field::new(name, DataType::Utf8, false);
         let time =
