@@ -17,10 +17,33 @@ pub use nexmark_table::NexmarkTable;
 pub use stored_table::StoredTable;
 pub use view_table::{QueryPin, VIEW_ROWS_TABLE, ViewTable};
 
-use datafusion::error::DataFusionError;
+use std::sync::Arc;
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
 /// Wraps a storage error so the server can still find it (and its SQLSTATE)
 /// inside DataFusion's error.
 pub(crate) fn storage_error(e: weir_storage::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
+}
+
+/// A scan as one bounded, unordered partition, with the projection and
+/// limit DataFusion asked for.
+pub(crate) fn partition_scan(
+    partition: impl PartitionStream + 'static,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = Arc::clone(partition.schema());
+    let exec = StreamingTableExec::try_new(
+        schema,
+        vec![Arc::new(partition)],
+        projection,
+        [],
+        false,
+        limit,
+    )?;
+    Ok(Arc::new(exec))
 }

@@ -14,7 +14,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 
 use crate::nexmark::{NexmarkConfig, Stream};
 
@@ -67,15 +67,7 @@ impl TableProvider for NexmarkTable {
             stream: self.stream,
             events,
         };
-        let exec = StreamingTableExec::try_new(
-            self.schema(),
-            vec![Arc::new(scan)],
-            projection,
-            [],
-            false,
-            limit,
-        )?;
-        Ok(Arc::new(exec))
+        super::partition_scan(scan, projection, limit)
     }
 }
 

@@ -17,7 +17,6 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::streaming::StreamingTableExec;
 use weir_storage::{TableKey, TableLayout, TableStore};
 
 use super::key_lookup;
@@ -89,15 +88,7 @@ impl StoredTable {
             schema: Arc::clone(&self.layout.schema),
             keys,
         };
-        let exec = StreamingTableExec::try_new(
-            Arc::clone(&self.layout.schema),
-            vec![Arc::new(scan)],
-            projection,
-            [],
-            false,
-            limit,
-        )?;
-        Ok(Arc::new(exec))
+        super::partition_scan(scan, projection, limit)
     }
 
     /// Rows matching `filters`, projected to `exprs` (over the table's columns).

@@ -19,7 +19,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::streaming::PartitionStream;
 use tokio::sync::mpsc;
 use weir_storage::StateStore;
 
@@ -96,15 +96,7 @@ impl TableProvider for ViewTable {
             schema: Arc::clone(&self.schema),
             stored: self.stored.clone(),
         };
-        let exec = StreamingTableExec::try_new(
-            Arc::clone(&self.schema),
-            vec![Arc::new(scan)],
-            projection,
-            [],
-            false,
-            limit,
-        )?;
-        Ok(Arc::new(exec))
+        super::partition_scan(scan, projection, limit)
     }
 }
 
