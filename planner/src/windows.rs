@@ -14,9 +14,10 @@ use datafusion::sql::sqlparser::ast::{
     DateTimeField, Expr, FunctionArg, FunctionArgExpr, Interval, Statement, TableFactor, Value,
     ValueWithSpan, VisitMut, VisitorMut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use weir_executor::checkpoint::parse_duration;
 
-use crate::parser::StatementParser;
 use crate::{Error, Result};
 
 /// Rewrites every `TUMBLE(...)` and `HOP(...)` in `statement`.
@@ -143,23 +144,17 @@ fn window_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Res
         })
         .collect();
     let alias = alias.unwrap_or_else(|| table.to_string());
-    let sql = format!("SELECT * FROM ({}) AS {alias}", phases.join(" UNION ALL "));
-    let parsed = StatementParser::default().parse(&sql)?;
-    let derived = parsed.into_iter().next().and_then(|p| match p.statement {
-        Statement::Query(query) => match *query.body {
-            datafusion::sql::sqlparser::ast::SetExpr::Select(select) => {
-                select.from.into_iter().next().map(|from| from.relation)
-            }
-            _ => None,
-        },
-        _ => None,
-    });
-    derived.ok_or_else(|| Error::Internal(format!("window rewrite did not parse: {sql}")))
+    let sql = format!("({}) AS {alias}", phases.join(" UNION ALL "));
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut parser| parser.parse_table_factor())
+        .map_err(|e| Error::Internal(format!("window rewrite {sql} did not parse: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parser::StatementParser;
 
     fn rewritten(sql: &str) -> Result<String> {
         let mut parsed = StatementParser::default().parse(sql)?;
