@@ -27,5 +27,6 @@ pub mod operator;
 pub mod operators;
 pub mod runtime;
 pub mod state;
+pub mod watermark;
 
 pub use batch::StoredTable;

@@ -12,6 +12,11 @@
 //! Output: keyed by the group columns. A changed group is retracted and
 //! re-emitted as an update pair; a group whose last row goes is deleted;
 //! a global aggregate always has its one row (`count` 0 on no input).
+//!
+//! Grouped by a watermarked column (a window), groups below the watermark
+//! are closed (see [`crate::aggregate::WindowClose`]): their state goes,
+//! and late rows for them are dropped. With `EMIT ON WINDOW CLOSE` the
+//! output is append-only: each group's final row, once, when it closes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,11 +33,13 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_storage::StateStore;
 
-use super::unary::{ChunkHandler, run_handler};
-use crate::aggregate::AggCall;
-use crate::message::{Barrier, Op, StreamChunk};
+use super::filter::filter_chunk;
+use super::unary::{ChunkHandler, Emitted, run_handler};
+use crate::aggregate::{AggCall, WindowClose};
+use crate::message::{Barrier, Op, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
+use crate::watermark::{WatermarkDerivation, WatermarkProgress};
 
 pub struct HashAggOperator {
     info: OperatorInfo,
@@ -51,6 +58,10 @@ struct Aggregation {
     groups: StateTable,
     /// Per call, its multiset table if it has one.
     multisets: Vec<Option<StateTable>>,
+    /// The id of the first state table; the others follow it.
+    first_table: u32,
+    /// Closes groups below the watermark, when grouped by a window.
+    window: Option<WindowClose>,
 }
 
 /// One group's state while a chunk is applied.
@@ -151,12 +162,57 @@ impl HashAggOperator {
             group_keys,
             groups,
             multisets,
+            first_table,
+            window: None,
         };
         Ok(Self {
             info,
             input,
             aggregation,
         })
+    }
+
+    /// Closes windows: the first group column that carries a watermark of
+    /// the input's `watermarked` columns is the window. With
+    /// `emit_on_close`, output is each group's final row as it closes, and
+    /// a window column is required.
+    pub fn close_windows(
+        mut self,
+        watermarked: &[usize],
+        emit_on_close: bool,
+        store: Arc<dyn StateStore>,
+        progress: WatermarkProgress,
+    ) -> Result<Self> {
+        let aggregation = &mut self.aggregation;
+        let derivation = WatermarkDerivation::all(
+            &aggregation.group_exprs,
+            &aggregation.input_schema,
+            Some(watermarked),
+        )
+        .into_iter()
+        .next();
+        let Some(derivation) = derivation else {
+            if emit_on_close {
+                return Err(DataFusionError::Plan(
+                    "EMIT ON WINDOW CLOSE needs a GROUP BY column with a watermark, such as \
+                     window_start of TUMBLE or HOP over a table or source with WATERMARK FOR"
+                        .into(),
+                ));
+            }
+            return Ok(self);
+        };
+        let window_type = aggregation.group_types[derivation.output].clone();
+        let table = StateTableId(aggregation.first_table + 1 + aggregation.calls.len() as u32);
+        aggregation.window = Some(WindowClose::new(
+            derivation,
+            emit_on_close,
+            &window_type,
+            store,
+            table,
+            progress,
+        )?);
+        self.info.append_only = emit_on_close;
+        Ok(self)
     }
 }
 
@@ -337,11 +393,21 @@ impl Aggregation {
         let key_of =
             |g: usize| -> Vec<ArrayRef> { group_keys.iter().map(|k| k.slice(g, 1)).collect() };
         let mut groups = self.load(&group_keys)?;
+        if let Some(window) = &mut self.window {
+            let encoded = self.group_keys.convert_columns(&group_keys)?;
+            let new = groups.iter().enumerate().filter(|(_, g)| !g.existed);
+            window.open_groups(
+                &group_keys[window.group_column()],
+                &encoded,
+                new.map(|(g, _)| g),
+            )?;
+        }
+        let emit_changes = !self.window.as_ref().is_some_and(|w| w.emit_on_close);
         let old: Vec<Option<Vec<ScalarValue>>> = groups
             .iter()
             .enumerate()
             .map(|(g, group)| {
-                if group.existed {
+                if group.existed && emit_changes {
                     self.output_row(group, &key_of(g), &key_rows[g])
                 } else {
                     Ok(None)
@@ -386,6 +452,10 @@ impl Aggregation {
             }
         }
 
+        if !emit_changes {
+            self.write_groups(&key_rows, &groups)?;
+            return Ok(None);
+        }
         let mut ops = Vec::new();
         let mut rows = Vec::new();
         for (g, group) in groups.iter().enumerate() {
@@ -411,6 +481,59 @@ impl Aggregation {
         if rows.is_empty() {
             return Ok(None);
         }
+        StreamChunk::from_rows(Arc::clone(&self.output_schema), ops, rows).map(Some)
+    }
+
+    /// Removes the closed groups (encoded group keys) and their multisets;
+    /// when emitting on close, returns their final rows.
+    fn close_groups(&mut self, closed: &[Vec<u8>]) -> Result<Option<StreamChunk>> {
+        let emit = self.window.as_ref().is_some_and(|w| w.emit_on_close);
+        let mut rows = Vec::new();
+        for batch in closed.chunks(4096) {
+            let parser = self.group_keys.parser();
+            let keys = self
+                .group_keys
+                .convert_rows(batch.iter().map(|k| parser.parse(k)))?;
+            let groups = self.load(&keys)?;
+            let mut present = Vec::new();
+            for (g, group) in groups.iter().enumerate() {
+                if !group.existed {
+                    continue;
+                }
+                if emit {
+                    let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(g, 1)).collect();
+                    let key_row = keys
+                        .iter()
+                        .map(|k| ScalarValue::try_from_array(k, g))
+                        .collect::<Result<Vec<_>>>()?;
+                    rows.extend(self.output_row(group, &key, &key_row)?);
+                }
+                present.push(g as u32);
+            }
+            let present = UInt32Array::from(present);
+            let keys: Vec<ArrayRef> = keys
+                .iter()
+                .map(|k| Ok(take(k.as_ref(), &present, None)?))
+                .collect::<Result<_>>()?;
+            self.groups.delete_keys(&keys)?;
+            for table in self.multisets.iter_mut().flatten() {
+                for g in 0..present.len() {
+                    let prefix: Vec<ArrayRef> = keys.iter().map(|k| k.slice(g, 1)).collect();
+                    let mut values = Vec::new();
+                    table.scan_prefix(&prefix, 1024, |batch| {
+                        values.push(batch);
+                        Ok(true)
+                    })?;
+                    for batch in &values {
+                        table.delete(batch)?;
+                    }
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let ops = vec![Op::Insert; rows.len()];
         StreamChunk::from_rows(Arc::clone(&self.output_schema), ops, rows).map(Some)
     }
 
@@ -550,6 +673,9 @@ impl Aggregation {
 
 impl ChunkHandler for Aggregation {
     fn start(&mut self) -> Result<Option<StreamChunk>> {
+        if let Some(window) = &mut self.window {
+            window.restore(&self.groups, &self.group_keys, self.group_types.len())?;
+        }
         if !self.is_global() {
             return Ok(None);
         }
@@ -570,11 +696,37 @@ impl ChunkHandler for Aggregation {
         .map(Some)
     }
 
-    fn chunk(&mut self, chunk: StreamChunk) -> Result<Option<StreamChunk>> {
-        self.apply(&chunk)
+    fn chunk(&mut self, chunk: StreamChunk) -> Result<Emitted> {
+        let Some(window) = &mut self.window else {
+            return Ok((self.apply(&chunk)?, None));
+        };
+        let windows = self.group_exprs[window.group_column()]
+            .evaluate(chunk.data())?
+            .into_array(chunk.num_rows())?;
+        let chunk = match window.on_time(&windows)? {
+            Some(on_time) => filter_chunk(&chunk, &on_time)?,
+            None => chunk,
+        };
+        if chunk.is_empty() {
+            return Ok((None, None));
+        }
+        Ok((self.apply(&chunk)?, None))
+    }
+
+    fn watermark(&mut self, watermark: Watermark) -> Result<Emitted> {
+        let Some(window) = &mut self.window else {
+            return Ok((None, None));
+        };
+        let Some((watermark, closed)) = window.advance(&watermark)? else {
+            return Ok((None, None));
+        };
+        Ok((self.close_groups(&closed)?, Some(watermark)))
     }
 
     fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
+        if let Some(window) = &mut self.window {
+            window.commit(barrier.epoch)?;
+        }
         self.groups.commit(barrier.epoch)?;
         for table in self.multisets.iter_mut().flatten() {
             table.commit(barrier.epoch)?;
@@ -604,7 +756,8 @@ mod tests {
 
     use super::*;
     use crate::aggregate::AggKind;
-    use crate::operators::testing::{lines, run, source};
+    use crate::message::Message;
+    use crate::operators::testing::{chunk, collect, lines, messages, pretty, run, source, stop};
 
     fn call(
         kind: AggKind,
@@ -676,5 +829,78 @@ mod tests {
             ]
         });
         assert_eq!(out, lines("+ 0 .\nU- 0 .\nU+ 2 7"));
+    }
+
+    fn watermark(value: i64) -> Message {
+        Message::Watermark(Watermark {
+            column: 0,
+            value: ScalarValue::Int64(Some(value)),
+        })
+    }
+
+    /// Counts rows per window `c0` over `input`, closing windows.
+    fn windowed_count(emit_on_close: bool, input: Vec<Message>) -> Vec<Message> {
+        let input = messages("I I", input);
+        let schema = Arc::clone(&input.info().schema);
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let groups = vec![(col("c0", &schema).unwrap(), "window".to_string())];
+        let count = vec![call(AggKind::Count, None, &schema, DataType::Int64, false)];
+        let operator =
+            HashAggOperator::new(input, groups, count, Arc::clone(&store), 1, "agg".into())
+                .unwrap()
+                .close_windows(&[0], emit_on_close, store, WatermarkProgress::default())
+                .unwrap();
+        assert_eq!(operator.info().append_only, emit_on_close);
+        futures::executor::block_on(collect(Box::new(operator)))
+    }
+
+    fn rows(text: &str) -> Message {
+        Message::Chunk(chunk("I I", text))
+    }
+
+    /// Each message as a line: a chunk's rows, a watermark, a barrier.
+    fn shown(output: &[Message]) -> Vec<String> {
+        output
+            .iter()
+            .map(|m| match m {
+                Message::Chunk(c) => pretty(c).join(", "),
+                Message::Watermark(w) => format!("watermark {}", w.value),
+                Message::Barrier(_) => "barrier".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn windows_close_once_at_the_watermark_and_late_rows_are_dropped() {
+        let input = vec![
+            rows("+ 10 1\n+ 10 2\n+ 20 3"),
+            watermark(15),
+            // Window 5 closed before it began: late.
+            rows("+ 5 9\n+ 20 4\n+ 30 1"),
+            watermark(40),
+            stop(1),
+        ];
+        assert_eq!(
+            shown(&windowed_count(true, input.clone())),
+            [
+                "+ 10 2",
+                "watermark 15",
+                "+ 20 2, + 30 1",
+                "watermark 40",
+                "barrier"
+            ]
+        );
+        // Emitting changes: the same counts as they change. Window 10 is
+        // forgotten at 15, and the late row for 5 changes nothing.
+        assert_eq!(
+            shown(&windowed_count(false, input)),
+            [
+                "+ 10 2, + 20 1",
+                "watermark 15",
+                "U- 20 1, U+ 20 2, + 30 1",
+                "watermark 40",
+                "barrier"
+            ]
+        );
     }
 }

@@ -12,6 +12,7 @@ mod top_n;
 mod unary;
 mod union;
 mod view_source;
+mod watermark_filter;
 
 pub use filter::FilterOperator;
 pub use hash_agg::HashAggOperator;
@@ -23,6 +24,7 @@ pub use table_source::{ROW_ID_COLUMN, TableSourceOperator};
 pub use top_n::{Limit, TopNOperator};
 pub use union::UnionOperator;
 pub use view_source::ViewSourceOperator;
+pub use watermark_filter::WatermarkFilterOperator;
 
 #[cfg(test)]
 mod barriers;

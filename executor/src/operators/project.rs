@@ -1,8 +1,9 @@
 //! Project: computes output columns from each input row.
 //!
 //! Stateless; ops pass through unchanged, so retractions retract the same
-//! computed values. Watermarks follow their column when it is projected as
-//! is, and are dropped otherwise.
+//! computed values. A watermark goes on to every output column computed
+//! from its column by an expression that never decreases as the column
+//! grows (see [`crate::watermark`]), and is dropped otherwise.
 
 use std::sync::Arc;
 
@@ -11,15 +12,17 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
-use futures::{StreamExt, future};
+use futures::{StreamExt, stream};
 
 use crate::message::{Message, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
+use crate::watermark::WatermarkDerivation;
 
 pub struct ProjectOperator {
     info: OperatorInfo,
     input: BoxedOperator,
     exprs: Vec<Arc<dyn PhysicalExpr>>,
+    watermarks: Vec<WatermarkDerivation>,
 }
 
 /// The output position of input column `input`, if projected as is.
@@ -69,8 +72,28 @@ impl ProjectOperator {
             stream_key,
             append_only: input.info().append_only,
         };
-        Ok(Self { info, input, exprs })
+        let watermarks = WatermarkDerivation::all(&exprs, &input_schema, None);
+        Ok(Self {
+            info,
+            input,
+            exprs,
+            watermarks,
+        })
     }
+}
+
+/// The output watermarks an input watermark gives.
+fn derived(watermarks: &[WatermarkDerivation], input: &Watermark) -> Result<Vec<Message>> {
+    watermarks
+        .iter()
+        .filter(|d| d.input == input.column)
+        .map(|d| {
+            Ok(Message::Watermark(Watermark {
+                column: d.output,
+                value: d.derive(&input.value)?,
+            }))
+        })
+        .collect()
 }
 
 impl Operator for ProjectOperator {
@@ -79,9 +102,14 @@ impl Operator for ProjectOperator {
     }
 
     fn execute(self: Box<Self>) -> BoxedMessageStream {
-        let Self { info, input, exprs } = *self;
+        let Self {
+            info,
+            input,
+            exprs,
+            watermarks,
+        } = *self;
         let schema = info.schema;
-        let messages = input.execute().filter_map(move |message| {
+        let messages = input.execute().flat_map(move |message| {
             let projected = match message {
                 Ok(Message::Chunk(chunk)) => {
                     let rows = chunk.num_rows();
@@ -92,18 +120,17 @@ impl Operator for ProjectOperator {
                     columns
                         .and_then(|columns| Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?))
                         .and_then(|data| StreamChunk::new(chunk.ops().to_vec(), data))
-                        .map(|chunk| Some(Message::Chunk(chunk)))
+                        .map(|chunk| vec![Message::Chunk(chunk)])
                 }
-                Ok(Message::Watermark(w)) => Ok(output_of(&exprs, w.column).map(|column| {
-                    Message::Watermark(Watermark {
-                        column,
-                        value: w.value,
-                    })
-                })),
-                Ok(other) => Ok(Some(other)),
+                Ok(Message::Watermark(w)) => derived(&watermarks, &w),
+                Ok(other) => Ok(vec![other]),
                 Err(e) => Err(e),
             };
-            future::ready(projected.transpose())
+            let projected: Vec<Result<Message>> = match projected {
+                Ok(messages) => messages.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            stream::iter(projected)
         });
         Box::pin(messages)
     }

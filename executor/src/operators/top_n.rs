@@ -23,7 +23,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use weir_storage::StateStore;
 
-use super::unary::{ChunkHandler, run_handler};
+use super::unary::{ChunkHandler, Emitted, run_handler};
 use crate::message::{Barrier, Op, StreamChunk};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
@@ -211,8 +211,8 @@ impl TopN {
 }
 
 impl ChunkHandler for TopN {
-    fn chunk(&mut self, chunk: StreamChunk) -> Result<Option<StreamChunk>> {
-        self.apply(&chunk)
+    fn chunk(&mut self, chunk: StreamChunk) -> Result<Emitted> {
+        Ok((self.apply(&chunk)?, None))
     }
 
     fn barrier(&mut self, barrier: &Barrier) -> Result<()> {

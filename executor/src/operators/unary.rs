@@ -1,11 +1,14 @@
-//! The loop shared by single-input operators that turn each input chunk
-//! into at most one output chunk and act on barriers.
+//! The loop shared by single-input operators that turn each input message
+//! into at most one output chunk and one watermark, and act on barriers.
 
 use datafusion::error::Result;
 use futures::{StreamExt, stream};
 
-use crate::message::{Barrier, Message, StreamChunk};
+use crate::message::{Barrier, Message, StreamChunk, Watermark};
 use crate::operator::BoxedMessageStream;
+
+/// What one input message gave: a chunk, then a watermark.
+pub(crate) type Emitted = (Option<StreamChunk>, Option<Watermark>);
 
 pub(crate) trait ChunkHandler: Send + 'static {
     /// Output before any input: e.g. the row of a global aggregate.
@@ -13,10 +16,23 @@ pub(crate) trait ChunkHandler: Send + 'static {
         Ok(None)
     }
 
-    fn chunk(&mut self, chunk: StreamChunk) -> Result<Option<StreamChunk>>;
+    fn chunk(&mut self, chunk: StreamChunk) -> Result<Emitted>;
+
+    /// An input watermark; dropped unless the handler carries it.
+    fn watermark(&mut self, _watermark: Watermark) -> Result<Emitted> {
+        Ok((None, None))
+    }
 
     /// Called before the barrier is forwarded: commit the epoch's state.
     fn barrier(&mut self, barrier: &Barrier) -> Result<()>;
+}
+
+struct Running<H> {
+    input: BoxedMessageStream,
+    handler: H,
+    started: bool,
+    /// A watermark to send after the chunk just sent.
+    pending: Option<Watermark>,
 }
 
 /// Runs `handler` over `input`; ends with the input or the first error.
@@ -24,34 +40,49 @@ pub(crate) fn run_handler(
     input: BoxedMessageStream,
     handler: impl ChunkHandler,
 ) -> BoxedMessageStream {
-    Box::pin(stream::unfold(
-        Some((input, handler, false)),
-        |state| async move {
-            let (mut input, mut handler, started) = state?;
-            if !started {
-                match handler.start() {
-                    Ok(Some(chunk)) => {
-                        return Some((Ok(Message::Chunk(chunk)), Some((input, handler, true))));
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Some((Err(e), None)),
-                }
+    let running = Running {
+        input,
+        handler,
+        started: false,
+        pending: None,
+    };
+    Box::pin(stream::unfold(Some(running), |state| async move {
+        let mut running = state?;
+        if let Some(watermark) = running.pending.take() {
+            return Some((Ok(Message::Watermark(watermark)), Some(running)));
+        }
+        if !std::mem::replace(&mut running.started, true) {
+            match running.handler.start() {
+                Ok(Some(chunk)) => return Some((Ok(Message::Chunk(chunk)), Some(running))),
+                Ok(None) => {}
+                Err(e) => return Some((Err(e), None)),
             }
-            loop {
-                let output = match input.next().await? {
-                    Ok(Message::Chunk(chunk)) => match handler.chunk(chunk) {
-                        Ok(Some(chunk)) if !chunk.is_empty() => Ok(Message::Chunk(chunk)),
-                        Ok(_) => continue,
-                        Err(e) => Err(e),
-                    },
-                    Ok(Message::Barrier(barrier)) => handler
+        }
+        loop {
+            let emitted = match running.input.next().await? {
+                Ok(Message::Chunk(chunk)) => running.handler.chunk(chunk),
+                Ok(Message::Watermark(watermark)) => running.handler.watermark(watermark),
+                Ok(Message::Barrier(barrier)) => {
+                    let output = running
+                        .handler
                         .barrier(&barrier)
-                        .map(|()| Message::Barrier(barrier)),
-                    other => other,
-                };
-                let next = output.is_ok().then_some((input, handler, true));
-                return Some((output, next));
+                        .map(|()| Message::Barrier(barrier));
+                    let next = output.is_ok().then_some(running);
+                    return Some((output, next));
+                }
+                Err(e) => Err(e),
+            };
+            match emitted {
+                Ok((Some(chunk), watermark)) if !chunk.is_empty() => {
+                    running.pending = watermark;
+                    return Some((Ok(Message::Chunk(chunk)), Some(running)));
+                }
+                Ok((_, Some(watermark))) => {
+                    return Some((Ok(Message::Watermark(watermark)), Some(running)));
+                }
+                Ok((_, None)) => continue,
+                Err(e) => return Some((Err(e), None)),
             }
-        },
-    ))
+        }
+    }))
 }

@@ -4,6 +4,7 @@
 //! chunks forwarded under one schema. The planner makes each input carry
 //! its branch number and its own stream key in columns of their own, so
 //! the output's stream key (those columns) is unique across branches.
+//! A column's watermark is the smallest of the inputs' latest.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use futures::StreamExt;
 use crate::align::{Aligned, AlignmentMeter, align};
 use crate::message::{Message, StreamChunk};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
+use crate::watermark::MergedWatermarks;
 
 pub struct UnionOperator {
     info: OperatorInfo,
@@ -84,8 +86,9 @@ impl Operator for UnionOperator {
             inputs,
             alignment,
         } = *self;
-        let inputs = inputs.into_iter().map(|i| i.execute()).collect();
+        let inputs: Vec<_> = inputs.into_iter().map(|i| i.execute()).collect();
         let schema = info.schema;
+        let mut watermarks = MergedWatermarks::new(inputs.len());
         Box::pin(
             align(inputs, info.identity, alignment).filter_map(move |item| {
                 let message = match item {
@@ -95,7 +98,9 @@ impl Operator for UnionOperator {
                             .and_then(|data| StreamChunk::new(chunk.ops().to_vec(), data))
                             .map(|chunk| Some(Message::Chunk(chunk)))
                     }
-                    Ok(Aligned::Watermark(..)) => Ok(None),
+                    Ok(Aligned::Watermark(input, watermark)) => {
+                        Ok(watermarks.update(input, watermark).map(Message::Watermark))
+                    }
                     Ok(Aligned::Barrier(barrier, _)) => Ok(Some(Message::Barrier(barrier))),
                     Err(e) => Err(e),
                 };

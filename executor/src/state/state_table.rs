@@ -228,6 +228,14 @@ impl StateTable {
         self.spill_if_full()
     }
 
+    /// Deletes the rows with these keys (columns in key order).
+    pub fn delete_keys(&mut self, key_columns: &[ArrayRef]) -> Result<()> {
+        for key in self.keys_of(key_columns)? {
+            self.pending.insert(key, None);
+        }
+        self.spill_if_full()
+    }
+
     /// The rows with these keys (columns in key order), as this epoch sees them.
     pub fn get(&self, key_columns: &[ArrayRef]) -> Result<Lookup> {
         let mut found_rows = Vec::new();
