@@ -22,11 +22,13 @@ use weir_executor::checkpoint::SourceProgress;
 use weir_executor::message::ViewId;
 use weir_executor::nexmark::{NexmarkConfig, Stream};
 use weir_executor::operator::OperatorInfo;
+use weir_executor::watermark::WatermarkProgress;
 use weir_storage::{TableId, TableLayout, TableStore};
 
 use crate::ddl::{TableSpec, table_spec};
 use crate::parser::StatementParser;
 use crate::sources::{SourceSpec, source_spec};
+use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
 
 const FORMAT_VERSION: u32 = 1;
@@ -69,6 +71,9 @@ pub struct ViewEntry {
     /// How far each of its table and source readers is: the offset at the
     /// last barrier.
     pub sources: Vec<(String, SourceProgress)>,
+    /// The watermark and late rows of each operator that keeps one, by
+    /// operator identity.
+    pub watermarks: Vec<(String, WatermarkProgress)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +83,8 @@ struct TableRecord {
     /// The `CREATE TABLE` statement, without weir's extension clauses.
     sql: String,
     append_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    watermark: Option<WatermarkDecl>,
 }
 
 /// A source as stored: re-read from its SQL at start.
@@ -87,6 +94,8 @@ struct SourceRecord {
     name: String,
     /// The `CREATE SOURCE` statement, in its `CREATE TABLE` form.
     sql: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    watermark: Option<WatermarkDecl>,
 }
 
 /// A source and the relations it provides.
@@ -104,6 +113,7 @@ pub struct SourceRelation {
     pub config: NexmarkConfig,
     pub stream: Stream,
     pub provider: Arc<NexmarkTable>,
+    pub watermark: Option<WatermarkDecl>,
 }
 
 /// A table as the catalog knows it.
@@ -112,6 +122,13 @@ pub struct TableEntry {
     pub layout: TableLayout,
     pub provider: Arc<StoredTable>,
     record: TableRecord,
+}
+
+impl TableEntry {
+    /// Its `WATERMARK FOR`, if it declared one.
+    pub fn watermark(&self) -> Option<&WatermarkDecl> {
+        self.record.watermark.as_ref()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -178,11 +195,16 @@ impl State {
         let mut relations = Vec::new();
         for (name, stream) in spec.streams {
             let provider = Arc::new(NexmarkTable::new(name.clone(), spec.config, stream));
+            let watermark = record
+                .watermark
+                .clone()
+                .filter(|w| stream.schema().index_of(&w.column).is_ok());
             let relation = SourceRelation {
                 source: record.id,
                 config: spec.config,
                 stream,
                 provider,
+                watermark,
             };
             self.relations.insert(name.clone(), Arc::new(relation));
             relations.push(name);
@@ -238,7 +260,7 @@ impl Catalog {
             state.stored_views = views;
             for record in document.tables {
                 let parsed = parser.parse(&record.sql)?;
-                let spec = match parsed.first().map(|p| &p.statement) {
+                let mut spec = match parsed.first().map(|p| &p.statement) {
                     Some(Statement::CreateTable(create)) => table_spec(create, record.append_only)?,
                     _ => {
                         return Err(Error::Internal(format!(
@@ -247,6 +269,7 @@ impl Catalog {
                         )));
                     }
                 };
+                spec.watermark = record.watermark.clone();
                 let entry = entry(&store, spec, record)?;
                 store.attach_table(entry.layout.clone())?;
                 state
@@ -433,6 +456,7 @@ impl Catalog {
                 name: spec.name.clone(),
                 sql,
                 append_only,
+                watermark: spec.watermark.clone(),
             };
             let entry = entry(&self.store, spec, record.clone())?;
             let mut document = state.document();
@@ -511,6 +535,7 @@ impl Catalog {
                 id: state.next_id,
                 name: spec.name.clone(),
                 sql,
+                watermark: spec.watermark.clone(),
             };
             let mut document = state.document();
             document.sources.push(record.clone());

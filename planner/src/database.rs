@@ -33,7 +33,7 @@ use weir_storage::{SharedMemory, TableStore};
 use crate::catalog::{Catalog, PublicSchema};
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::parser::{ParsedStatement, StatementParser};
-use crate::sources::{SourceSpec, source_spec};
+use crate::sources::{SourceSpec, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
 use crate::system_tables::{SHOW_CHECKPOINTS, SYSTEM_SCHEMA, SystemSchema};
 use crate::views::{
@@ -324,20 +324,23 @@ impl Database {
         let mut specs = Vec::new();
         for record in records {
             let parsed = self.parser.parse(&record.sql)?;
-            let Some(Statement::CreateView(create)) = parsed.first().map(|p| &p.statement) else {
+            let Some((Statement::CreateView(create), emit_on_window_close)) = parsed
+                .first()
+                .map(|p| (&p.statement, p.emit_on_window_close))
+            else {
                 return Err(Error::Internal(format!(
                     "stored definition of {} is not CREATE MATERIALIZED VIEW",
                     record.name
                 )));
             };
             // Planned as it is started: a view's plan may read the views before it.
-            specs.push((record, create.clone()));
+            specs.push((record, (create.clone(), emit_on_window_close)));
         }
         let restorable = restorable_views(restored, &specs);
         let started = std::time::Instant::now();
         let mut launches = Vec::new();
-        for (record, create) in specs.iter().filter(|(r, _)| restorable.contains(&r.id)) {
-            let spec = view_spec(&ctx.state(), create, record.sql.clone()).await?;
+        for (record, (create, eowc)) in specs.iter().filter(|(r, _)| restorable.contains(&r.id)) {
+            let spec = view_spec(&ctx.state(), create, record.sql.clone(), *eowc).await?;
             let checkpoint = restored.and_then(|m| m.view(record.id));
             let built = build_view(
                 &self.catalog,
@@ -357,8 +360,8 @@ impl Database {
             }
             tracing::info!(views = restorable.len(), elapsed = ?started.elapsed(), "views restored from checkpoint");
         }
-        for (record, create) in specs.iter().filter(|(r, _)| !restorable.contains(&r.id)) {
-            let spec = view_spec(&ctx.state(), create, record.sql.clone()).await?;
+        for (record, (create, eowc)) in specs.iter().filter(|(r, _)| !restorable.contains(&r.id)) {
+            let spec = view_spec(&ctx.state(), create, record.sql.clone(), *eowc).await?;
             let started = std::time::Instant::now();
             self.start_view(&ctx, &spec, record.id, false).await?;
             tracing::info!(view = %record.name, elapsed = ?started.elapsed(), "materialized view started");
@@ -482,6 +485,8 @@ impl Database {
             checkpoint,
             alter_system,
             source,
+            watermark,
+            emit_on_window_close,
         } = parsed;
         if checkpoint {
             return Ok(Prepared::Checkpoint);
@@ -490,11 +495,15 @@ impl Database {
             return self.prepare_session(ctx, session?, alter_system).await;
         }
         match &statement {
-            Statement::CreateTable(create) if source => Ok(Prepared::CreateSource {
-                spec: source_spec(create)?,
-                sql: statement.to_string(),
-                if_not_exists: create.if_not_exists,
-            }),
+            Statement::CreateTable(create) if source => {
+                let mut spec = source_spec(create)?;
+                spec.watermark = source_watermark(&ctx.state(), &spec, watermark)?;
+                Ok(Prepared::CreateSource {
+                    spec,
+                    sql: statement.to_string(),
+                    if_not_exists: create.if_not_exists,
+                })
+            }
             Statement::Drop {
                 object_type: ObjectType::Table,
                 if_exists,
@@ -504,12 +513,24 @@ impl Database {
                 names: names.iter().map(table_name).collect::<Result<_>>()?,
                 if_exists: *if_exists,
             }),
-            Statement::CreateTable(create) => Ok(Prepared::CreateTable {
-                spec: table_spec(create, append_only)?,
-                sql: statement.to_string(),
-                append_only,
-                if_not_exists: create.if_not_exists,
-            }),
+            Statement::CreateTable(create) => {
+                let mut spec = table_spec(create, append_only)?;
+                if let Some(watermark) = watermark {
+                    if !append_only {
+                        return Err(Error::not_supported(
+                            "WATERMARK FOR is only allowed on APPEND ONLY tables and sources",
+                        ));
+                    }
+                    watermark.plan(&ctx.state(), &spec.schema)?;
+                    spec.watermark = Some(watermark);
+                }
+                Ok(Prepared::CreateTable {
+                    spec,
+                    sql: statement.to_string(),
+                    append_only,
+                    if_not_exists: create.if_not_exists,
+                })
+            }
             Statement::Drop {
                 object_type: ObjectType::Table,
                 if_exists,
@@ -534,7 +555,13 @@ impl Database {
                 "DROP {object_type} is not supported"
             ))),
             Statement::CreateView(create) => Ok(Prepared::CreateView(Box::new(
-                view_spec(&ctx.state(), create, statement.to_string()).await?,
+                view_spec(
+                    &ctx.state(),
+                    create,
+                    view_sql(&statement, emit_on_window_close),
+                    emit_on_window_close,
+                )
+                .await?,
             ))),
             Statement::Explain {
                 statement: inner,
@@ -544,7 +571,13 @@ impl Database {
                 let Statement::CreateView(create) = inner.as_ref() else {
                     unreachable!("matched above")
                 };
-                let spec = view_spec(&ctx.state(), create, inner.to_string()).await?;
+                let spec = view_spec(
+                    &ctx.state(),
+                    create,
+                    view_sql(inner, emit_on_window_close),
+                    emit_on_window_close,
+                )
+                .await?;
                 let built = build_view(&self.catalog, &ctx.state(), &self.runtime, &spec, 0, None)?;
                 Ok(Prepared::ExplainView(built.explain.lines()))
             }
@@ -797,14 +830,21 @@ impl Drop for Database {
     }
 }
 
+/// A view's SQL as the catalog stores it: weir's closing clause included,
+/// so the view plans the same when started again.
+fn view_sql(statement: &Statement, emit_on_window_close: bool) -> String {
+    if emit_on_window_close {
+        format!("{statement} EMIT ON WINDOW CLOSE")
+    } else {
+        statement.to_string()
+    }
+}
+
 /// The views of a checkpoint that can resume from it: those in it whose
 /// views read are all resumed too (in creation order).
-fn restorable_views(
+fn restorable_views<T>(
     restored: Option<&CheckpointMetadata>,
-    specs: &[(
-        crate::catalog::ViewRecord,
-        datafusion::sql::sqlparser::ast::CreateView,
-    )],
+    specs: &[(crate::catalog::ViewRecord, T)],
 ) -> HashSet<u64> {
     let mut restorable = HashSet::new();
     let Some(metadata) = restored else {

@@ -9,6 +9,7 @@ use datafusion::sql::sqlparser::ast::{
 use weir_storage::TableKey;
 
 use crate::types::column_type;
+use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
 
 /// The only schema user objects live in.
@@ -22,6 +23,8 @@ pub struct TableSpec {
     pub name: String,
     pub schema: SchemaRef,
     pub key: TableKey,
+    /// `WATERMARK FOR`, which only append-only tables may declare.
+    pub watermark: Option<WatermarkDecl>,
 }
 
 /// An identifier as Postgres folds it: unquoted names are lower-cased.
@@ -171,6 +174,7 @@ pub fn table_spec(create: &CreateTable, append_only: bool) -> Result<TableSpec> 
         name,
         schema: Arc::new(Schema::new(fields)),
         key,
+        watermark: None,
     })
 }
 

@@ -17,9 +17,11 @@ pub mod stream;
 mod system_tables;
 mod types;
 mod views;
+mod watermarks;
 mod windows;
 
 pub use database::{Database, Outcome, Prepared};
 pub use error::{Error, Result};
 pub use statement::SessionStatement;
+pub use watermarks::WatermarkDecl;
 pub use weir_executor::checkpoint::RestartStrategy;

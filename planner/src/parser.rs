@@ -4,14 +4,17 @@
 //! `datafusion-pg-catalog`'s compatibility layer that rewrites the catalog
 //! queries psql and drivers send. weir's own syntax is a thin layer on top:
 //! the `APPEND ONLY` clause that may end a `CREATE TABLE`, `FLUSH`,
-//! `CHECKPOINT`, `ALTER SYSTEM` before `SET` and `RESET`, and
-//! `CREATE SOURCE` / `DROP SOURCE`, parsed as their `TABLE` forms.
+//! `CHECKPOINT`, `ALTER SYSTEM` before `SET` and `RESET`,
+//! `CREATE SOURCE` / `DROP SOURCE`, parsed as their `TABLE` forms,
+//! `WATERMARK FOR col AS expr` in a column list, and the
+//! `EMIT ON WINDOW CLOSE` that may end a `CREATE MATERIALIZED VIEW`.
 
 use datafusion::sql::sqlparser::ast::{FlushType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use crate::watermarks::{WatermarkDecl, strip_watermark};
 use crate::{Error, Result};
 
 /// One statement of a query string.
@@ -27,6 +30,10 @@ pub struct ParsedStatement {
     /// `CREATE SOURCE` or `DROP SOURCE`, parsed as `CREATE TABLE` or
     /// `DROP TABLE`.
     pub source: bool,
+    /// `WATERMARK FOR col AS expr` in a `CREATE TABLE` or `CREATE SOURCE`.
+    pub watermark: Option<WatermarkDecl>,
+    /// `CREATE MATERIALIZED VIEW ... EMIT ON WINDOW CLOSE`.
+    pub emit_on_window_close: bool,
 }
 
 /// Parses SQL text into statements. Shared by every session.
@@ -60,11 +67,16 @@ impl StatementParser {
                     checkpoint: word.as_deref() == Some("CHECKPOINT"),
                     alter_system: false,
                     source: false,
+                    watermark: None,
+                    emit_on_window_close: false,
                 });
                 continue;
             }
             let alter_system = strip_alter_system(&mut tokens);
-            let append_only = strip_append_only(&mut tokens);
+            let append_only = strip_trailing(&mut tokens, &["APPEND", "ONLY"], "TABLE");
+            let emit_on_window_close =
+                strip_trailing(&mut tokens, &["EMIT", "ON", "WINDOW", "CLOSE"], "VIEW");
+            let watermark = strip_watermark(&mut tokens)?;
             let source = source_as_table(&mut tokens);
             let text: String = tokens.iter().map(ToString::to_string).collect();
             for mut statement in self.compatible.parse(&text).map_err(syntax_error)? {
@@ -72,6 +84,22 @@ impl StatementParser {
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
                     return Err(syntax_error(
                         "APPEND ONLY is only allowed at the end of CREATE TABLE",
+                    ));
+                }
+                let creates_view = match &statement {
+                    Statement::Explain { statement, .. } => {
+                        matches!(statement.as_ref(), Statement::CreateView(_))
+                    }
+                    other => matches!(other, Statement::CreateView(_)),
+                };
+                if emit_on_window_close && !creates_view {
+                    return Err(syntax_error(
+                        "EMIT ON WINDOW CLOSE is only allowed at the end of CREATE MATERIALIZED VIEW",
+                    ));
+                }
+                if watermark.is_some() && !matches!(statement, Statement::CreateTable(_)) {
+                    return Err(syntax_error(
+                        "WATERMARK FOR belongs in the column list of CREATE TABLE or CREATE SOURCE",
                     ));
                 }
                 if alter_system && !matches!(statement, Statement::Set(_) | Statement::Reset(_)) {
@@ -83,6 +111,8 @@ impl StatementParser {
                     checkpoint: false,
                     alter_system,
                     source,
+                    watermark: watermark.clone(),
+                    emit_on_window_close,
                 });
             }
         }
@@ -154,10 +184,12 @@ fn flush_statement() -> Statement {
     }
 }
 
-/// Removes a trailing `APPEND ONLY` from a `CREATE ... TABLE` statement.
-fn strip_append_only(tokens: &mut Vec<Token>) -> bool {
+/// Removes trailing `words` (`APPEND ONLY`, `EMIT ON WINDOW CLOSE`) from
+/// a `CREATE` statement that names `object` (`TABLE`, `VIEW`) among its
+/// first words; whether it did.
+fn strip_trailing(tokens: &mut Vec<Token>, words: &[&str], object: &str) -> bool {
     // Each significant token as an upper-cased bare word ("" for anything else).
-    let words: Vec<(usize, String)> = tokens
+    let significant: Vec<(usize, String)> = tokens
         .iter()
         .enumerate()
         .filter_map(|(i, t)| match t {
@@ -166,17 +198,24 @@ fn strip_append_only(tokens: &mut Vec<Token>) -> bool {
             _ => Some((i, String::new())),
         })
         .collect();
-    let starts_create = words.first().is_some_and(|(_, w)| w == "CREATE");
-    let names_table = words.iter().take(4).any(|(_, w)| w == "TABLE");
-    match words.as_slice() {
-        [.., (append, a), (_, o)]
-            if a == "APPEND" && o == "ONLY" && starts_create && names_table =>
-        {
-            tokens.truncate(*append);
-            true
-        }
-        _ => false,
+    // `EXPLAIN CREATE ...` counts as a `CREATE`.
+    let explained = significant.first().is_some_and(|(_, w)| w == "EXPLAIN");
+    let create = usize::from(explained);
+    let starts_create = significant.get(create).is_some_and(|(_, w)| w == "CREATE");
+    let names_object = significant
+        .iter()
+        .skip(create)
+        .take(4)
+        .any(|(_, w)| w == object);
+    if !starts_create || !names_object || significant.len() < words.len() {
+        return false;
     }
+    let tail = &significant[significant.len() - words.len()..];
+    if tail.iter().zip(words).all(|((_, w), word)| w == word) {
+        tokens.truncate(tail[0].0);
+        return true;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -213,6 +252,22 @@ mod tests {
         assert!(parsed[0].source && matches!(parsed[0].statement, Statement::CreateTable(_)));
         assert!(parsed[1].source && matches!(parsed[1].statement, Statement::Drop { .. }));
         assert!(!parsed[2].source);
+    }
+
+    #[test]
+    fn watermarks_and_emit_on_window_close() {
+        let parsed = StatementParser::default()
+            .parse(
+                "CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) APPEND ONLY; \
+                 CREATE MATERIALIZED VIEW v AS SELECT 1 FROM t EMIT ON WINDOW CLOSE",
+            )
+            .unwrap();
+        assert!(parsed[0].append_only && parsed[0].watermark.is_some());
+        assert!(parsed[1].emit_on_window_close && parsed[1].watermark.is_none());
+        let err = StatementParser::default()
+            .parse("SELECT 1 EMIT ON WINDOW CLOSE")
+            .unwrap_err();
+        assert!(matches!(err, Error::User { code: "42601", .. }), "{err}");
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! Options: `seed`, `event_rate` (events per second of event time),
 //! `max_events` (a bounded run, which batch queries can also read).
 
+use datafusion::execution::SessionState;
 use datafusion::sql::sqlparser::ast::{
     CreateTable, CreateTableOptions, Expr, SqlOption, Value, ValueWithSpan,
 };
 use weir_executor::nexmark::{NexmarkConfig, Stream};
 
 use crate::ddl::{normalize, table_name};
+use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
 
 /// What a `CREATE SOURCE` declares.
@@ -22,6 +24,8 @@ pub struct SourceSpec {
     pub config: NexmarkConfig,
     /// The relations it provides, by name.
     pub streams: Vec<(String, Stream)>,
+    /// `WATERMARK FOR`, on every stream that has its column.
+    pub watermark: Option<WatermarkDecl>,
 }
 
 fn invalid(message: String) -> Error {
@@ -110,7 +114,37 @@ pub fn source_spec(create: &CreateTable) -> Result<SourceSpec> {
         name,
         config,
         streams,
+        watermark: None,
     })
+}
+
+/// Checks a source's `WATERMARK FOR` on each of its streams that has the
+/// column; at least one must.
+pub fn source_watermark(
+    state: &SessionState,
+    spec: &SourceSpec,
+    watermark: Option<WatermarkDecl>,
+) -> Result<Option<WatermarkDecl>> {
+    let Some(watermark) = watermark else {
+        return Ok(None);
+    };
+    let mut found = false;
+    for (_, stream) in &spec.streams {
+        if stream.schema().index_of(&watermark.column).is_ok() {
+            watermark.plan(state, stream.schema())?;
+            found = true;
+        }
+    }
+    if !found {
+        return Err(Error::user(
+            "42703",
+            format!(
+                "watermark column \"{}\" is not a column of source \"{}\"",
+                watermark.column, spec.name
+            ),
+        ));
+    }
+    Ok(Some(watermark))
 }
 
 #[cfg(test)]

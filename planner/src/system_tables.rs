@@ -4,6 +4,9 @@
 //! - `checkpoint_operators`: one row per operator instance per checkpoint.
 //! - `view_sources`: per running view, each table or source it reads and
 //!   how far: the log offset (or next event number) at its last barrier.
+//! - `watermarks`: per running view, each watermark filter and
+//!   window-closing aggregate: its watermark and the late rows it dropped,
+//!   as of its last barrier.
 //!
 //! Each lookup builds the table from the coordinator's history and the
 //! catalog as they are at that moment (they are small), so a query sees one
@@ -17,15 +20,23 @@ use datafusion::arrow::array::{
     UInt32Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointRecord};
+use weir_executor::watermark::WatermarkReport;
 
 use crate::catalog::{Catalog, ViewEntry};
 
 pub const SYSTEM_SCHEMA: &str = "weir_catalog";
 
-const TABLES: [&str; 3] = ["checkpoints", "checkpoint_operators", "view_sources"];
+const TABLES: [&str; 4] = [
+    "checkpoints",
+    "checkpoint_operators",
+    "view_sources",
+    "watermarks",
+];
 
 /// What `SHOW CHECKPOINTS` runs.
 pub const SHOW_CHECKPOINTS: &str = "SELECT id, status, trigger, triggered_at, duration_ms, \
@@ -186,6 +197,43 @@ fn view_sources_table(views: &[Arc<ViewEntry>]) -> Result<(SchemaRef, RecordBatc
     Ok((schema, batch))
 }
 
+/// A value as text the way query results show it: timestamps as dates.
+fn shown(value: &ScalarValue) -> Result<String> {
+    Ok(array_value_to_string(&value.to_array()?, 0)?)
+}
+
+fn watermarks_table(views: &[Arc<ViewEntry>]) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("view", DataType::Utf8, false),
+        Field::new("operator", DataType::Utf8, false),
+        Field::new("watermark", DataType::Utf8, true),
+        Field::new("late_rows", DataType::Int64, false),
+    ]));
+    let rows: Vec<(&str, &str, WatermarkReport)> = views
+        .iter()
+        .flat_map(|view| {
+            view.watermarks.iter().map(|(operator, progress)| {
+                (view.record.name.as_str(), operator.as_str(), progress.get())
+            })
+        })
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(StringArray::from_iter(
+            rows.iter()
+                .map(|r| r.2.value.as_ref().map(shown).transpose())
+                .collect::<Result<Vec<_>>>()?,
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter()
+                .map(|r| i64::try_from(r.2.late_rows).unwrap_or(i64::MAX)),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok((schema, batch))
+}
+
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
@@ -202,6 +250,7 @@ impl SchemaProvider for SystemSchema {
             "checkpoints" => checkpoints_table(&history)?,
             "checkpoint_operators" => operators_table(&history)?,
             "view_sources" => view_sources_table(&self.catalog.views())?,
+            "watermarks" => watermarks_table(&self.catalog.views())?,
             _ => return Ok(None),
         };
         Ok(Some(Arc::new(MemTable::try_new(

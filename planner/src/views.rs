@@ -43,10 +43,17 @@ pub struct ViewSpec {
     pub sql: String,
     pub plan: LogicalPlan,
     pub if_not_exists: bool,
+    /// `EMIT ON WINDOW CLOSE`: aggregates emit each window once, final.
+    pub emit_on_window_close: bool,
 }
 
 /// Checks a `CREATE [MATERIALIZED] VIEW` and plans its query.
-pub async fn view_spec(state: &SessionState, create: &CreateView, sql: String) -> Result<ViewSpec> {
+pub async fn view_spec(
+    state: &SessionState,
+    create: &CreateView,
+    sql: String,
+    emit_on_window_close: bool,
+) -> Result<ViewSpec> {
     if !create.materialized {
         return Err(Error::not_supported(
             "only materialized views are supported: CREATE MATERIALIZED VIEW",
@@ -84,6 +91,7 @@ pub async fn view_spec(state: &SessionState, create: &CreateView, sql: String) -
         sql,
         plan,
         if_not_exists: create.if_not_exists,
+        emit_on_window_close,
     })
 }
 
@@ -170,7 +178,18 @@ pub fn build_view(
         &mut opener,
     );
     builder.restore = storage.as_ref().and_then(|s| s.restore);
+    builder.emit_on_window_close = spec.emit_on_window_close;
     let built = builder.build(&spec.plan)?;
+    let closes_windows = builder
+        .watermark_reports
+        .iter()
+        .any(|(identity, _)| identity.ends_with("HashAggregate"));
+    if spec.emit_on_window_close && !closes_windows {
+        return Err(Error::not_supported(
+            "EMIT ON WINDOW CLOSE needs an aggregate grouped by a window: GROUP BY window_start \
+             of TUMBLE or HOP over a table or source that declares WATERMARK FOR",
+        ));
+    }
     let (position, identity) = builder.next_identity("Materialize");
     let GraphBuilder {
         sources,
@@ -180,6 +199,7 @@ pub fn build_view(
         identities,
         table_sources,
         aligners,
+        watermark_reports,
         ..
     } = builder;
     let store = stores(position)?;
@@ -253,6 +273,7 @@ pub fn build_view(
             depends_on: depends_on.into_iter().collect(),
         },
         sources: source_progress,
+        watermarks: watermark_reports,
     };
     Ok(BuiltView {
         launch: ViewLaunch {

@@ -172,10 +172,18 @@ impl HashAggOperator {
         })
     }
 
+    /// The group (and output) column whose windows close, if any.
+    pub fn window_column(&self) -> Option<usize> {
+        self.aggregation
+            .window
+            .as_ref()
+            .map(WindowClose::group_column)
+    }
+
     /// Closes windows: the first group column that carries a watermark of
     /// the input's `watermarked` columns is the window. With
-    /// `emit_on_close`, output is each group's final row as it closes, and
-    /// a window column is required.
+    /// `emit_on_close`, output is each group's final row as it closes.
+    /// Without a window column, nothing changes.
     pub fn close_windows(
         mut self,
         watermarked: &[usize],
@@ -192,13 +200,6 @@ impl HashAggOperator {
         .into_iter()
         .next();
         let Some(derivation) = derivation else {
-            if emit_on_close {
-                return Err(DataFusionError::Plan(
-                    "EMIT ON WINDOW CLOSE needs a GROUP BY column with a watermark, such as \
-                     window_start of TUMBLE or HOP over a table or source with WATERMARK FOR"
-                        .into(),
-                ));
-            }
             return Ok(self);
         };
         let window_type = aggregation.group_types[derivation.output].clone();

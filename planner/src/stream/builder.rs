@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use datafusion::arrow::compute::SortOptions;
-use datafusion::arrow::datatypes::Field;
+use datafusion::arrow::datatypes::{Field, SchemaRef};
 use datafusion::common::NullEquality;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::SessionState;
@@ -31,13 +31,16 @@ use weir_executor::operator::{BoxedOperator, OperatorInfo};
 use weir_executor::operators::{
     FilterOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit, NexmarkSourceOperator,
     ProjectOperator, TableSourceOperator, TopNOperator, UnionOperator, ViewSourceOperator,
+    WatermarkFilterOperator,
 };
+use weir_executor::watermark::{WatermarkProgress, carried_column};
 use weir_storage::checkpoint::ViewCheckpoint;
 use weir_storage::{LogOffset, StateStore, TableStore};
 
 use super::explain::ExplainNode;
 use super::row_number::{RowNumberBound, row_number_bound};
 use crate::catalog::Catalog;
+use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
 
 /// Opens the state store of the stateful operator with this number.
@@ -49,6 +52,8 @@ pub struct Built {
     /// Leading columns that the logical plan has.
     pub visible: usize,
     pub explain: ExplainNode,
+    /// Output columns that carry a watermark.
+    pub watermarks: Vec<usize>,
 }
 
 /// A table or source reader being added to the graph.
@@ -86,6 +91,11 @@ pub struct GraphBuilder<'a> {
     /// The checkpoint the view resumes from: its sources start at the
     /// offsets it recorded, and views it reads send no rows up front.
     pub restore: Option<&'a ViewCheckpoint>,
+    /// `EMIT ON WINDOW CLOSE`: aggregates must close windows.
+    pub emit_on_window_close: bool,
+    /// Every watermark filter's and window-closing aggregate's report, by
+    /// operator identity.
+    pub watermark_reports: Vec<(String, WatermarkProgress)>,
 }
 
 pub(super) fn unsupported(what: impl std::fmt::Display) -> Error {
@@ -134,6 +144,8 @@ impl<'a> GraphBuilder<'a> {
             table_sources: Vec::new(),
             aligners: Vec::new(),
             restore: None,
+            emit_on_window_close: false,
+            watermark_reports: Vec::new(),
         }
     }
 
@@ -179,7 +191,30 @@ impl<'a> GraphBuilder<'a> {
             visible,
             explain: ExplainNode { line, children },
             operator,
+            watermarks: Vec::new(),
         }
+    }
+
+    /// `built`, with watermarks on `columns` (shown by EXPLAIN).
+    fn with_watermarks(mut built: Built, columns: Vec<usize>) -> Built {
+        if !columns.is_empty() {
+            let schema = &built.operator.info().schema;
+            let names: Vec<&str> = columns
+                .iter()
+                .map(|&c| schema.field(c).name().as_str())
+                .collect();
+            built.explain.line += &format!(" watermark=[{}]", names.join(", "));
+        }
+        built.watermarks = columns;
+        built
+    }
+
+    /// A report handle for the watermark of the operator `identity`.
+    fn watermark_report(&mut self, identity: &str) -> WatermarkProgress {
+        let progress = WatermarkProgress::default();
+        self.watermark_reports
+            .push((identity.to_string(), progress.clone()));
+        progress
     }
 
     pub fn build(&mut self, plan: &LogicalPlan) -> Result<Built> {
@@ -201,8 +236,10 @@ impl<'a> GraphBuilder<'a> {
                 let (_, identity) = self.next_identity("Filter");
                 let detail = format!(" {}", f.predicate);
                 let visible = input.visible;
+                let watermarks = input.watermarks;
                 let operator = Box::new(FilterOperator::new(input.operator, predicate, identity));
-                Ok(self.node(operator, visible, detail, None, vec![input.explain]))
+                let built = self.node(operator, visible, detail, None, vec![input.explain]);
+                Ok(Self::with_watermarks(built, watermarks))
             }
             LogicalPlan::SubqueryAlias(s) => {
                 self.row_number_bound = bound;
@@ -234,16 +271,46 @@ impl<'a> GraphBuilder<'a> {
                     listed(&a.aggr_expr)
                 );
                 let store = (self.stores)(position)?;
-                let operator =
-                    HashAggOperator::new(input.operator, groups, calls, store, 1, identity)?;
+                let progress = self.watermark_report(&identity);
+                let operator = HashAggOperator::new(
+                    input.operator,
+                    groups,
+                    calls,
+                    Arc::clone(&store),
+                    1,
+                    identity.clone(),
+                )?
+                .close_windows(
+                    &input.watermarks,
+                    self.emit_on_window_close,
+                    store,
+                    progress,
+                )?;
+                let window = operator.window_column();
+                if window.is_none() {
+                    self.watermark_reports.retain(|(i, _)| *i != identity);
+                    if self.emit_on_window_close {
+                        return Err(Error::not_supported(
+                            "EMIT ON WINDOW CLOSE needs every aggregate grouped by a column with a \
+                             watermark, such as window_start of TUMBLE or HOP over a table or source \
+                             that declares WATERMARK FOR",
+                        ));
+                    }
+                }
+                let detail = match window {
+                    Some(_) if self.emit_on_window_close => detail + " emit=on-window-close",
+                    Some(_) => detail + " closes=windows",
+                    None => detail,
+                };
                 let visible = a.schema.fields().len();
-                Ok(self.node(
+                let built = self.node(
                     Box::new(operator),
                     visible,
                     detail,
                     Some(position),
                     vec![input.explain],
-                ))
+                );
+                Ok(Self::with_watermarks(built, window.into_iter().collect()))
             }
             LogicalPlan::Join(j) => {
                 let join_type = match j.join_type {
@@ -252,6 +319,11 @@ impl<'a> GraphBuilder<'a> {
                 };
                 if j.null_equality == NullEquality::NullEqualsNull {
                     return Err(unsupported("joins where NULL equals NULL"));
+                }
+                if self.emit_on_window_close {
+                    return Err(Error::not_supported(
+                        "EMIT ON WINDOW CLOSE is not supported for joins yet; join the windowed views",
+                    ));
                 }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
@@ -330,6 +402,12 @@ impl<'a> GraphBuilder<'a> {
     ) -> Result<Built> {
         let visible = exprs.len();
         let info = input.operator.info().clone();
+        let watermarks: Vec<usize> = exprs
+            .iter()
+            .enumerate()
+            .filter(|(_, (e, _))| carried_column(e, &info.schema, &input.watermarks).is_some())
+            .map(|(c, _)| c)
+            .collect();
         for &key in &info.stream_key {
             let selected = exprs
                 .iter()
@@ -349,13 +427,14 @@ impl<'a> GraphBuilder<'a> {
                 .join(", ")
         );
         let operator = ProjectOperator::new(input.operator, exprs, identity)?;
-        Ok(self.node(
+        let built = self.node(
             Box::new(operator),
             visible,
             detail,
             None,
             vec![input.explain],
-        ))
+        );
+        Ok(Self::with_watermarks(built, watermarks))
     }
 
     /// A new reader of a table or source: its barrier channel, its place
@@ -473,7 +552,17 @@ impl<'a> GraphBuilder<'a> {
         };
         let source_schema =
             DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?;
-        let mut built = source;
+        let watermark = match self.catalog.table(&name) {
+            Some(table) => table.watermark().cloned(),
+            None => self
+                .catalog
+                .source_relation(&name)
+                .and_then(|r| r.watermark.clone()),
+        };
+        let mut built = match watermark {
+            Some(watermark) => self.watermark_filter(source, &watermark, &scan.source.schema())?,
+            None => source,
+        };
         if let Some(predicate) = scan.filters.iter().cloned().reduce(|a, b| a.and(b)) {
             let predicate_expr = self.expr(&predicate, &source_schema)?;
             let (_, identity) = self.next_identity("Filter");
@@ -506,6 +595,31 @@ impl<'a> GraphBuilder<'a> {
             built = self.project(built, exprs, "Project")?;
         }
         Ok(built)
+    }
+
+    /// Derives `watermark` from the rows of `source` (whose leading
+    /// columns are `schema`) and drops its late rows.
+    fn watermark_filter(
+        &mut self,
+        source: Built,
+        watermark: &WatermarkDecl,
+        schema: &SchemaRef,
+    ) -> Result<Built> {
+        let (column, expr) = watermark.plan(self.state, schema)?;
+        let (position, identity) = self.next_identity("WatermarkFilter");
+        let store = (self.stores)(position)?;
+        let progress = self.watermark_report(&identity);
+        let visible = source.visible;
+        let operator =
+            WatermarkFilterOperator::new(source.operator, column, expr, store, progress, identity)?;
+        let built = self.node(
+            Box::new(operator),
+            visible,
+            format!(" {}", watermark.expr),
+            Some(position),
+            vec![source.explain],
+        );
+        Ok(Self::with_watermarks(built, vec![column]))
     }
 
     fn agg_call(&self, expr: &Expr, input: &DFSchema, output: Field) -> Result<AggCall> {
@@ -570,6 +684,11 @@ impl<'a> GraphBuilder<'a> {
     }
 
     fn top_n(&mut self, sort: &Sort, limit: Option<&LimitNode>) -> Result<Built> {
+        if self.emit_on_window_close {
+            return Err(Error::not_supported(
+                "EMIT ON WINDOW CLOSE is not supported for ORDER BY ... LIMIT yet",
+            ));
+        }
         let (offset, fetch) = match limit {
             Some(limit) => {
                 let offset = match limit.get_skip_type()? {
@@ -651,6 +770,7 @@ impl<'a> GraphBuilder<'a> {
             .collect();
         let mut inputs = Vec::new();
         let mut explain = Vec::new();
+        let mut watermarks: Option<Vec<usize>> = None;
         for (index, branch) in branches.into_iter().enumerate() {
             let schema = Arc::clone(&branch.operator.info().schema);
             let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = (0..visible)
@@ -678,6 +798,14 @@ impl<'a> GraphBuilder<'a> {
                 }
             }
             let projected = self.project(branch, exprs, "Project")?;
+            let carried = projected.watermarks.iter().filter(|&&c| c < visible);
+            watermarks = Some(match watermarks {
+                None => carried.copied().collect(),
+                Some(all) => all
+                    .into_iter()
+                    .filter(|c| carried.clone().any(|d| d == c))
+                    .collect(),
+            });
             explain.push(projected.explain);
             inputs.push(projected.operator);
         }
@@ -686,6 +814,7 @@ impl<'a> GraphBuilder<'a> {
         let meter = self.alignment_meter(&identity);
         let operator = UnionOperator::new(inputs, (visible..width).collect(), identity)?
             .with_alignment_meter(meter);
-        Ok(self.node(Box::new(operator), visible, String::new(), None, explain))
+        let built = self.node(Box::new(operator), visible, String::new(), None, explain);
+        Ok(Self::with_watermarks(built, watermarks.unwrap_or_default()))
     }
 }
