@@ -241,6 +241,8 @@ impl MergedWatermarks {
 pub struct WatermarkReport {
     pub value: Option<ScalarValue>,
     pub late_rows: u64,
+    /// For an aggregate closing windows: the groups still open.
+    pub open_groups: Option<u64>,
 }
 
 /// Where an operator publishes its [`WatermarkReport`] at each barrier.
@@ -297,10 +299,8 @@ impl KeptWatermark {
         let lookup = self.table.get(&[slot])?;
         if let Some(Some(row)) = lookup.found.first() {
             let value = ScalarValue::try_from_array(lookup.rows.column(1), *row)?;
-            self.report = WatermarkReport {
-                value: (!value.is_null()).then_some(value),
-                late_rows: as_int64_array(lookup.rows.column(2))?.value(*row) as u64,
-            };
+            self.report.value = (!value.is_null()).then_some(value);
+            self.report.late_rows = as_int64_array(lookup.rows.column(2))?.value(*row) as u64;
         }
         self.progress.set(self.report.clone());
         Ok(())
@@ -318,6 +318,11 @@ impl KeptWatermark {
         self.report.value = Some(value);
         self.changed = true;
         true
+    }
+
+    /// Reports `groups` open groups from the next commit on.
+    pub fn report_open_groups(&mut self, groups: u64) {
+        self.report.open_groups = Some(groups);
     }
 
     pub fn count_late(&mut self, rows: usize) {

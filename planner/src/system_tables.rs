@@ -5,8 +5,8 @@
 //! - `view_sources`: per running view, each table or source it reads and
 //!   how far: the log offset (or next event number) at its last barrier.
 //! - `watermarks`: per running view, each watermark filter and
-//!   window-closing aggregate: its watermark and the late rows it dropped,
-//!   as of its last barrier.
+//!   window-closing aggregate: its watermark, the late rows it dropped
+//!   and, for aggregates, the groups still open, as of its last barrier.
 //!
 //! Each lookup builds the table from the coordinator's history and the
 //! catalog as they are at that moment (they are small), so a query sees one
@@ -208,6 +208,7 @@ fn watermarks_table(views: &[Arc<ViewEntry>]) -> Result<(SchemaRef, RecordBatch)
         Field::new("operator", DataType::Utf8, false),
         Field::new("watermark", DataType::Utf8, true),
         Field::new("late_rows", DataType::Int64, false),
+        Field::new("open_groups", DataType::Int64, true),
     ]));
     let rows: Vec<(&str, &str, WatermarkReport)> = views
         .iter()
@@ -229,6 +230,10 @@ fn watermarks_table(views: &[Arc<ViewEntry>]) -> Result<(SchemaRef, RecordBatch)
             rows.iter()
                 .map(|r| i64::try_from(r.2.late_rows).unwrap_or(i64::MAX)),
         )),
+        Arc::new(Int64Array::from_iter(rows.iter().map(|r| {
+            r.2.open_groups
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+        }))),
     ];
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
     Ok((schema, batch))

@@ -137,6 +137,8 @@ impl WindowClose {
     }
 
     pub fn commit(&mut self, epoch: Epoch) -> Result<()> {
+        let open = self.open.values().map(|groups| groups.len() as u64).sum();
+        self.kept.report_open_groups(open);
         self.kept.commit(epoch)
     }
 }
