@@ -63,6 +63,10 @@ pub enum Benchmark {
         /// Events generated per query.
         #[arg(long, default_value = "10000000")]
         events: u64,
+        /// Events per second of event time: at 10,000, 10M events span
+        /// 1,000 s, a hundred 10 s windows.
+        #[arg(long, default_value = "100000")]
+        event_rate: u64,
     },
 }
 
@@ -78,7 +82,11 @@ pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
             churn,
             rounds,
         } => crate::checkpoint_bench::checkpoints(keys, value_bytes, churn, rounds).await,
-        Benchmark::Nexmark { query, events } => crate::nexmark_bench::nexmark(&query, events).await,
+        Benchmark::Nexmark {
+            query,
+            events,
+            event_rate,
+        } => crate::nexmark_bench::nexmark(&query, events, event_rate).await,
     }
 }
 
