@@ -58,6 +58,9 @@ struct Aligner {
     held: Vec<Option<Barrier>>,
     barrier: Option<(Barrier, Instant)>,
     done: bool,
+    /// The input asked first on the next read; it moves past each input
+    /// that delivers, so inputs that are always ready take turns.
+    first: usize,
 }
 
 impl Aligner {
@@ -72,14 +75,19 @@ impl Aligner {
             }
         }
         while !self.done {
-            let polls = self
+            let mut turns: Vec<(usize, &mut BoxedMessageStream)> = self
                 .inputs
                 .iter_mut()
-                .zip(&self.blocked)
                 .enumerate()
-                .filter(|(_, (_, blocked))| !**blocked)
-                .map(|(i, (input, _))| input.next().map(move |m| (i, m)).boxed());
+                .filter(|(i, _)| !self.blocked[*i])
+                .collect();
+            let start = turns.iter().position(|(i, _)| *i >= self.first);
+            turns.rotate_left(start.unwrap_or(0));
+            let polls = turns
+                .into_iter()
+                .map(|(i, input)| input.next().map(move |m| (i, m)).boxed());
             let ((input, message), _, _) = select_all(polls).await;
+            self.first = (input + 1) % self.inputs.len();
             match message {
                 None => self.done = true,
                 Some(Err(e)) => {
@@ -147,6 +155,7 @@ pub fn align(
         identity,
         meter,
         done: inputs.is_empty(),
+        first: 0,
         arrived: blocked.clone(),
         held: vec![None; inputs.len()],
         inputs,
@@ -204,6 +213,19 @@ mod tests {
         let out = aligned(left, right).await;
         // Left's two-row chunk follows barrier 1 although it was ready first.
         assert_eq!(out, vec!["1:1", "1:1", "b1", "0:2", "b2"]);
+    }
+
+    #[tokio::test]
+    async fn inputs_that_are_always_ready_take_turns() {
+        let t = "I";
+        let chunks = |n: usize| -> Vec<Message> {
+            (0..n)
+                .map(|_| Message::Chunk(chunk(t, "+ 1")))
+                .chain([stop(1)])
+                .collect()
+        };
+        let out = aligned(messages(t, chunks(3)), messages(t, chunks(3))).await;
+        assert_eq!(out, vec!["0:1", "1:1", "0:1", "1:1", "0:1", "1:1", "b1"]);
     }
 
     #[tokio::test]
