@@ -16,7 +16,7 @@ use datafusion::arrow::array::{Array, BooleanArray, Scalar};
 use datafusion::arrow::array::{ArrayRef, Int8Array, RecordBatch, new_null_array};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::kernels::cmp::lt;
-use datafusion::arrow::compute::prep_null_mask_filter;
+use datafusion::arrow::compute::{not, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::common::cast::as_int64_array;
@@ -29,6 +29,7 @@ use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use weir_storage::StateStore;
 
 use crate::message::{Epoch, Op, StreamChunk, Watermark};
+use crate::operators::filter_chunk;
 use crate::state::{StateTable, StateTableId};
 
 /// The input column whose watermark `expr` carries: the only column it
@@ -101,7 +102,7 @@ fn ordering(expr: &Arc<dyn PhysicalExpr>, column: usize, schema: &SchemaRef) -> 
 }
 
 /// Which of `values` are behind `watermark` (NULL never is).
-pub fn behind(values: &ArrayRef, watermark: &ScalarValue) -> Result<BooleanArray> {
+fn behind(values: &ArrayRef, watermark: &ScalarValue) -> Result<BooleanArray> {
     let late = lt(values, &Scalar::new(watermark.to_array_of_size(1)?))?;
     Ok(match late.nulls() {
         Some(_) => prep_null_mask_filter(&late),
@@ -174,13 +175,6 @@ impl WatermarkDerivation {
         let row = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         let value = self.expr.evaluate(&row)?.into_array(1)?;
         ScalarValue::try_from_array(&value, 0)
-    }
-
-    /// The plain column passing a watermark through unchanged.
-    pub fn is_identity(&self) -> bool {
-        self.expr
-            .downcast_ref::<Column>()
-            .is_some_and(|c| c.index() == self.input)
     }
 }
 
@@ -325,11 +319,20 @@ impl KeptWatermark {
         self.report.open_groups = Some(groups);
     }
 
-    pub fn count_late(&mut self, rows: usize) {
-        if rows > 0 {
-            self.report.late_rows += rows as u64;
-            self.changed = true;
+    /// `chunk` without its late rows (those whose `times` are behind the
+    /// watermark), which are counted.
+    pub fn drop_late(&mut self, chunk: StreamChunk, times: &ArrayRef) -> Result<StreamChunk> {
+        let Some(watermark) = self.value() else {
+            return Ok(chunk);
+        };
+        let late = behind(times, watermark)?;
+        let count = late.true_count();
+        if count == 0 {
+            return Ok(chunk);
         }
+        self.report.late_rows += count as u64;
+        self.changed = true;
+        filter_chunk(&chunk, &not(&late)?)
     }
 
     /// Stores any change and commits the epoch; publishes the report.
@@ -402,7 +405,7 @@ mod tests {
         let derived = WatermarkDerivation::all(&exprs, &schema, Some(&[1]));
         let outputs: Vec<usize> = derived.iter().map(|d| d.output).collect();
         assert_eq!(outputs, vec![1, 2], "id is not watermarked, -id decreases");
-        assert!(derived[0].is_identity() && !derived[1].is_identity());
+        assert_eq!(derived[0].derive(&ts(10_000)).unwrap(), ts(10_000));
         assert_eq!(derived[1].derive(&ts(10_000)).unwrap(), ts(5_000));
         let any = WatermarkDerivation::all(&exprs, &schema, None);
         assert_eq!(any.len(), 3, "id carries its own; -id still does not");
@@ -439,7 +442,15 @@ mod tests {
         assert!(kept.value().is_none());
         assert!(kept.advance(ts(10)));
         assert!(!kept.advance(ts(5)) && !kept.advance(ts(10)));
-        kept.count_late(3);
+        let times = StreamChunk::from_rows(
+            Arc::new(Schema::new(vec![Field::new("ts", data_type.clone(), true)])),
+            vec![Op::Insert; 4],
+            vec![vec![ts(3)], vec![ts(12)], vec![ts(9)], vec![ts(4)]],
+        )
+        .unwrap();
+        let column = Arc::clone(times.data().column(0));
+        let on_time = kept.drop_late(times, &column).unwrap();
+        assert_eq!(on_time.row(0).unwrap(), vec![ts(12)]);
         kept.commit(Epoch(1)).unwrap();
         assert_eq!(progress.get().late_rows, 3);
         let mut reloaded = KeptWatermark::new(

@@ -14,16 +14,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray};
-use datafusion::arrow::compute::not;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::error::Result;
 use weir_storage::StateStore;
 
-use crate::message::{Epoch, Watermark};
+use crate::message::{Epoch, StreamChunk, Watermark};
 use crate::state::{StateTable, StateTableId};
-use crate::watermark::{KeptWatermark, WatermarkDerivation, WatermarkProgress, behind};
+use crate::watermark::{KeptWatermark, WatermarkDerivation, WatermarkProgress};
 
 pub struct WindowClose {
     /// How the window column's watermark follows the input's; its
@@ -80,18 +79,10 @@ impl WindowClose {
         })
     }
 
-    /// Which rows to keep, given their window column: `None` keeps every
-    /// row. Rows below the watermark are counted as late.
-    pub fn on_time(&mut self, windows: &ArrayRef) -> Result<Option<BooleanArray>> {
-        let Some(watermark) = self.kept.value() else {
-            return Ok(None);
-        };
-        let late = behind(windows, watermark)?;
-        if late.true_count() == 0 {
-            return Ok(None);
-        }
-        self.kept.count_late(late.true_count());
-        Ok(Some(not(&late)?))
+    /// `chunk` without the rows whose window (`windows`) has closed,
+    /// which are counted as late.
+    pub fn drop_late(&mut self, chunk: StreamChunk, windows: &ArrayRef) -> Result<StreamChunk> {
+        self.kept.drop_late(chunk, windows)
     }
 
     /// Indexes groups `new` (row numbers into `windows` and `keys`).

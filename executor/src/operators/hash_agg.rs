@@ -33,7 +33,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_storage::StateStore;
 
-use super::filter::filter_chunk;
 use super::unary::{ChunkHandler, Emitted, run_handler};
 use crate::aggregate::{AggCall, WindowClose};
 use crate::message::{Barrier, Op, StreamChunk, Watermark};
@@ -704,10 +703,7 @@ impl ChunkHandler for Aggregation {
         let windows = self.group_exprs[window.group_column()]
             .evaluate(chunk.data())?
             .into_array(chunk.num_rows())?;
-        let chunk = match window.on_time(&windows)? {
-            Some(on_time) => filter_chunk(&chunk, &on_time)?,
-            None => chunk,
-        };
+        let chunk = window.drop_late(chunk, &windows)?;
         if chunk.is_empty() {
             return Ok((None, None));
         }

@@ -15,6 +15,7 @@ mod view_source;
 mod watermark_filter;
 
 pub use filter::FilterOperator;
+pub(crate) use filter::filter_chunk;
 pub use hash_agg::HashAggOperator;
 pub use hash_join::{HashJoinOperator, JoinSide};
 pub use materialize::{MaterializeOperator, Publication, view_table};

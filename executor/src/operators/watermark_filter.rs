@@ -13,19 +13,17 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
-use datafusion::arrow::compute::not;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::functions_aggregate::min_max::MaxAccumulator;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 use weir_storage::StateStore;
 
-use super::filter::filter_chunk;
 use super::unary::{ChunkHandler, Emitted, run_handler};
 use crate::message::{Barrier, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::StateTableId;
-use crate::watermark::{KeptWatermark, WatermarkProgress, behind};
+use crate::watermark::{KeptWatermark, WatermarkProgress};
 
 pub struct WatermarkFilterOperator {
     info: OperatorInfo,
@@ -81,18 +79,8 @@ impl ChunkHandler for LateRows {
     }
 
     fn chunk(&mut self, chunk: StreamChunk) -> Result<Emitted> {
-        let chunk = match self.kept.value() {
-            Some(watermark) => {
-                let late = behind(chunk.data().column(self.column), watermark)?;
-                self.kept.count_late(late.true_count());
-                if late.true_count() == 0 {
-                    chunk
-                } else {
-                    filter_chunk(&chunk, &not(&late)?)?
-                }
-            }
-            None => chunk,
-        };
+        let times = Arc::clone(chunk.data().column(self.column));
+        let chunk = self.kept.drop_late(chunk, &times)?;
         if chunk.is_empty() {
             return Ok((None, None));
         }
