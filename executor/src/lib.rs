@@ -12,6 +12,8 @@
 //!   per-epoch snapshots SELECT reads views at.
 //! - [`checkpoint`]: the checkpoint coordinator, state freezing and
 //!   upload, checkpoint history and recovery.
+//! - [`generated`] and [`nexmark`]: streams weir generates itself, as
+//!   sources replayable from any offset.
 //! - [`aggregate`] and [`align`]: aggregate calls with retraction, and
 //!   barrier alignment of multi-input operators.
 //!
@@ -21,6 +23,7 @@ pub mod aggregate;
 pub mod align;
 pub mod batch;
 pub mod checkpoint;
+pub mod generated;
 pub mod message;
 pub mod nexmark;
 pub mod operator;

@@ -17,10 +17,10 @@ use datafusion::error::{DataFusionError, Result as DataFusionResult};
 use datafusion::sql::sqlparser::ast::Statement;
 use serde::{Deserialize, Serialize};
 use weir_executor::StoredTable;
-use weir_executor::batch::{NexmarkTable, ViewTable};
+use weir_executor::batch::{GeneratedTable, ViewTable};
 use weir_executor::checkpoint::SourceProgress;
+use weir_executor::generated::GeneratedRows;
 use weir_executor::message::ViewId;
-use weir_executor::nexmark::{NexmarkConfig, Stream};
 use weir_executor::operator::OperatorInfo;
 use weir_executor::watermark::WatermarkProgress;
 use weir_storage::{TableId, TableLayout, TableStore};
@@ -110,9 +110,8 @@ struct SourceEntry {
 pub struct SourceRelation {
     /// The source's id: what checkpoints record its offsets under.
     pub source: u64,
-    pub config: NexmarkConfig,
-    pub stream: Stream,
-    pub provider: Arc<NexmarkTable>,
+    pub rows: Arc<dyn GeneratedRows>,
+    pub provider: Arc<GeneratedTable>,
     pub watermark: Option<WatermarkDecl>,
 }
 
@@ -193,16 +192,15 @@ impl State {
 
     fn add_source(&mut self, spec: SourceSpec, record: SourceRecord) {
         let mut relations = Vec::new();
-        for (name, stream) in spec.streams {
-            let provider = Arc::new(NexmarkTable::new(name.clone(), spec.config, stream));
+        for (name, rows) in spec.streams {
+            let provider = Arc::new(GeneratedTable::new(name.clone(), Arc::clone(&rows)));
             let watermark = record
                 .watermark
                 .clone()
-                .filter(|w| stream.schema().index_of(&w.column).is_ok());
+                .filter(|w| rows.schema().index_of(&w.column).is_ok());
             let relation = SourceRelation {
                 source: record.id,
-                config: spec.config,
-                stream,
+                rows,
                 provider,
                 watermark,
             };

@@ -33,7 +33,7 @@ use weir_storage::{SharedMemory, TableStore};
 use crate::catalog::{Catalog, PublicSchema};
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::parser::{ParsedStatement, StatementParser};
-use crate::sources::{SourceSpec, source_spec, source_watermark};
+use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
 use crate::system_tables::{SHOW_CHECKPOINTS, SYSTEM_SCHEMA, SystemSchema};
 use crate::views::{
@@ -494,6 +494,10 @@ impl Database {
         if let Some(session) = session_statement(&statement) {
             return self.prepare_session(ctx, session?, alter_system).await;
         }
+        let mut statement = statement;
+        if let (true, Statement::CreateTable(create)) = (source, &mut statement) {
+            pin_creation_time(create, now_nanos());
+        }
         match &statement {
             Statement::CreateTable(create) if source => {
                 let mut spec = source_spec(create)?;
@@ -919,4 +923,11 @@ fn check_write_shape(statement: &Statement) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Wall-clock time, in nanoseconds since the epoch.
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }

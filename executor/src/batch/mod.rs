@@ -6,14 +6,14 @@
 //! `DataSinkExec`s, so expressions are evaluated by DataFusion and the
 //! statement's changes reach storage as one atomic, durable write.
 
+mod generated_table;
 mod key_lookup;
-mod nexmark_table;
 mod scan;
 mod sink;
 mod stored_table;
 mod view_table;
 
-pub use nexmark_table::NexmarkTable;
+pub use generated_table::GeneratedTable;
 pub use stored_table::StoredTable;
 pub use view_table::{QueryPin, VIEW_ROWS_TABLE, ViewTable};
 

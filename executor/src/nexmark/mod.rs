@@ -5,14 +5,20 @@
 //! start at any event number and produce exactly what it produced before:
 //! its checkpointed offset is the next event number. [`event`] builds one
 //! event; [`Stream::batch`] builds the rows of one stream over a range of
-//! event numbers as an Arrow batch.
+//! event numbers as an Arrow batch; [`NexmarkRows`] is one stream as a
+//! [`GeneratedRows`].
 
 mod columns;
 mod generator;
 
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::error::Result;
+
+use crate::generated::GeneratedRows;
 
 pub use generator::{Auction, Bid, Event, Person, event};
 
@@ -129,5 +135,30 @@ impl Stream {
     /// Whether event number `n` belongs to this stream.
     pub fn holds(self, n: u64) -> bool {
         generator::stream_of(n) == self
+    }
+}
+
+/// One Nexmark stream of a configured run: offsets are event numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NexmarkRows {
+    pub config: NexmarkConfig,
+    pub stream: Stream,
+}
+
+impl GeneratedRows for NexmarkRows {
+    fn schema(&self) -> &SchemaRef {
+        self.stream.schema()
+    }
+
+    fn rows(&self, offsets: Range<u64>) -> Result<(RecordBatch, Vec<u64>)> {
+        self.stream.batch(&self.config, offsets)
+    }
+
+    fn end(&self) -> Option<u64> {
+        self.config.max_events
+    }
+
+    fn operator_name(&self) -> &'static str {
+        "NexmarkSource"
     }
 }

@@ -2,10 +2,10 @@
 //! operator's state tables and how it treats retractions.
 
 mod filter;
+mod generated_source;
 mod hash_agg;
 mod hash_join;
 mod materialize;
-mod nexmark_source;
 mod project;
 mod table_source;
 mod top_n;
@@ -16,10 +16,10 @@ mod watermark_filter;
 
 pub use filter::FilterOperator;
 pub(crate) use filter::filter_chunk;
+pub use generated_source::GeneratedSourceOperator;
 pub use hash_agg::HashAggOperator;
 pub use hash_join::{HashJoinOperator, JoinSide};
 pub use materialize::{MaterializeOperator, Publication, view_table};
-pub use nexmark_source::NexmarkSourceOperator;
 pub use project::ProjectOperator;
 pub use table_source::{ROW_ID_COLUMN, TableSourceOperator};
 pub use top_n::{Limit, TopNOperator};

@@ -29,7 +29,7 @@ use weir_executor::checkpoint::{CheckpointedAligner, CheckpointedSource, SourceP
 use weir_executor::message::{Barrier, Subscription};
 use weir_executor::operator::{BoxedOperator, OperatorInfo};
 use weir_executor::operators::{
-    FilterOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit, NexmarkSourceOperator,
+    FilterOperator, GeneratedSourceOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit,
     ProjectOperator, TableSourceOperator, TopNOperator, UnionOperator, ViewSourceOperator,
     WatermarkFilterOperator,
 };
@@ -505,16 +505,15 @@ impl<'a> GraphBuilder<'a> {
                 visible,
             )
         } else if let Some(relation) = self.catalog.source_relation(&name) {
-            let slot = self.source_slot("NexmarkSource");
-            let operator = NexmarkSourceOperator::new(
-                relation.config,
-                relation.stream,
+            let slot = self.source_slot(relation.rows.operator_name());
+            let operator = GeneratedSourceOperator::new(
+                Arc::clone(&relation.rows),
                 slot.resumed.unwrap_or(0),
                 slot.receiver,
                 slot.identity,
             )
             .with_progress(slot.progress.clone(), slot.resumed.is_some());
-            let visible = relation.stream.schema().fields().len();
+            let visible = relation.rows.schema().fields().len();
             self.source_node(
                 &name,
                 relation.source,

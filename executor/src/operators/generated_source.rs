@@ -1,18 +1,20 @@
-//! Nexmark source: one Nexmark stream's events, generated from an event
-//! number on.
+//! Generated source: a generated stream's rows (Nexmark events, datagen
+//! rows), from an offset on.
 //!
-//! No state of its own: events are a pure function of (seed, event
-//! number), so its position is the next event number, published at each
-//! barrier for checkpoints, and a restored source regenerates exactly what
-//! followed. Rows are inserts keyed by a hidden `_row_id`: their event
-//! number. Events come as fast as they are pulled; a bounded run
-//! (`max_events`) then only passes barriers on.
+//! No state of its own: rows are a pure function of their offset, so its
+//! position is the next offset, published at each barrier for checkpoints,
+//! and a restored source regenerates exactly what followed. Rows are
+//! inserts keyed by a hidden `_row_id`: their offset. A stream without a
+//! pace comes as fast as it is pulled; one with a pace emits each row once
+//! it falls due, in chunks at most [`MAX_WAIT`] apart. A bounded run then
+//! only passes barriers on.
 //!
 //! A barrier is taken between chunks. As with table sources, a source
 //! resumed from a checkpoint emits nothing before its first barrier and
 //! passes that one on at once.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -21,22 +23,25 @@ use futures::stream;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::SourceProgress;
+use crate::generated::GeneratedRows;
 use crate::message::{Barrier, Message, StreamChunk};
-use crate::nexmark::{NexmarkConfig, Stream};
 use crate::operator::{BoxedMessageStream, Operator, OperatorInfo};
 use crate::operators::table_source::ROW_ID_COLUMN;
 
-/// Events generated per chunk (a chunk holds this stream's share of them).
-const EVENTS_PER_CHUNK: u64 = 4096;
+/// Offsets generated per chunk (a chunk holds this stream's rows among
+/// them).
+const OFFSETS_PER_CHUNK: u64 = 4096;
 
-pub struct NexmarkSourceOperator {
+/// The longest a paced source holds due rows back to fill a chunk.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
+pub struct GeneratedSourceOperator {
     info: OperatorInfo,
     generator: Generator,
 }
 
 struct Generator {
-    config: NexmarkConfig,
-    stream: Stream,
+    rows: Arc<dyn GeneratedRows>,
     schema: Arc<Schema>,
     next: u64,
     barriers: mpsc::UnboundedReceiver<Barrier>,
@@ -46,17 +51,15 @@ struct Generator {
     stopped: bool,
 }
 
-impl NexmarkSourceOperator {
-    /// `stream`'s events from event number `from` on, taking barriers from
-    /// `barriers`.
+impl GeneratedSourceOperator {
+    /// `rows` from offset `from` on, taking barriers from `barriers`.
     pub fn new(
-        config: NexmarkConfig,
-        stream: Stream,
+        rows: Arc<dyn GeneratedRows>,
         from: u64,
         barriers: mpsc::UnboundedReceiver<Barrier>,
         identity: String,
     ) -> Self {
-        let mut fields: Vec<_> = stream.schema().fields().iter().cloned().collect();
+        let mut fields: Vec<_> = rows.schema().fields().iter().cloned().collect();
         let row_id = fields.len();
         fields.push(Arc::new(Field::new(ROW_ID_COLUMN, DataType::Int64, false)));
         let schema = Arc::new(Schema::new(fields));
@@ -69,8 +72,7 @@ impl NexmarkSourceOperator {
         Self {
             info,
             generator: Generator {
-                config,
-                stream,
+                rows,
                 schema,
                 next: from,
                 barriers,
@@ -81,7 +83,7 @@ impl NexmarkSourceOperator {
         }
     }
 
-    /// Publishes the next event number at each barrier to `progress`;
+    /// Publishes the next offset at each barrier to `progress`;
     /// with `resumed`, waits for the first barrier before generating.
     pub fn with_progress(mut self, progress: SourceProgress, resumed: bool) -> Self {
         progress.set(self.generator.next);
@@ -89,6 +91,13 @@ impl NexmarkSourceOperator {
         self.generator.paused = resumed;
         self
     }
+}
+
+enum NextChunk {
+    /// Generate up to this offset now.
+    Ready(u64),
+    /// Nothing to generate before this has passed (or a barrier comes).
+    Wait(Duration),
 }
 
 impl Generator {
@@ -100,17 +109,38 @@ impl Generator {
     }
 
     fn exhausted(&self) -> bool {
-        self.config.max_events.is_some_and(|max| self.next >= max)
+        self.rows.end().is_some_and(|end| self.next >= end)
     }
 
-    /// The next chunk's rows, or `None` when this stream has none among
-    /// the events generated.
-    fn generate(&mut self) -> Result<Option<StreamChunk>> {
-        let mut to = self.next + EVENTS_PER_CHUNK;
-        if let Some(max) = self.config.max_events {
-            to = to.min(max);
+    /// Where the next chunk ends, or for a paced stream with too few rows
+    /// due, how long to wait first.
+    fn next_chunk(&self) -> NextChunk {
+        let mut to = self.next + OFFSETS_PER_CHUNK;
+        if let Some(end) = self.rows.end() {
+            to = to.min(end);
         }
-        let (batch, numbers) = self.stream.batch(&self.config, self.next..to)?;
+        let Some(pace) = self.rows.pace() else {
+            return NextChunk::Ready(to);
+        };
+        let now = now_nanos();
+        let due = pace.due_by(now);
+        if due >= to {
+            return NextChunk::Ready(to);
+        }
+        let first_due = pace.due_at(self.next);
+        let max_wait = MAX_WAIT.as_nanos() as i64;
+        if due > self.next && now.saturating_sub(first_due) >= max_wait {
+            return NextChunk::Ready(due);
+        }
+        // Until the chunk is full, or its first row has waited enough.
+        let until = pace.due_at(to - 1).min(first_due.saturating_add(max_wait));
+        NextChunk::Wait(Duration::from_nanos(until.saturating_sub(now).max(1) as u64))
+    }
+
+    /// The next chunk's rows up to offset `to`, or `None` when this stream
+    /// has none among them.
+    fn generate(&mut self, to: u64) -> Result<Option<StreamChunk>> {
+        let (batch, numbers) = self.rows.rows(self.next..to)?;
         self.next = to;
         if numbers.is_empty() {
             return Ok(None);
@@ -136,7 +166,18 @@ impl Generator {
                 let barrier = self.barriers.recv().await?;
                 return Some(Ok(self.on_barrier(barrier)));
             }
-            match self.generate() {
+            let to = match self.next_chunk() {
+                NextChunk::Ready(to) => to,
+                NextChunk::Wait(wait) => {
+                    tokio::select! {
+                        barrier = self.barriers.recv() => {
+                            return Some(Ok(self.on_barrier(barrier?)));
+                        }
+                        _ = tokio::time::sleep(wait) => continue,
+                    }
+                }
+            };
+            match self.generate(to) {
                 Ok(Some(chunk)) => {
                     // Let the view's other tasks and the injector run.
                     tokio::task::yield_now().await;
@@ -152,7 +193,14 @@ impl Generator {
     }
 }
 
-impl Operator for NexmarkSourceOperator {
+/// Wall-clock time, in nanoseconds since the epoch.
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl Operator for GeneratedSourceOperator {
     fn info(&self) -> &OperatorInfo {
         &self.info
     }
@@ -171,6 +219,7 @@ mod tests {
 
     use super::*;
     use crate::message::{BarrierKind, Epoch, Mutation};
+    use crate::nexmark::{NexmarkConfig, NexmarkRows, Stream};
 
     fn barrier(epoch: u64) -> Barrier {
         Barrier::new(Epoch(epoch), BarrierKind::Checkpoint)
@@ -186,7 +235,11 @@ mod tests {
         };
         let (sender, receiver) = mpsc::unbounded_channel();
         let progress = SourceProgress::default();
-        let source = NexmarkSourceOperator::new(config, Stream::Bid, from, receiver, "bid".into())
+        let rows = Arc::new(NexmarkRows {
+            config,
+            stream: Stream::Bid,
+        });
+        let source = GeneratedSourceOperator::new(rows, from, receiver, "bid".into())
             .with_progress(progress.clone(), resumed);
         let mut epoch = 1;
         sender.send(barrier(epoch)).unwrap();
@@ -237,5 +290,44 @@ mod tests {
         let (ids, offsets) = run(12_345, true, 20_000).await;
         assert_eq!(offsets[0], 12_345, "the first barrier passes at once");
         assert!(ids == bids(12_345..20_000), "{} bids emitted", ids.len());
+    }
+
+    #[tokio::test]
+    async fn a_paced_source_emits_no_row_before_it_is_due() {
+        use crate::generated::Pace;
+        use crate::generated::datagen::{ColumnGenerator, Datagen};
+
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let pace = Pace {
+            start_nanos: now_nanos(),
+            per_second: 2000,
+        };
+        let sequence = ColumnGenerator::Sequence {
+            start: 0,
+            end: None,
+        };
+        let rows = Datagen::new(schema, 1, vec![sequence], pace, Some(300)).unwrap();
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let source = GeneratedSourceOperator::new(Arc::new(rows), 0, receiver, "n".into());
+        let mut messages = Box::new(source).execute();
+        let mut emitted = 0;
+        while emitted < 300 {
+            let Some(Ok(Message::Chunk(chunk))) = messages.next().await else {
+                panic!("the source ended early");
+            };
+            let due = pace.due_by(now_nanos());
+            let ids = chunk.data().column(1).clone();
+            let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+            assert_eq!(ids.value(0), emitted, "rows in order, none skipped");
+            emitted += ids.len() as i64;
+            assert!(emitted as u64 <= due, "{emitted} rows emitted, {due} due");
+        }
+        sender
+            .send(barrier(1).with_mutation(Mutation::Stop))
+            .unwrap();
+        assert!(matches!(
+            messages.next().await,
+            Some(Ok(Message::Barrier(_)))
+        ));
     }
 }
