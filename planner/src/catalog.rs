@@ -16,6 +16,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DataFusionResult};
 use datafusion::sql::sqlparser::ast::Statement;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use weir_executor::StoredTable;
 use weir_executor::batch::{GeneratedTable, ViewTable};
 use weir_executor::checkpoint::SourceProgress;
@@ -96,6 +97,9 @@ struct SourceRecord {
     sql: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     watermark: Option<WatermarkDecl>,
+    /// `ALTER SOURCE ... PAUSE`: no rows until resumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    paused: bool,
 }
 
 /// A source and the relations it provides.
@@ -103,6 +107,16 @@ struct SourceRecord {
 struct SourceEntry {
     record: SourceRecord,
     relations: Vec<String>,
+    /// Tells every running reader whether the source is paused.
+    paused: watch::Sender<bool>,
+}
+
+/// One source as `weir_catalog.sources` lists it.
+#[derive(Debug, Clone)]
+pub struct SourceStatus {
+    pub name: String,
+    pub relations: Vec<String>,
+    pub paused: bool,
 }
 
 /// One stream of a source, as views and queries read it.
@@ -113,6 +127,8 @@ pub struct SourceRelation {
     pub rows: Arc<dyn GeneratedRows>,
     pub provider: Arc<GeneratedTable>,
     pub watermark: Option<WatermarkDecl>,
+    /// Whether the source is paused, as it changes.
+    pub paused: watch::Receiver<bool>,
 }
 
 /// A table as the catalog knows it.
@@ -158,6 +174,21 @@ impl State {
         Ok(())
     }
 
+    /// The source named `name`: 42809 for a table or view, 42P01 for
+    /// nothing at all.
+    fn source(&self, name: &str) -> Result<&SourceEntry> {
+        if let Some(source) = self.sources.get(name) {
+            return Ok(source);
+        }
+        if self.tables.contains_key(name) || self.views.contains_key(name) {
+            return Err(Error::user("42809", format!("\"{name}\" is not a source")));
+        }
+        Err(Error::user(
+            "42P01",
+            format!("source \"{name}\" does not exist"),
+        ))
+    }
+
     /// Refuses (2BP01) to drop `what` while a view reads one of `names`.
     fn no_view_reads(&self, names: &[String], what: &str) -> Result<()> {
         let dependents: Vec<&str> = self
@@ -191,6 +222,7 @@ impl State {
     }
 
     fn add_source(&mut self, spec: SourceSpec, record: SourceRecord) {
+        let (paused, _) = watch::channel(record.paused);
         let mut relations = Vec::new();
         for (name, rows) in spec.streams {
             let provider = Arc::new(GeneratedTable::new(name.clone(), Arc::clone(&rows)));
@@ -203,12 +235,17 @@ impl State {
                 rows,
                 provider,
                 watermark,
+                paused: paused.subscribe(),
             };
             self.relations.insert(name.clone(), Arc::new(relation));
             relations.push(name);
         }
-        self.sources
-            .insert(record.name.clone(), SourceEntry { record, relations });
+        let entry = SourceEntry {
+            record,
+            relations,
+            paused,
+        };
+        self.sources.insert(entry.record.name.clone(), entry);
     }
 }
 
@@ -534,6 +571,7 @@ impl Catalog {
                 name: spec.name.clone(),
                 sql,
                 watermark: spec.watermark.clone(),
+                paused: false,
             };
             let mut document = state.document();
             document.sources.push(record.clone());
@@ -547,23 +585,56 @@ impl Catalog {
         Ok(true)
     }
 
+    /// Pauses or resumes a source durably, and every view reading it at
+    /// once.
+    pub async fn set_source_paused(&self, name: &str, paused: bool) -> Result<()> {
+        let _ddl = self.ddl.lock().await;
+        let document = {
+            let state = self.state.read().map_err(|_| lock_error())?;
+            state.source(name)?;
+            let mut document = state.document();
+            for record in &mut document.sources {
+                if record.name == name {
+                    record.paused = paused;
+                }
+            }
+            encode(&document)?
+        };
+        self.store.store_catalog(document).await?;
+        let mut state = self.state.write().map_err(|_| lock_error())?;
+        if let Some(source) = state.sources.get_mut(name) {
+            source.record.paused = paused;
+            source.paused.send_replace(paused);
+        }
+        Ok(())
+    }
+
+    /// Every source, by name.
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        let Ok(state) = self.state.read() else {
+            return Vec::new();
+        };
+        state
+            .sources
+            .values()
+            .map(|s| SourceStatus {
+                name: s.record.name.clone(),
+                relations: s.relations.clone(),
+                paused: s.record.paused,
+            })
+            .collect()
+    }
+
     /// Drops a source durably. Returns `false` when it does not exist and
     /// `if_exists` is set.
     pub async fn drop_source(&self, name: &str, if_exists: bool) -> Result<bool> {
         let _ddl = self.ddl.lock().await;
         let document = {
             let state = self.state.read().map_err(|_| lock_error())?;
-            let Some(source) = state.sources.get(name) else {
-                if state.tables.contains_key(name) || state.views.contains_key(name) {
-                    return Err(Error::user("42809", format!("\"{name}\" is not a source")));
-                }
-                if if_exists {
-                    return Ok(false);
-                }
-                return Err(Error::user(
-                    "42P01",
-                    format!("source \"{name}\" does not exist"),
-                ));
+            let source = match state.source(name) {
+                Ok(source) => source,
+                Err(Error::User { code: "42P01", .. }) if if_exists => return Ok(false),
+                Err(e) => return Err(e),
             };
             state.no_view_reads(&source.relations, &format!("source \"{name}\""))?;
             let mut document = state.document();

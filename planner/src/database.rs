@@ -31,6 +31,7 @@ use weir_storage::checkpoint::{CheckpointMetadata, CheckpointStorage};
 use weir_storage::{SharedMemory, TableStore};
 
 use crate::catalog::{Catalog, PublicSchema};
+use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
@@ -65,6 +66,10 @@ pub enum Prepared {
     DropSources {
         names: Vec<String>,
         if_exists: bool,
+    },
+    AlterSource {
+        name: String,
+        paused: bool,
     },
     CreateView(Box<ViewSpec>),
     DropViews {
@@ -482,14 +487,18 @@ impl Database {
         let ParsedStatement {
             statement,
             append_only,
-            checkpoint,
+            command,
             alter_system,
             source,
             watermark,
             emit_on_window_close,
         } = parsed;
-        if checkpoint {
-            return Ok(Prepared::Checkpoint);
+        match command {
+            Some(Command::Checkpoint) => return Ok(Prepared::Checkpoint),
+            Some(Command::AlterSource { name, paused }) => {
+                return Ok(Prepared::AlterSource { name, paused });
+            }
+            None => {}
         }
         if let Some(session) = session_statement(&statement) {
             return self.prepare_session(ctx, session?, alter_system).await;
@@ -681,6 +690,10 @@ impl Database {
             } => {
                 self.catalog.create_source(spec, sql, if_not_exists).await?;
                 Ok(Outcome::Command("CREATE SOURCE".into()))
+            }
+            Prepared::AlterSource { name, paused } => {
+                self.catalog.set_source_paused(&name, paused).await?;
+                Ok(Outcome::Command("ALTER SOURCE".into()))
             }
             Prepared::DropSources { names, if_exists } => {
                 for name in names {

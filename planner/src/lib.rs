@@ -7,6 +7,7 @@
 //! catalog as its schema provider, and executed over stored tables.
 
 pub mod catalog;
+mod commands;
 mod database;
 mod ddl;
 mod error;

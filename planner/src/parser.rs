@@ -4,7 +4,8 @@
 //! `datafusion-pg-catalog`'s compatibility layer that rewrites the catalog
 //! queries psql and drivers send. weir's own syntax is a thin layer on top:
 //! the `APPEND ONLY` clause that may end a `CREATE TABLE`, `FLUSH`,
-//! `CHECKPOINT`, `ALTER SYSTEM` before `SET` and `RESET`,
+//! weir's own [`Command`]s (`CHECKPOINT`, `ALTER SOURCE ... PAUSE`),
+//! `ALTER SYSTEM` before `SET` and `RESET`,
 //! `CREATE SOURCE` / `DROP SOURCE`, parsed as their `TABLE` forms,
 //! `WATERMARK FOR col AS expr` in a column list, and the
 //! `EMIT ON WINDOW CLOSE` that may end a `CREATE MATERIALIZED VIEW`.
@@ -14,6 +15,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use crate::commands::{Command, parse_command};
 use crate::watermarks::{WatermarkDecl, strip_watermark};
 use crate::{Error, Result};
 
@@ -23,8 +25,8 @@ pub struct ParsedStatement {
     pub statement: Statement,
     /// `CREATE TABLE ... APPEND ONLY`: the table has no key and takes only inserts.
     pub append_only: bool,
-    /// `CHECKPOINT`: a FLUSH that also returns only once a checkpoint is durable.
-    pub checkpoint: bool,
+    /// A statement only weir has; `statement` is then a FLUSH.
+    pub command: Option<Command>,
     /// `ALTER SYSTEM SET|RESET`: only database settings may follow.
     pub alter_system: bool,
     /// `CREATE SOURCE` or `DROP SOURCE`, parsed as `CREATE TABLE` or
@@ -59,12 +61,12 @@ impl StatementParser {
             if tokens.iter().all(|t| matches!(t, Token::Whitespace(_))) {
                 continue;
             }
-            let word = single_word(&tokens);
-            if word.as_deref() == Some("FLUSH") || word.as_deref() == Some("CHECKPOINT") {
+            let command = parse_command(&tokens)?;
+            if command.is_some() || single_word(&tokens).as_deref() == Some("FLUSH") {
                 parsed.push(ParsedStatement {
                     statement: flush_statement(),
                     append_only: false,
-                    checkpoint: word.as_deref() == Some("CHECKPOINT"),
+                    command,
                     alter_system: false,
                     source: false,
                     watermark: None,
@@ -108,7 +110,7 @@ impl StatementParser {
                 parsed.push(ParsedStatement {
                     statement,
                     append_only,
-                    checkpoint: false,
+                    command: None,
                     alter_system,
                     source,
                     watermark: watermark.clone(),
@@ -120,8 +122,8 @@ impl StatementParser {
     }
 }
 
-/// The statement's only token, upper-cased, when it is one bare word:
-/// `FLUSH` and `CHECKPOINT` are.
+/// The statement's only token, upper-cased, when it is one bare word, as
+/// `FLUSH` is.
 fn single_word(tokens: &[Token]) -> Option<String> {
     let mut words = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_)));
     match (words.next(), words.next()) {
@@ -275,7 +277,8 @@ mod tests {
         let parsed = StatementParser::default()
             .parse("checkpoint; FLUSH; ALTER SYSTEM SET checkpoint_interval = '5s'; SET a = 1")
             .unwrap();
-        assert!(parsed[0].checkpoint && !parsed[1].checkpoint);
+        assert_eq!(parsed[0].command, Some(Command::Checkpoint));
+        assert_eq!(parsed[1].command, None);
         assert!(matches!(parsed[1].statement, Statement::Flush { .. }));
         assert!(parsed[2].alter_system && matches!(parsed[2].statement, Statement::Set(_)));
         assert!(!parsed[3].alter_system);

@@ -4,6 +4,8 @@
 //! - `checkpoint_operators`: one row per operator instance per checkpoint.
 //! - `view_sources`: per running view, each table or source it reads and
 //!   how far: the log offset (or next event number) at its last barrier.
+//! - `sources`: one row per relation a source provides, and whether the
+//!   source is paused.
 //! - `watermarks`: per running view, each watermark filter and
 //!   window-closing aggregate: its watermark, the late rows it dropped
 //!   and, for aggregates, the groups still open, as of its last barrier.
@@ -16,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-    UInt32Array,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray, UInt32Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::util::display::array_value_to_string;
@@ -27,13 +29,14 @@ use datafusion::error::Result;
 use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointRecord};
 use weir_executor::watermark::WatermarkReport;
 
-use crate::catalog::{Catalog, ViewEntry};
+use crate::catalog::{Catalog, SourceStatus, ViewEntry};
 
 pub const SYSTEM_SCHEMA: &str = "weir_catalog";
 
-const TABLES: [&str; 4] = [
+const TABLES: [&str; 5] = [
     "checkpoints",
     "checkpoint_operators",
+    "sources",
     "view_sources",
     "watermarks",
 ];
@@ -197,6 +200,29 @@ fn view_sources_table(views: &[Arc<ViewEntry>]) -> Result<(SchemaRef, RecordBatc
     Ok((schema, batch))
 }
 
+fn sources_table(sources: &[SourceStatus]) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("relation", DataType::Utf8, false),
+        Field::new("paused", DataType::Boolean, false),
+    ]));
+    let rows: Vec<(&SourceStatus, &str)> = sources
+        .iter()
+        .flat_map(|s| s.relations.iter().map(move |r| (s, r.as_str())))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.0.name.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|r| Some(r.0.paused)),
+        )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok((schema, batch))
+}
+
 /// A value as text the way query results show it: timestamps as dates.
 fn shown(value: &ScalarValue) -> Result<String> {
     Ok(array_value_to_string(&value.to_array()?, 0)?)
@@ -254,6 +280,7 @@ impl SchemaProvider for SystemSchema {
         let (schema, batch) = match name {
             "checkpoints" => checkpoints_table(&history)?,
             "checkpoint_operators" => operators_table(&history)?,
+            "sources" => sources_table(&self.catalog.sources())?,
             "view_sources" => view_sources_table(&self.catalog.views())?,
             "watermarks" => watermarks_table(&self.catalog.views())?,
             _ => return Ok(None),

@@ -9,6 +9,9 @@
 //! it falls due, in chunks at most [`MAX_WAIT`] apart. A bounded run then
 //! only passes barriers on.
 //!
+//! A paused source (`ALTER SOURCE ... PAUSE`) generates nothing and only
+//! passes barriers on until it is resumed.
+//!
 //! A barrier is taken between chunks. As with table sources, a source
 //! resumed from a checkpoint emits nothing before its first barrier and
 //! passes that one on at once.
@@ -20,7 +23,7 @@ use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::Result;
 use futures::stream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::SourceProgress;
 use crate::generated::GeneratedRows;
@@ -48,6 +51,8 @@ struct Generator {
     progress: SourceProgress,
     /// Emits nothing until the first barrier, which passes at once.
     paused: bool,
+    /// Whether the source is paused by the user, as it changes.
+    held: Option<watch::Receiver<bool>>,
     stopped: bool,
 }
 
@@ -78,6 +83,7 @@ impl GeneratedSourceOperator {
                 barriers,
                 progress: SourceProgress::default(),
                 paused: false,
+                held: None,
                 stopped: false,
             },
         }
@@ -89,6 +95,12 @@ impl GeneratedSourceOperator {
         progress.set(self.generator.next);
         self.generator.progress = progress;
         self.generator.paused = resumed;
+        self
+    }
+
+    /// Generates only while `held` says the source is not paused.
+    pub fn with_pause(mut self, held: watch::Receiver<bool>) -> Self {
+        self.generator.held = Some(held);
         self
     }
 }
@@ -165,6 +177,22 @@ impl Generator {
             if self.paused || self.exhausted() {
                 let barrier = self.barriers.recv().await?;
                 return Some(Ok(self.on_barrier(barrier)));
+            }
+            if let Some(held) = self.held.as_mut()
+                && *held.borrow_and_update()
+            {
+                tokio::select! {
+                    barrier = self.barriers.recv() => {
+                        return Some(Ok(self.on_barrier(barrier?)));
+                    }
+                    changed = held.changed() => {
+                        if changed.is_err() {
+                            // The source is gone: nothing will resume it.
+                            self.held = None;
+                        }
+                        continue;
+                    }
+                }
             }
             let to = match self.next_chunk() {
                 NextChunk::Ready(to) => to,

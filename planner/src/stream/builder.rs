@@ -512,7 +512,8 @@ impl<'a> GraphBuilder<'a> {
                 slot.receiver,
                 slot.identity,
             )
-            .with_progress(slot.progress.clone(), slot.resumed.is_some());
+            .with_progress(slot.progress.clone(), slot.resumed.is_some())
+            .with_pause(relation.paused.clone());
             let visible = relation.rows.schema().fields().len();
             self.source_node(
                 &name,
