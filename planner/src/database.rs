@@ -33,6 +33,7 @@ use weir_storage::{SharedMemory, TableStore};
 use crate::catalog::{Catalog, PublicSchema};
 use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
+use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
@@ -180,6 +181,9 @@ impl Database {
             .with_default_catalog_and_schema(DATABASE_NAME, PUBLIC_SCHEMA)
             .with_information_schema(true);
         let base = SessionContext::new_with_config(config);
+        for function in weir_functions() {
+            base.register_udf(function);
+        }
         let schema = Arc::new(PublicSchema {
             catalog: Arc::clone(&catalog),
         });

@@ -11,6 +11,7 @@ mod commands;
 mod database;
 mod ddl;
 mod error;
+mod functions;
 pub mod parser;
 mod sources;
 mod statement;

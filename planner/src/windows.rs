@@ -7,6 +7,10 @@
 //! `size / slide` windows that hold it: one `TUMBLE`-like binning per
 //! window phase (origins `slide` apart), unioned. Without an alias the
 //! result keeps the table's name, so `t.col` still resolves.
+//!
+//! The time may be an expression rather than a column, as in
+//! `TUMBLE(bid, proctime(), ...)`: it is then computed once per row, as a
+//! column `window_time` beside the windows, so start and end agree.
 
 use std::ops::ControlFlow;
 
@@ -131,6 +135,15 @@ fn window_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Res
             "HOP: the size ({size} ms) must be a multiple of the slide ({slide} ms)"
         )));
     }
+    let is_column = matches!(time, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+    let (source, time) = if is_column {
+        (table.to_string(), time.to_string())
+    } else {
+        (
+            format!("(SELECT *, {time} AS window_time FROM {table}) AS {table}"),
+            "window_time".to_string(),
+        )
+    };
     let phases: Vec<String> = (0..size / slide)
         .map(|phase| {
             let origin = format!(
@@ -139,7 +152,7 @@ fn window_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Res
             );
             let start = format!("date_bin(INTERVAL '{size} milliseconds', {time}, {origin})");
             format!(
-                "SELECT *, {start} AS window_start, {start} + INTERVAL '{size} milliseconds' AS window_end FROM {table}"
+                "SELECT *, {start} AS window_start, {start} + INTERVAL '{size} milliseconds' AS window_end FROM {source}"
             )
         })
         .collect();
@@ -179,6 +192,18 @@ mod tests {
         assert_eq!(hop.matches("UNION ALL").count(), 4, "{hop}");
         assert!(hop.contains("INTERVAL '8000 milliseconds'"), "{hop}");
         assert!(hop.ends_with("AS h"), "{hop}");
+        let processing = rewritten(
+            "SELECT window_start, count(*) FROM TUMBLE(bid, proctime(), INTERVAL '10' SECOND) GROUP BY 1",
+        )
+        .unwrap();
+        assert!(
+            processing.contains("FROM (SELECT *, proctime() AS window_time FROM bid) AS bid"),
+            "{processing}"
+        );
+        assert!(
+            processing.contains("date_bin(INTERVAL '10000 milliseconds', window_time"),
+            "{processing}"
+        );
     }
 
     #[test]
