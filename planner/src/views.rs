@@ -11,15 +11,17 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{CreateView, Statement};
+use datafusion::sql::sqlparser::ast::{CreateTableOptions, CreateView, SqlOption, Statement};
 use tokio::sync::mpsc::UnboundedSender;
 use weir_executor::batch::{VIEW_ROWS_TABLE, ViewTable};
+use weir_executor::checkpoint::parse_duration;
 use weir_executor::checkpoint::{
     CheckpointedStore, FrozenView, SourceProgress, StateBackend, ViewCheckpointer, new_incarnation,
     store_dir,
@@ -33,6 +35,7 @@ use weir_storage::{ENTRIES_FILE, MemoryStateStore, RocksStateStore, SharedMemory
 
 use crate::catalog::{Catalog, ViewEntry, ViewRecord};
 use crate::ddl::table_name;
+use crate::sources::option_text;
 use crate::stream::{ExplainNode, GraphBuilder, describe_key};
 use crate::{Error, Result};
 
@@ -45,6 +48,9 @@ pub struct ViewSpec {
     pub if_not_exists: bool,
     /// `EMIT ON WINDOW CLOSE`: aggregates emit each window once, final.
     pub emit_on_window_close: bool,
+    /// `WITH (state_ttl = '1 hour')`: aggregates expire groups unchanged
+    /// for that long.
+    pub state_ttl: Option<Duration>,
 }
 
 /// Checks a `CREATE [MATERIALIZED] VIEW` and plans its query.
@@ -70,6 +76,7 @@ pub async fn view_spec(
         ));
     }
     let name = table_name(&create.name)?;
+    let state_ttl = state_ttl(&create.options)?;
     let query = Statement::Query(create.query.clone());
     let plan = state
         .statement_to_plan(DFStatement::Statement(Box::new(query)))
@@ -92,7 +99,40 @@ pub async fn view_spec(
         plan,
         if_not_exists: create.if_not_exists,
         emit_on_window_close,
+        state_ttl,
     })
+}
+
+/// The view's `WITH (...)` options: `state_ttl` is the one there is.
+fn state_ttl(options: &CreateTableOptions) -> Result<Option<Duration>> {
+    let options = match options {
+        CreateTableOptions::With(options) => options.as_slice(),
+        CreateTableOptions::None => return Ok(None),
+        _ => return Err(Error::not_supported("view options go in WITH (...)")),
+    };
+    let mut ttl = None;
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(Error::not_supported(format!(
+                "view option {option} is not supported"
+            )));
+        };
+        if !key.value.eq_ignore_ascii_case("state_ttl") {
+            return Err(Error::user(
+                "22023",
+                format!("unrecognized view option \"{}\"", key.value),
+            ));
+        }
+        let text = option_text(value).unwrap_or_else(|| value.to_string());
+        let duration = parse_duration(&text).filter(|d| !d.is_zero());
+        ttl = Some(duration.ok_or_else(|| {
+            Error::user(
+                "22023",
+                format!("state_ttl: \"{text}\" is not a positive duration such as '1 hour'"),
+            )
+        })?);
+    }
+    Ok(ttl)
 }
 
 /// `state` without the optimizer rules named.
@@ -179,6 +219,7 @@ pub fn build_view(
     );
     builder.restore = storage.as_ref().and_then(|s| s.restore);
     builder.emit_on_window_close = spec.emit_on_window_close;
+    builder.state_ttl = spec.state_ttl;
     let built = builder.build(&spec.plan)?;
     let closes_windows = builder
         .watermark_reports

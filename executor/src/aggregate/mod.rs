@@ -8,8 +8,10 @@
 //! keep a multiset of their argument per group in a table of their own,
 //! so deleting the current extreme finds the next one.
 
+mod state_ttl;
 mod window_close;
 
+pub use state_ttl::GroupExpiry;
 pub use window_close::WindowClose;
 
 use std::sync::Arc;

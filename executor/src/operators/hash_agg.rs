@@ -17,9 +17,14 @@
 //! are closed (see [`crate::aggregate::WindowClose`]): their state goes,
 //! and late rows for them are dropped. With `EMIT ON WINDOW CLOSE` the
 //! output is append-only: each group's final row, once, when it closes.
+//!
+//! With a state TTL (see [`crate::aggregate::GroupExpiry`]), a group no
+//! row has changed for that long is retracted at the end of an epoch and
+//! its state deleted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, UInt32Array,
@@ -34,7 +39,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_storage::StateStore;
 
 use super::unary::{ChunkHandler, Emitted, run_handler};
-use crate::aggregate::{AggCall, WindowClose};
+use crate::aggregate::{AggCall, GroupExpiry, WindowClose};
 use crate::message::{Barrier, Op, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
@@ -61,6 +66,8 @@ struct Aggregation {
     first_table: u32,
     /// Closes groups below the watermark, when grouped by a window.
     window: Option<WindowClose>,
+    /// Expires groups unchanged for a while, with a state TTL.
+    expiry: Option<GroupExpiry>,
 }
 
 /// One group's state while a chunk is applied.
@@ -163,6 +170,7 @@ impl HashAggOperator {
             multisets,
             first_table,
             window: None,
+            expiry: None,
         };
         Ok(Self {
             info,
@@ -213,6 +221,21 @@ impl HashAggOperator {
         )?);
         self.info.append_only = emit_on_close;
         Ok(self)
+    }
+}
+
+impl HashAggOperator {
+    /// Expires groups no row has changed for `ttl`. A global aggregate
+    /// keeps its one row.
+    pub fn expire_after(mut self, ttl: Duration) -> Self {
+        if !self.aggregation.is_global() {
+            self.aggregation.expiry = Some(GroupExpiry::new(ttl));
+        }
+        self
+    }
+
+    pub fn state_ttl(&self) -> Option<Duration> {
+        self.aggregation.expiry.as_ref().map(GroupExpiry::ttl)
     }
 }
 
@@ -377,6 +400,9 @@ impl Aggregation {
                 })
             })
             .collect();
+        if let Some(expiry) = &mut self.expiry {
+            expiry.touch(numbering.keys().copied(), Instant::now());
+        }
         let first_rows = UInt32Array::from(first_rows);
         let group_keys: Vec<ArrayRef> = keys
             .iter()
@@ -484,12 +510,16 @@ impl Aggregation {
         StreamChunk::from_rows(Arc::clone(&self.output_schema), ops, rows).map(Some)
     }
 
-    /// Removes the closed groups (encoded group keys) and their multisets;
-    /// when emitting on close, returns their final rows.
-    fn close_groups(&mut self, closed: &[Vec<u8>]) -> Result<Option<StreamChunk>> {
-        let emit = self.window.as_ref().is_some_and(|w| w.emit_on_close);
+    /// Removes groups (encoded group keys) and their multisets; with
+    /// `emit`, returns their current rows with that op: their final rows
+    /// as windows close, their retractions as they expire.
+    fn drop_groups(
+        &mut self,
+        dropped: &[Vec<u8>],
+        emit: Option<Op>,
+    ) -> Result<Option<StreamChunk>> {
         let mut rows = Vec::new();
-        for batch in closed.chunks(4096) {
+        for batch in dropped.chunks(4096) {
             let parser = self.group_keys.parser();
             let keys = self
                 .group_keys
@@ -500,7 +530,7 @@ impl Aggregation {
                 if !group.existed {
                     continue;
                 }
-                if emit {
+                if emit.is_some() {
                     let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(g, 1)).collect();
                     let key_row = keys
                         .iter()
@@ -530,10 +560,10 @@ impl Aggregation {
                 }
             }
         }
-        if rows.is_empty() {
+        let Some(op) = emit.filter(|_| !rows.is_empty()) else {
             return Ok(None);
-        }
-        let ops = vec![Op::Insert; rows.len()];
+        };
+        let ops = vec![op; rows.len()];
         StreamChunk::from_rows(Arc::clone(&self.output_schema), ops, rows).map(Some)
     }
 
@@ -676,6 +706,10 @@ impl ChunkHandler for Aggregation {
         if let Some(window) = &mut self.window {
             window.restore(&self.groups, &self.group_keys, self.group_types.len())?;
         }
+        if let Some(expiry) = &mut self.expiry {
+            let key_len = self.group_types.len();
+            expiry.restore(&self.groups, &self.group_keys, key_len, Instant::now())?;
+        }
         if !self.is_global() {
             return Ok(None);
         }
@@ -717,7 +751,21 @@ impl ChunkHandler for Aggregation {
         let Some((watermark, closed)) = window.advance(&watermark)? else {
             return Ok((None, None));
         };
-        Ok((self.close_groups(&closed)?, Some(watermark)))
+        let emit = window.emit_on_close.then_some(Op::Insert);
+        Ok((self.drop_groups(&closed, emit)?, Some(watermark)))
+    }
+
+    fn epoch_end(&mut self) -> Result<Option<StreamChunk>> {
+        let Some(expiry) = &mut self.expiry else {
+            return Ok(None);
+        };
+        let expired = expiry.expire(Instant::now());
+        if expired.is_empty() {
+            return Ok(None);
+        }
+        // Rows emitted only as windows close have nothing to retract.
+        let emitting_changes = !self.window.as_ref().is_some_and(|w| w.emit_on_close);
+        self.drop_groups(&expired, emitting_changes.then_some(Op::Delete))
     }
 
     fn barrier(&mut self, barrier: &Barrier) -> Result<()> {

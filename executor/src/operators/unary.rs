@@ -23,6 +23,12 @@ pub(crate) trait ChunkHandler: Send + 'static {
         Ok((None, None))
     }
 
+    /// Output at the end of an epoch, before its barrier: e.g. the
+    /// retractions of groups whose state expired.
+    fn epoch_end(&mut self) -> Result<Option<StreamChunk>> {
+        Ok(None)
+    }
+
     /// Called before the barrier is forwarded: commit the epoch's state.
     fn barrier(&mut self, barrier: &Barrier) -> Result<()>;
 }
@@ -33,6 +39,8 @@ struct Running<H> {
     started: bool,
     /// A watermark to send after the chunk just sent.
     pending: Option<Watermark>,
+    /// A barrier to act on after the epoch's last chunk, just sent.
+    barrier: Option<Barrier>,
 }
 
 /// Runs `handler` over `input`; ends with the input or the first error.
@@ -45,6 +53,7 @@ pub(crate) fn run_handler(
         handler,
         started: false,
         pending: None,
+        barrier: None,
     };
     Box::pin(stream::unfold(Some(running), |state| async move {
         let mut running = state?;
@@ -58,18 +67,21 @@ pub(crate) fn run_handler(
                 Err(e) => return Some((Err(e), None)),
             }
         }
+        if let Some(barrier) = running.barrier.take() {
+            return Some(forward_barrier(running, barrier));
+        }
         loop {
             let emitted = match running.input.next().await? {
                 Ok(Message::Chunk(chunk)) => running.handler.chunk(chunk),
                 Ok(Message::Watermark(watermark)) => running.handler.watermark(watermark),
-                Ok(Message::Barrier(barrier)) => {
-                    let output = running
-                        .handler
-                        .barrier(&barrier)
-                        .map(|()| Message::Barrier(barrier));
-                    let next = output.is_ok().then_some(running);
-                    return Some((output, next));
-                }
+                Ok(Message::Barrier(barrier)) => match running.handler.epoch_end() {
+                    Ok(Some(chunk)) if !chunk.is_empty() => {
+                        running.barrier = Some(barrier);
+                        return Some((Ok(Message::Chunk(chunk)), Some(running)));
+                    }
+                    Ok(_) => return Some(forward_barrier(running, barrier)),
+                    Err(e) => return Some((Err(e), None)),
+                },
                 Err(e) => Err(e),
             };
             match emitted {
@@ -85,4 +97,17 @@ pub(crate) fn run_handler(
             }
         }
     }))
+}
+
+/// Commits the epoch `barrier` ends and passes the barrier on.
+fn forward_barrier<H: ChunkHandler>(
+    mut running: Running<H>,
+    barrier: Barrier,
+) -> (Result<Message>, Option<Running<H>>) {
+    let output = running
+        .handler
+        .barrier(&barrier)
+        .map(|()| Message::Barrier(barrier));
+    let next = output.is_ok().then_some(running);
+    (output, next)
 }

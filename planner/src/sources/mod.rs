@@ -20,6 +20,7 @@ use weir_executor::generated::GeneratedRows;
 use crate::ddl::table_name;
 use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
+pub(crate) use options::option_text;
 use options::{SourceOptions, invalid};
 
 /// What a `CREATE SOURCE` declares.

@@ -18,7 +18,7 @@ pub(super) fn invalid(message: String) -> Error {
 pub(super) struct SourceOptions(BTreeMap<String, String>);
 
 /// An option's value as text: a string or a number.
-fn option_text(value: &Expr) -> Option<String> {
+pub(crate) fn option_text(value: &Expr) -> Option<String> {
     match value {
         Expr::Value(ValueWithSpan {
             value: Value::SingleQuotedString(text) | Value::Number(text, _),

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{Field, SchemaRef};
@@ -25,6 +26,7 @@ use datafusion::physical_expr::expressions::{Column, Literal};
 use tokio::sync::mpsc;
 use weir_executor::aggregate::{AggCall, AggKind};
 use weir_executor::align::AlignmentMeter;
+use weir_executor::checkpoint::settings::show_duration;
 use weir_executor::checkpoint::{CheckpointedAligner, CheckpointedSource, SourceProgress};
 use weir_executor::message::{Barrier, Subscription};
 use weir_executor::operator::{BoxedOperator, OperatorInfo};
@@ -93,6 +95,9 @@ pub struct GraphBuilder<'a> {
     pub restore: Option<&'a ViewCheckpoint>,
     /// `EMIT ON WINDOW CLOSE`: aggregates must close windows.
     pub emit_on_window_close: bool,
+    /// `state_ttl`: aggregates expire groups unchanged for that long;
+    /// operators that cannot are refused.
+    pub state_ttl: Option<Duration>,
     /// Every watermark filter's and window-closing aggregate's report, by
     /// operator identity.
     pub watermark_reports: Vec<(String, WatermarkProgress)>,
@@ -145,6 +150,7 @@ impl<'a> GraphBuilder<'a> {
             aligners: Vec::new(),
             restore: None,
             emit_on_window_close: false,
+            state_ttl: None,
             watermark_reports: Vec::new(),
         }
     }
@@ -272,7 +278,7 @@ impl<'a> GraphBuilder<'a> {
                 );
                 let store = (self.stores)(position)?;
                 let progress = self.watermark_report(&identity);
-                let operator = HashAggOperator::new(
+                let mut operator = HashAggOperator::new(
                     input.operator,
                     groups,
                     calls,
@@ -297,11 +303,17 @@ impl<'a> GraphBuilder<'a> {
                         ));
                     }
                 }
-                let detail = match window {
+                let mut detail = match window {
                     Some(_) if self.emit_on_window_close => detail + " emit=on-window-close",
                     Some(_) => detail + " closes=windows",
                     None => detail,
                 };
+                if let Some(ttl) = self.state_ttl {
+                    operator = operator.expire_after(ttl);
+                }
+                if let Some(ttl) = operator.state_ttl() {
+                    detail += &format!(" ttl={}", show_duration(ttl));
+                }
                 let visible = a.schema.fields().len();
                 let built = self.node(
                     Box::new(operator),
@@ -325,6 +337,7 @@ impl<'a> GraphBuilder<'a> {
                         "EMIT ON WINDOW CLOSE is not supported for joins yet; join the windowed views",
                     ));
                 }
+                self.no_state_ttl("joins")?;
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
                 let mut left_keys = Vec::new();
@@ -683,12 +696,23 @@ impl<'a> GraphBuilder<'a> {
         })
     }
 
+    /// Refuses `what` under `state_ttl`, whose state it cannot expire.
+    fn no_state_ttl(&self, what: &str) -> Result<()> {
+        if self.state_ttl.is_none() {
+            return Ok(());
+        }
+        Err(Error::not_supported(format!(
+            "state_ttl expires aggregate state only; {what} cannot expire theirs yet"
+        )))
+    }
+
     fn top_n(&mut self, sort: &Sort, limit: Option<&LimitNode>) -> Result<Built> {
         if self.emit_on_window_close {
             return Err(Error::not_supported(
                 "EMIT ON WINDOW CLOSE is not supported for ORDER BY ... LIMIT yet",
             ));
         }
+        self.no_state_ttl("ORDER BY ... LIMIT and ROW_NUMBER()")?;
         let (offset, fetch) = match limit {
             Some(limit) => {
                 let offset = match limit.get_skip_type()? {
