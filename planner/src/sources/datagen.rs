@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{ColumnOption, CreateTable, SqlOption};
 use weir_executor::generated::datagen::{ColumnGenerator, Datagen};
 use weir_executor::generated::{GeneratedRows, Pace};
 
-use super::options::{SourceOptions, invalid, text_option};
+use super::options::{SourceOptions, invalid, option_text, text_option};
 use crate::ddl::normalize;
 use crate::types::column_type;
 use crate::{Error, Result};
@@ -87,7 +87,7 @@ pub(super) fn start_time_option(options: &[SqlOption], now_nanos: i64) -> Option
             SqlOption::KeyValue { key: k, value: v } => {
                 k.value.eq_ignore_ascii_case(key)
                     && value.is_none_or(|value| {
-                        v.to_string().trim_matches('\'').eq_ignore_ascii_case(value)
+                        option_text(v).is_some_and(|text| text.eq_ignore_ascii_case(value))
                     })
             }
             _ => false,
