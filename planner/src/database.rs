@@ -25,6 +25,7 @@ use weir_executor::checkpoint::settings::is_setting;
 use weir_executor::checkpoint::{
     CheckpointCoordinator, CheckpointSettings, CoordinatorStart, SettingError, restore_latest,
 };
+use weir_executor::generated::now_nanos;
 use weir_executor::message::{Epoch, ViewId};
 use weir_executor::runtime::StreamingRuntime;
 use weir_storage::checkpoint::{CheckpointMetadata, CheckpointStorage};
@@ -940,11 +941,4 @@ fn check_write_shape(statement: &Statement) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Wall-clock time, in nanoseconds since the epoch.
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }

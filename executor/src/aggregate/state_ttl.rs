@@ -44,10 +44,11 @@ impl GroupExpiry {
         for key in keys {
             match self.changed.get_mut(key) {
                 Some(at) => {
-                    let key = key.to_vec();
-                    self.by_time.remove(&(*at, key.clone()));
+                    let mut entry = (*at, key.to_vec());
+                    self.by_time.remove(&entry);
+                    entry.0 = now;
                     *at = now;
-                    self.by_time.insert((now, key));
+                    self.by_time.insert(entry);
                 }
                 None => {
                     self.changed.insert(key.to_vec(), now);

@@ -71,6 +71,14 @@ impl Pace {
     }
 }
 
+/// Wall-clock time, in nanoseconds since the epoch: what a [`Pace`] is
+/// measured against.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 /// SplitMix64's output function: a well-mixed 64-bit value from any input.
 pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

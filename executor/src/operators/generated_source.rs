@@ -17,7 +17,7 @@
 //! passes that one on at once.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -26,7 +26,7 @@ use futures::stream;
 use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::SourceProgress;
-use crate::generated::GeneratedRows;
+use crate::generated::{GeneratedRows, now_nanos};
 use crate::message::{Barrier, Message, StreamChunk};
 use crate::operator::{BoxedMessageStream, Operator, OperatorInfo};
 use crate::operators::table_source::ROW_ID_COLUMN;
@@ -219,13 +219,6 @@ impl Generator {
             }
         }
     }
-}
-
-/// Wall-clock time, in nanoseconds since the epoch.
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 impl Operator for GeneratedSourceOperator {

@@ -222,9 +222,7 @@ impl HashAggOperator {
         self.info.append_only = emit_on_close;
         Ok(self)
     }
-}
 
-impl HashAggOperator {
     /// Expires groups no row has changed for `ttl`. A global aggregate
     /// keeps its one row.
     pub fn expire_after(mut self, ttl: Duration) -> Self {
