@@ -12,6 +12,7 @@ mod database;
 mod ddl;
 mod error;
 mod functions;
+mod options;
 pub mod parser;
 mod sources;
 mod statement;

@@ -18,7 +18,7 @@ use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{CreateTableOptions, CreateView, SqlOption, Statement};
+use datafusion::sql::sqlparser::ast::{CreateTableOptions, CreateView, Statement};
 use tokio::sync::mpsc::UnboundedSender;
 use weir_executor::batch::{VIEW_ROWS_TABLE, ViewTable};
 use weir_executor::checkpoint::parse_duration;
@@ -35,7 +35,7 @@ use weir_storage::{ENTRIES_FILE, MemoryStateStore, RocksStateStore, SharedMemory
 
 use crate::catalog::{Catalog, ViewEntry, ViewRecord};
 use crate::ddl::table_name;
-use crate::sources::option_text;
+use crate::options::WithOptions;
 use crate::stream::{ExplainNode, GraphBuilder, describe_key};
 use crate::{Error, Result};
 
@@ -105,33 +105,23 @@ pub async fn view_spec(
 
 /// The view's `WITH (...)` options: `state_ttl` is the one there is.
 fn state_ttl(options: &CreateTableOptions) -> Result<Option<Duration>> {
-    let options = match options {
-        CreateTableOptions::With(options) => options.as_slice(),
-        CreateTableOptions::None => return Ok(None),
-        _ => return Err(Error::not_supported("view options go in WITH (...)")),
-    };
-    let mut ttl = None;
-    for option in options {
-        let SqlOption::KeyValue { key, value } = option else {
-            return Err(Error::not_supported(format!(
-                "view option {option} is not supported"
-            )));
-        };
-        if !key.value.eq_ignore_ascii_case("state_ttl") {
-            return Err(Error::user(
-                "22023",
-                format!("unrecognized view option \"{}\"", key.value),
-            ));
-        }
-        let text = option_text(value).unwrap_or_else(|| value.to_string());
-        let duration = parse_duration(&text).filter(|d| !d.is_zero());
-        ttl = Some(duration.ok_or_else(|| {
-            Error::user(
-                "22023",
-                format!("state_ttl: \"{text}\" is not a positive duration such as '1 hour'"),
-            )
-        })?);
-    }
+    let mut options = WithOptions::parse(options, "view")?;
+    let ttl = options
+        .take("state_ttl")
+        .map(|text| {
+            parse_duration(&text)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::user(
+                        "22023",
+                        format!(
+                            "state_ttl: \"{text}\" is not a positive duration such as '1 hour'"
+                        ),
+                    )
+                })
+        })
+        .transpose()?;
+    options.finish("a materialized view")?;
     Ok(ttl)
 }
 

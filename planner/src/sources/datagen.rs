@@ -26,8 +26,8 @@ use datafusion::sql::sqlparser::ast::{ColumnOption, CreateTable, SqlOption};
 use weir_executor::generated::datagen::{ColumnGenerator, Datagen};
 use weir_executor::generated::{GeneratedRows, Pace};
 
-use super::options::{SourceOptions, invalid, option_text, text_option};
 use crate::ddl::normalize;
+use crate::options::{WithOptions, invalid, option_text, text_option};
 use crate::types::column_type;
 use crate::{Error, Result};
 
@@ -42,7 +42,7 @@ const FIELD_PREFIX: &str = "fields.";
 /// The rows a datagen source declared by `create` generates.
 pub(super) fn rows(
     create: &CreateTable,
-    mut options: SourceOptions,
+    mut options: WithOptions,
 ) -> Result<Arc<dyn GeneratedRows>> {
     let schema = Arc::new(Schema::new(columns(create)?));
     let seed = options.take_number("seed", 0)?.unwrap_or(DEFAULT_SEED);
@@ -63,7 +63,7 @@ pub(super) fn rows(
         }
     };
     let mut fields = field_options(options.take_prefixed(FIELD_PREFIX), &schema)?;
-    options.finish("datagen")?;
+    options.finish("connector 'datagen'")?;
     let generators = schema
         .fields()
         .iter()

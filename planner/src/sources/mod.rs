@@ -9,7 +9,6 @@
 
 mod datagen;
 mod nexmark;
-mod options;
 
 use std::sync::Arc;
 
@@ -18,10 +17,9 @@ use datafusion::sql::sqlparser::ast::{CreateTable, CreateTableOptions};
 use weir_executor::generated::GeneratedRows;
 
 use crate::ddl::table_name;
+use crate::options::{WithOptions, invalid};
 use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
-pub(crate) use options::option_text;
-use options::{SourceOptions, invalid};
 
 /// What a `CREATE SOURCE` declares.
 #[derive(Debug, Clone)]
@@ -37,7 +35,7 @@ pub struct SourceSpec {
 /// generates.
 pub fn source_spec(create: &CreateTable) -> Result<SourceSpec> {
     let name = table_name(&create.name)?;
-    let mut options = SourceOptions::parse(&create.table_options)?;
+    let mut options = WithOptions::parse(&create.table_options, "source")?;
     let connector = options
         .take("connector")
         .ok_or_else(|| invalid("a source needs WITH (connector = '...')".into()))?

@@ -10,14 +10,14 @@ use datafusion::sql::sqlparser::ast::CreateTable;
 use weir_executor::generated::GeneratedRows;
 use weir_executor::nexmark::{NexmarkConfig, NexmarkRows, Stream};
 
-use super::options::{SourceOptions, invalid};
+use crate::options::{WithOptions, invalid};
 use crate::{Error, Result};
 
 /// The streams a nexmark source named `name` provides, by relation name.
 pub(super) fn streams(
     name: &str,
     create: &CreateTable,
-    mut options: SourceOptions,
+    mut options: WithOptions,
 ) -> Result<Vec<(String, Arc<dyn GeneratedRows>)>> {
     if !create.columns.is_empty() || !create.constraints.is_empty() {
         return Err(Error::not_supported(
@@ -42,7 +42,7 @@ pub(super) fn streams(
             .unwrap_or(defaults.event_rate),
         max_events: options.take_number("max_events", 0)?,
     };
-    options.finish("nexmark")?;
+    options.finish("connector 'nexmark'")?;
     let rows = |stream| Arc::new(NexmarkRows { config, stream }) as Arc<dyn GeneratedRows>;
     Ok(match table {
         Some(stream) => vec![(name.to_string(), rows(stream))],

@@ -1,5 +1,5 @@
-//! A source's `WITH (...)` options, taken one by one: whatever no
-//! connector takes is an error.
+//! `WITH (...)` options of a source or a view, taken one by one: whatever
+//! is not taken is an error.
 
 use std::collections::BTreeMap;
 
@@ -9,13 +9,13 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::{Error, Result};
 
-pub(super) fn invalid(message: String) -> Error {
+pub(crate) fn invalid(message: String) -> Error {
     Error::user("22023", message)
 }
 
 /// Options by lower-cased name, with their values as text.
 #[derive(Debug, Default)]
-pub(super) struct SourceOptions(BTreeMap<String, String>);
+pub(crate) struct WithOptions(BTreeMap<String, String>);
 
 /// An option's value as text: a string or a number.
 pub(crate) fn option_text(value: &Expr) -> Option<String> {
@@ -28,18 +28,23 @@ pub(crate) fn option_text(value: &Expr) -> Option<String> {
     }
 }
 
-impl SourceOptions {
-    pub(super) fn parse(options: &CreateTableOptions) -> Result<Self> {
+impl WithOptions {
+    /// The options of a `what` (source, view).
+    pub(crate) fn parse(options: &CreateTableOptions, what: &str) -> Result<Self> {
         let options = match options {
             CreateTableOptions::With(options) => options.as_slice(),
             CreateTableOptions::None => &[],
-            _ => return Err(Error::not_supported("source options go in WITH (...)")),
+            _ => {
+                return Err(Error::not_supported(format!(
+                    "{what} options go in WITH (...)"
+                )));
+            }
         };
         let mut parsed = BTreeMap::new();
         for option in options {
             let SqlOption::KeyValue { key, value } = option else {
                 return Err(Error::not_supported(format!(
-                    "source option {option} is not supported"
+                    "{what} option {option} is not supported"
                 )));
             };
             let key = key.value.to_lowercase();
@@ -52,12 +57,12 @@ impl SourceOptions {
         Ok(Self(parsed))
     }
 
-    pub(super) fn take(&mut self, key: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, key: &str) -> Option<String> {
         self.0.remove(key)
     }
 
     /// A whole number, at least `min`.
-    pub(super) fn take_number(&mut self, key: &str, min: u64) -> Result<Option<u64>> {
+    pub(crate) fn take_number(&mut self, key: &str, min: u64) -> Result<Option<u64>> {
         let Some(text) = self.take(key) else {
             return Ok(None);
         };
@@ -72,7 +77,7 @@ impl SourceOptions {
     }
 
     /// Takes every option whose name starts with `prefix`, without it.
-    pub(super) fn take_prefixed(&mut self, prefix: &str) -> BTreeMap<String, String> {
+    pub(crate) fn take_prefixed(&mut self, prefix: &str) -> BTreeMap<String, String> {
         let keys: Vec<String> = self
             .0
             .keys()
@@ -87,11 +92,11 @@ impl SourceOptions {
             .collect()
     }
 
-    /// Refuses any option not taken.
-    pub(super) fn finish(self, connector: &str) -> Result<()> {
+    /// Refuses any option not taken, as not one of `whose` options.
+    pub(crate) fn finish(self, whose: &str) -> Result<()> {
         match self.0.into_keys().next() {
             Some(key) => Err(invalid(format!(
-                "unrecognized option \"{key}\" for connector '{connector}'"
+                "unrecognized option \"{key}\" for {whose}"
             ))),
             None => Ok(()),
         }
@@ -99,7 +104,7 @@ impl SourceOptions {
 }
 
 /// `WITH (key = 'value')` as a source option, for options weir adds.
-pub(super) fn text_option(key: &str, value: String) -> SqlOption {
+pub(crate) fn text_option(key: &str, value: String) -> SqlOption {
     SqlOption::KeyValue {
         key: Ident::new(key),
         value: Expr::Value(Value::SingleQuotedString(value).into()),
