@@ -207,6 +207,9 @@ pub enum BarrierKind {
     Visibility,
     /// Also snapshots state, durably, for recovery.
     Checkpoint,
+    /// Snapshots state like a checkpoint, for a savepoint to write out in
+    /// its own format.
+    Savepoint,
 }
 
 /// Identifies a materialized view, and the graph that maintains it.
@@ -271,8 +274,10 @@ impl Barrier {
         }
     }
 
+    /// Whether operators snapshot their state at it (a checkpoint or a
+    /// savepoint).
     pub fn is_checkpoint(&self) -> bool {
-        self.kind == BarrierKind::Checkpoint
+        matches!(self.kind, BarrierKind::Checkpoint | BarrierKind::Savepoint)
     }
 
     pub fn with_mutation(mut self, mutation: Mutation) -> Self {

@@ -26,8 +26,10 @@ use weir_executor::operator::OperatorInfo;
 use weir_executor::watermark::WatermarkProgress;
 use weir_storage::{TableId, TableLayout, TableStore};
 
+use crate::as_of_savepoint::{saved_relation, split_as_of};
 use crate::ddl::{TableSpec, table_spec};
 use crate::parser::StatementParser;
+use crate::savepoint_registry::SavepointRegistry;
 use crate::sources::{SourceSpec, source_spec};
 use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
@@ -249,6 +251,59 @@ impl State {
     }
 }
 
+/// The catalog stored in `store`, with its tables attached.
+fn read_state(store: &Arc<TableStore>, parser: &StatementParser) -> Result<State> {
+    let mut state = State::default();
+
+    if let Some(bytes) = store.catalog()? {
+        let document: Document = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("stored catalog cannot be read: {e}")))?;
+        if document.version != FORMAT_VERSION {
+            return Err(Error::Internal(format!(
+                "stored catalog has format version {}, this weir reads {FORMAT_VERSION}",
+                document.version
+            )));
+        }
+        state.next_id = document.next_id;
+        state.settings = document.settings;
+        for record in document.sources {
+            let parsed = parser.parse(&record.sql)?;
+            let spec = match parsed.first().map(|p| &p.statement) {
+                Some(Statement::CreateTable(create)) => source_spec(create)?,
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "stored definition of source {} is not CREATE SOURCE",
+                        record.name
+                    )));
+                }
+            };
+            state.add_source(spec, record);
+        }
+        let mut views = document.views;
+        views.sort_by_key(|v| v.id);
+        state.stored_views = views;
+        for record in document.tables {
+            let parsed = parser.parse(&record.sql)?;
+            let mut spec = match parsed.first().map(|p| &p.statement) {
+                Some(Statement::CreateTable(create)) => table_spec(create, record.append_only)?,
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "stored definition of {} is not CREATE TABLE",
+                        record.name
+                    )));
+                }
+            };
+            spec.watermark = record.watermark.clone();
+            let entry = entry(store, spec, record)?;
+            store.attach_table(entry.layout.clone())?;
+            state
+                .tables
+                .insert(entry.layout.name.clone(), Arc::new(entry));
+        }
+    }
+    Ok(state)
+}
+
 /// The durable catalog of one database.
 #[derive(Debug)]
 pub struct Catalog {
@@ -265,58 +320,21 @@ fn lock_error() -> Error {
 impl Catalog {
     /// Loads the catalog stored in `store` and attaches its tables.
     pub fn load(store: Arc<TableStore>, parser: &StatementParser) -> Result<Self> {
-        let mut state = State::default();
-        if let Some(bytes) = store.catalog()? {
-            let document: Document = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Internal(format!("stored catalog cannot be read: {e}")))?;
-            if document.version != FORMAT_VERSION {
-                return Err(Error::Internal(format!(
-                    "stored catalog has format version {}, this weir reads {FORMAT_VERSION}",
-                    document.version
-                )));
-            }
-            state.next_id = document.next_id;
-            state.settings = document.settings;
-            for record in document.sources {
-                let parsed = parser.parse(&record.sql)?;
-                let spec = match parsed.first().map(|p| &p.statement) {
-                    Some(Statement::CreateTable(create)) => source_spec(create)?,
-                    _ => {
-                        return Err(Error::Internal(format!(
-                            "stored definition of source {} is not CREATE SOURCE",
-                            record.name
-                        )));
-                    }
-                };
-                state.add_source(spec, record);
-            }
-            let mut views = document.views;
-            views.sort_by_key(|v| v.id);
-            state.stored_views = views;
-            for record in document.tables {
-                let parsed = parser.parse(&record.sql)?;
-                let mut spec = match parsed.first().map(|p| &p.statement) {
-                    Some(Statement::CreateTable(create)) => table_spec(create, record.append_only)?,
-                    _ => {
-                        return Err(Error::Internal(format!(
-                            "stored definition of {} is not CREATE TABLE",
-                            record.name
-                        )));
-                    }
-                };
-                spec.watermark = record.watermark.clone();
-                let entry = entry(&store, spec, record)?;
-                store.attach_table(entry.layout.clone())?;
-                state
-                    .tables
-                    .insert(entry.layout.name.clone(), Arc::new(entry));
-            }
-        }
+        let state = read_state(&store, parser)?;
         Ok(Self {
             store,
             state: RwLock::new(state),
             ddl: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reads the catalog again after its store was replaced (a savepoint
+    /// restore): what was running is forgotten; stored views are to be
+    /// started. Call with the DDL lock held and no view running.
+    pub fn reload(&self, parser: &StatementParser) -> Result<()> {
+        let state = read_state(&self.store, parser)?;
+        *self.state.write().map_err(|_| lock_error())? = state;
+        Ok(())
     }
 
     pub fn table(&self, name: &str) -> Option<Arc<TableEntry>> {
@@ -675,6 +693,8 @@ fn encode(document: &Document) -> Result<Vec<u8>> {
 #[derive(Debug)]
 pub struct PublicSchema {
     pub catalog: Arc<Catalog>,
+    /// For relations read `AS OF SAVEPOINT`.
+    pub savepoints: Arc<SavepointRegistry>,
 }
 
 #[async_trait]
@@ -687,6 +707,12 @@ impl SchemaProvider for PublicSchema {
         &self,
         name: &str,
     ) -> DataFusionResult<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some((relation, savepoint)) = split_as_of(name) {
+            return saved_relation(&self.catalog, &self.savepoints, relation, savepoint)
+                .await
+                .map(Some)
+                .map_err(|e| DataFusionError::External(Box::new(e)));
+        }
         if let Some(view) = self.catalog.view(name) {
             return Ok(Some(Arc::clone(&view.provider) as Arc<dyn TableProvider>));
         }

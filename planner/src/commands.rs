@@ -1,5 +1,7 @@
 //! Statements only weir has, recognised from their tokens before sqlparser
-//! sees them: `CHECKPOINT` and `ALTER SOURCE name PAUSE | RESUME`.
+//! sees them: `CHECKPOINT`, `ALTER SOURCE name PAUSE | RESUME`, and
+//! `CREATE SAVEPOINT name [TO 'url']`, `RESTORE SAVEPOINT name`,
+//! `DROP SAVEPOINT [IF EXISTS] name`.
 
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
 use datafusion::sql::sqlparser::tokenizer::{Token, Word};
@@ -15,6 +17,16 @@ pub enum Command {
     /// Stops (`PAUSE`) or restarts (`RESUME`) a source's rows; barriers,
     /// and so checkpoints, still pass.
     AlterSource { name: String, paused: bool },
+    /// Takes a savepoint, into `location` (a directory URL) or, without,
+    /// under checkpoint storage.
+    CreateSavepoint {
+        name: String,
+        location: Option<String>,
+    },
+    /// Rewinds every view, table and source to a savepoint.
+    RestoreSavepoint { name: String },
+    /// Deletes a savepoint and its files.
+    DropSavepoint { name: String, if_exists: bool },
 }
 
 fn is_bare(word: &Word, text: &str) -> bool {
@@ -30,6 +42,9 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
     let word = |i: usize, text: &str| matches!(significant.get(i), Some(Token::Word(w)) if is_bare(w, text));
     if significant.len() == 1 && word(0, "CHECKPOINT") {
         return Ok(Some(Command::Checkpoint));
+    }
+    if word(1, "SAVEPOINT") && (word(0, "CREATE") || word(0, "RESTORE") || word(0, "DROP")) {
+        return savepoint_command(&significant).map(Some);
     }
     if !(word(0, "ALTER") && word(1, "SOURCE")) {
         return Ok(None);
@@ -62,6 +77,52 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
     }
     let name = table_name(&ObjectName::from(parts))?;
     Ok(Some(Command::AlterSource { name, paused }))
+}
+
+/// A savepoint's name: one identifier, folded to lower case unless quoted.
+fn savepoint_name(token: Option<&&Token>) -> Option<String> {
+    match token {
+        Some(Token::Word(w)) if w.quote_style.is_some() => Some(w.value.clone()),
+        Some(Token::Word(w)) => Some(w.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+/// `CREATE | RESTORE | DROP SAVEPOINT ...`, from its significant tokens.
+fn savepoint_command(tokens: &[&Token]) -> Result<Command> {
+    let word =
+        |i: usize, text: &str| matches!(tokens.get(i), Some(Token::Word(w)) if is_bare(w, text));
+    let syntax =
+        |expected: &str| Error::user("42601", format!("syntax error: expected {expected}"));
+    if word(0, "CREATE") {
+        let expected = "CREATE SAVEPOINT name [TO 'url']";
+        let name = savepoint_name(tokens.get(2)).ok_or_else(|| syntax(expected))?;
+        return match (tokens.len(), tokens.get(4)) {
+            (3, _) => Ok(Command::CreateSavepoint {
+                name,
+                location: None,
+            }),
+            (5, Some(Token::SingleQuotedString(url))) if word(3, "TO") => {
+                Ok(Command::CreateSavepoint {
+                    name,
+                    location: Some(url.clone()),
+                })
+            }
+            _ => Err(syntax(expected)),
+        };
+    }
+    if word(0, "RESTORE") {
+        let name = savepoint_name(tokens.get(2)).filter(|_| tokens.len() == 3);
+        return name
+            .map(|name| Command::RestoreSavepoint { name })
+            .ok_or_else(|| syntax("RESTORE SAVEPOINT name"));
+    }
+    let if_exists = word(2, "IF") && word(3, "EXISTS");
+    let at = if if_exists { 4 } else { 2 };
+    savepoint_name(tokens.get(at))
+        .filter(|_| tokens.len() == at + 1)
+        .map(|name| Command::DropSavepoint { name, if_exists })
+        .ok_or_else(|| syntax("DROP SAVEPOINT [IF EXISTS] name"))
 }
 
 #[cfg(test)]
@@ -97,12 +158,62 @@ mod tests {
         assert_eq!(command(" CHECKPOINT ").unwrap(), Some(Command::Checkpoint));
         assert_eq!(command("ALTER TABLE t ADD COLUMN c INT").unwrap(), None);
         assert_eq!(command("CHECKPOINT now").unwrap(), None);
+        assert_eq!(
+            command("SAVEPOINT a").unwrap(),
+            None,
+            "a transaction savepoint"
+        );
         for bad in [
             "ALTER SOURCE clicks",
             "ALTER SOURCE PAUSE",
             "ALTER SOURCE a b PAUSE",
             "ALTER SOURCE a. PAUSE",
             "ALTER SOURCE clicks STOP",
+        ] {
+            let err = command(bad).unwrap_err();
+            assert!(
+                matches!(err, Error::User { code: "42601", .. }),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn savepoint_statements() {
+        assert_eq!(
+            command("create savepoint Nightly").unwrap(),
+            Some(Command::CreateSavepoint {
+                name: "nightly".into(),
+                location: None
+            })
+        );
+        assert_eq!(
+            command("CREATE SAVEPOINT \"Off\" TO 's3://backups/weir/'").unwrap(),
+            Some(Command::CreateSavepoint {
+                name: "Off".into(),
+                location: Some("s3://backups/weir/".into())
+            })
+        );
+        assert_eq!(
+            command("RESTORE SAVEPOINT nightly").unwrap(),
+            Some(Command::RestoreSavepoint {
+                name: "nightly".into()
+            })
+        );
+        assert_eq!(
+            command("DROP SAVEPOINT IF EXISTS nightly").unwrap(),
+            Some(Command::DropSavepoint {
+                name: "nightly".into(),
+                if_exists: true
+            })
+        );
+        for bad in [
+            "CREATE SAVEPOINT",
+            "CREATE SAVEPOINT a TO b",
+            "CREATE SAVEPOINT a 'x'",
+            "RESTORE SAVEPOINT a b",
+            "DROP SAVEPOINT IF EXISTS",
+            "DROP SAVEPOINT 'a'",
         ] {
             let err = command(bad).unwrap_err();
             assert!(

@@ -36,14 +36,17 @@ use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
+use crate::savepoint_registry::SavepointRegistry;
 use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
-use crate::system_tables::{SHOW_CHECKPOINTS, SYSTEM_SCHEMA, SystemSchema};
+use crate::system_tables::{SHOW_CHECKPOINTS, SHOW_SAVEPOINTS, SYSTEM_SCHEMA, SystemSchema};
 use crate::views::{
     ViewSpec, ViewStorage, build_view, state_dir, state_root, view_spec, views_to_drop,
     without_rules,
 };
 use crate::{Error, Result};
+
+mod savepoints;
 
 /// A statement ready to run, possibly many times with different parameters.
 #[derive(Debug, Clone)]
@@ -83,6 +86,15 @@ pub enum Prepared {
     ExplainView(Vec<String>),
     Flush,
     Checkpoint,
+    CreateSavepoint {
+        name: String,
+        location: Option<String>,
+    },
+    RestoreSavepoint(String),
+    DropSavepoint {
+        name: String,
+        if_exists: bool,
+    },
     /// `SET`/`RESET` of a database setting (`None`: its default).
     SetDatabase {
         name: String,
@@ -169,6 +181,7 @@ pub struct Database {
     memory: SharedMemory,
     /// Started with the views, by [`Database::start_views`].
     checkpoints: Arc<OnceLock<CheckpointCoordinator>>,
+    savepoints: Arc<SavepointRegistry>,
 }
 
 impl Database {
@@ -185,8 +198,10 @@ impl Database {
         for function in weir_functions() {
             base.register_udf(function);
         }
+        let savepoints = Arc::new(SavepointRegistry::open(data_dir)?);
         let schema = Arc::new(PublicSchema {
             catalog: Arc::clone(&catalog),
+            savepoints: Arc::clone(&savepoints),
         });
         base.catalog(DATABASE_NAME)
             .ok_or_else(|| Error::Internal("default catalog missing".into()))?
@@ -199,6 +214,7 @@ impl Database {
                 Arc::new(SystemSchema {
                     checkpoints: Arc::clone(&checkpoints),
                     catalog: Arc::clone(&catalog),
+                    savepoints: Arc::clone(&savepoints),
                 }),
             )?;
         setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)
@@ -213,6 +229,7 @@ impl Database {
             runtime: StreamingRuntime::start(CheckpointSettings::default().barrier_interval),
             memory: SharedMemory::new(256 << 20, 256 << 20),
             checkpoints,
+            savepoints,
         })
     }
 
@@ -293,6 +310,13 @@ impl Database {
     /// its state and source offsets, together at one barrier; the others
     /// refilled from their inputs.
     pub async fn start_views(&self) -> Result<()> {
+        // A restore that did not finish (or the command line's) goes first:
+        // it replaces the catalog the settings come from.
+        let staged = self.staged_savepoint().await?;
+        let savepoint = match &staged {
+            Some(manifest) => Some(self.apply_staged(manifest).await?),
+            None => None,
+        };
         let settings = self.stored_settings();
         let storage = match self.open_storage(&settings) {
             Ok(storage) => storage,
@@ -303,7 +327,10 @@ impl Database {
         };
         self.runtime.set_barrier_interval(settings.barrier_interval);
         let records = self.catalog.take_stored_views();
-        let restored = self.restore_state(&storage, &records).await?;
+        let restored = match savepoint {
+            Some(savepoint) => Some(savepoint),
+            None => self.restore_state(&storage, &records).await?,
+        };
         if let Some(metadata) = &restored {
             self.runtime
                 .injector()
@@ -314,13 +341,17 @@ impl Database {
             storage,
             injector: Arc::clone(self.runtime.injector()),
             registry: Arc::clone(self.runtime.registry()),
-            restored: restored.clone(),
+            restored: restored.clone().filter(|_| staged.is_none()),
             tables: Arc::clone(self.catalog.store()),
         })
         .await;
         let _ = self.checkpoints.set(coordinator);
 
-        self.launch_views(records, restored.as_ref()).await
+        self.launch_views(records, restored.as_ref()).await?;
+        match &staged {
+            Some(manifest) => self.finish_restore(manifest).await,
+            None => Ok(()),
+        }
     }
 
     /// Starts stored views: those in `restored` from it, together at one
@@ -503,6 +534,15 @@ impl Database {
             Some(Command::AlterSource { name, paused }) => {
                 return Ok(Prepared::AlterSource { name, paused });
             }
+            Some(Command::CreateSavepoint { name, location }) => {
+                return Ok(Prepared::CreateSavepoint { name, location });
+            }
+            Some(Command::RestoreSavepoint { name }) => {
+                return Ok(Prepared::RestoreSavepoint(name));
+            }
+            Some(Command::DropSavepoint { name, if_exists }) => {
+                return Ok(Prepared::DropSavepoint { name, if_exists });
+            }
             None => {}
         }
         if let Some(session) = session_statement(&statement) {
@@ -626,12 +666,18 @@ impl Database {
             ));
         }
         match session {
-            SessionStatement::Show { name } if name == "checkpoints" => {
-                let parsed = self.parser.parse(SHOW_CHECKPOINTS)?;
-                let statement = parsed
+            SessionStatement::Show { name } if name == "checkpoints" || name == "savepoints" => {
+                let query = if name == "checkpoints" {
+                    SHOW_CHECKPOINTS
+                } else {
+                    SHOW_SAVEPOINTS
+                };
+                let statement = self
+                    .parser
+                    .parse(query)?
                     .into_iter()
                     .next()
-                    .ok_or_else(|| Error::Internal("SHOW CHECKPOINTS query is empty".into()))?
+                    .ok_or_else(|| Error::Internal(format!("SHOW {name} query is empty")))?
                     .statement;
                 Ok(Prepared::Plan(self.plan(ctx, statement).await?))
             }
@@ -770,6 +816,18 @@ impl Database {
                     .await
                     .map_err(|e| Error::user("58030", e))?;
                 Ok(Outcome::Command("CHECKPOINT".into()))
+            }
+            Prepared::CreateSavepoint { name, location } => {
+                self.create_savepoint(&name, location).await?;
+                Ok(Outcome::Command("CREATE SAVEPOINT".into()))
+            }
+            Prepared::RestoreSavepoint(name) => {
+                self.restore_savepoint(&name).await?;
+                Ok(Outcome::Command("RESTORE SAVEPOINT".into()))
+            }
+            Prepared::DropSavepoint { name, if_exists } => {
+                self.drop_savepoint(&name, if_exists).await?;
+                Ok(Outcome::Command("DROP SAVEPOINT".into()))
             }
             Prepared::SetDatabase { name, value } => {
                 let tag = if value.is_some() { "SET" } else { "RESET" };

@@ -6,6 +6,7 @@
 //! queries and INSERT/UPDATE/DELETE are planned by DataFusion, with the
 //! catalog as its schema provider, and executed over stored tables.
 
+mod as_of_savepoint;
 pub mod catalog;
 mod commands;
 mod database;
@@ -14,6 +15,7 @@ mod error;
 mod functions;
 mod options;
 pub mod parser;
+mod savepoint_registry;
 mod sources;
 mod statement;
 pub mod stream;

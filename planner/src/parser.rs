@@ -8,13 +8,15 @@
 //! `ALTER SYSTEM` before `SET` and `RESET`,
 //! `CREATE SOURCE` / `DROP SOURCE`, parsed as their `TABLE` forms,
 //! `WATERMARK FOR col AS expr` in a column list, and the
-//! `EMIT ON WINDOW CLOSE` that may end a `CREATE MATERIALIZED VIEW`.
+//! `EMIT ON WINDOW CLOSE` that may end a `CREATE MATERIALIZED VIEW`,
+//! and `name AS OF SAVEPOINT sp` in a query.
 
 use datafusion::sql::sqlparser::ast::{FlushType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use crate::as_of_savepoint::rewrite_as_of_savepoint;
 use crate::commands::{Command, parse_command};
 use crate::watermarks::{WatermarkDecl, strip_watermark};
 use crate::{Error, Result};
@@ -80,6 +82,7 @@ impl StatementParser {
                 strip_trailing(&mut tokens, &["EMIT", "ON", "WINDOW", "CLOSE"], "VIEW");
             let watermark = strip_watermark(&mut tokens)?;
             let source = source_as_table(&mut tokens);
+            rewrite_as_of_savepoint(&mut tokens)?;
             let text: String = tokens.iter().map(ToString::to_string).collect();
             for mut statement in self.compatible.parse(&text).map_err(syntax_error)? {
                 crate::windows::rewrite_windows(&mut statement)?;

@@ -4,6 +4,8 @@
 //! - `checkpoint_operators`: one row per operator instance per checkpoint.
 //! - `view_sources`: per running view, each table or source it reads and
 //!   how far: the log offset (or next event number) at its last barrier.
+//! - `savepoints`: one row per savepoint: name, epoch, when, size, where,
+//!   and the weir version that wrote it.
 //! - `sources`: one row per relation a source provides, and whether the
 //!   source is paused.
 //! - `watermarks`: per running view, each watermark filter and
@@ -30,12 +32,14 @@ use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointRecord};
 use weir_executor::watermark::WatermarkReport;
 
 use crate::catalog::{Catalog, SourceStatus, ViewEntry};
+use crate::savepoint_registry::{SavepointRecord, SavepointRegistry};
 
 pub const SYSTEM_SCHEMA: &str = "weir_catalog";
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "checkpoints",
     "checkpoint_operators",
+    "savepoints",
     "sources",
     "view_sources",
     "watermarks",
@@ -46,10 +50,15 @@ pub const SHOW_CHECKPOINTS: &str = "SELECT id, status, trigger, triggered_at, du
      sync_ms, async_ms, full_bytes, incremental_bytes, alignment_ms, failure \
      FROM weir_catalog.checkpoints ORDER BY id";
 
+/// What `SHOW SAVEPOINTS` runs.
+pub const SHOW_SAVEPOINTS: &str = "SELECT name, epoch, created_at, size_bytes, location, \
+     weir_version FROM weir_catalog.savepoints ORDER BY created_at, name";
+
 #[derive(Debug)]
 pub struct SystemSchema {
     pub checkpoints: Arc<OnceLock<CheckpointCoordinator>>,
     pub catalog: Arc<Catalog>,
+    pub savepoints: Arc<SavepointRegistry>,
 }
 
 fn ms(duration: std::time::Duration) -> f64 {
@@ -200,6 +209,39 @@ fn view_sources_table(views: &[Arc<ViewEntry>]) -> Result<(SchemaRef, RecordBatc
     Ok((schema, batch))
 }
 
+fn savepoints_table(savepoints: &[SavepointRecord]) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("epoch", DataType::Int64, false),
+        Field::new(
+            "created_at",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("size_bytes", DataType::Int64, false),
+        Field::new("location", DataType::Utf8, false),
+        Field::new("weir_version", DataType::Utf8, false),
+    ]));
+    let text = |f: fn(&SavepointRecord) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(savepoints.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(|s| &s.name),
+        Arc::new(Int64Array::from_iter_values(
+            savepoints.iter().map(|s| s.epoch as i64),
+        )),
+        Arc::new(TimestampMillisecondArray::from_iter_values(
+            savepoints.iter().map(|s| s.created_at_ms),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            savepoints.iter().map(|s| s.size as i64),
+        )),
+        text(|s| &s.location),
+        text(|s| &s.weir_version),
+    ];
+    Ok((Arc::clone(&schema), RecordBatch::try_new(schema, columns)?))
+}
+
 fn sources_table(sources: &[SourceStatus]) -> Result<(SchemaRef, RecordBatch)> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -281,6 +323,7 @@ impl SchemaProvider for SystemSchema {
             "checkpoints" => checkpoints_table(&history)?,
             "checkpoint_operators" => operators_table(&history)?,
             "sources" => sources_table(&self.catalog.sources())?,
+            "savepoints" => savepoints_table(&self.savepoints.list())?,
             "view_sources" => view_sources_table(&self.catalog.views())?,
             "watermarks" => watermarks_table(&self.catalog.views())?,
             _ => return Ok(None),

@@ -105,10 +105,7 @@ impl BenchServer {
     /// Starts a server on `dir`; returns it with how long it took to be
     /// ready (with its views started or restored).
     async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<(Self, Duration)> {
-        let config = Config {
-            listen: "127.0.0.1:0".parse()?,
-            data_dir: dir.path().to_path_buf(),
-        };
+        let config = Config::ephemeral(dir.path());
         let started = Instant::now();
         let server = RunningServer::start(&config).await?;
         let ready = started.elapsed();

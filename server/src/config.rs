@@ -16,6 +16,11 @@ pub const DEFAULT_DATA_DIR: &str = "./weir-data";
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Start from this savepoint (a directory URL) instead.
+    pub restore_savepoint: Option<String>,
+    /// The state backend a restored savepoint goes into (`rocksdb` or
+    /// `memory`), where it differs from the one it was taken on.
+    pub restore_state_backend: Option<String>,
 }
 
 /// The keys a configuration file may set.
@@ -51,7 +56,22 @@ impl Config {
         let data_dir = data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        Ok(Self { listen, data_dir })
+        Ok(Self {
+            listen,
+            data_dir,
+            restore_savepoint: None,
+            restore_state_backend: None,
+        })
+    }
+
+    /// A server on `data_dir`, listening on an ephemeral loopback port.
+    pub fn ephemeral(data_dir: &Path) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.to_path_buf(),
+            restore_savepoint: None,
+            restore_state_backend: None,
+        }
     }
 }
 

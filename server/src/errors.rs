@@ -73,6 +73,8 @@ fn external_error(
 ) -> Option<(&'static str, String)> {
     if let Some(storage) = e.downcast_ref::<StorageError>() {
         Some(storage_error(storage))
+    } else if let Some(planner) = e.downcast_ref::<Error>() {
+        Some(classify(planner))
     } else if let Some(df) = e.downcast_ref::<DataFusionError>() {
         Some(datafusion_error(df))
     } else {

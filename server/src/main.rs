@@ -23,6 +23,14 @@ struct Cli {
     /// TOML file with the same keys as the flags (listen, data_dir).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Start from this savepoint (the URL of its directory): every table,
+    /// view and source offset as it was then.
+    #[arg(long, value_name = "URL")]
+    restore_savepoint: Option<String>,
+    /// With --restore-savepoint: the state backend to restore into
+    /// (rocksdb or memory), whichever the savepoint was taken on.
+    #[arg(long, value_name = "BACKEND", requires = "restore_savepoint")]
+    state_backend: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -53,7 +61,9 @@ fn main() -> anyhow::Result<()> {
                 Some(path) => FileConfig::load(path)?,
                 None => FileConfig::default(),
             };
-            let config = Config::resolve(cli.listen, cli.data_dir, file)?;
+            let mut config = Config::resolve(cli.listen, cli.data_dir, file)?;
+            config.restore_savepoint = cli.restore_savepoint;
+            config.restore_state_backend = cli.state_backend;
             runtime.block_on(serve(config))
         }
     }

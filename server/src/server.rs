@@ -31,6 +31,17 @@ impl RunningServer {
             .with_context(|| {
                 format!("cannot open the database in {}", config.data_dir.display())
             })?;
+        if let Some(url) = &config.restore_savepoint {
+            let manifest = database
+                .stage_savepoint(url, config.restore_state_backend.as_deref())
+                .await
+                .with_context(|| format!("cannot restore the savepoint at {url}"))?;
+            tracing::info!(
+                savepoint = manifest.name,
+                epoch = manifest.epoch,
+                "restoring savepoint"
+            );
+        }
         database
             .start_views()
             .await

@@ -41,11 +41,7 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 pub async fn start_server(data_dir: &Path) -> anyhow::Result<RunningServer> {
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: data_dir.to_path_buf(),
-    };
-    RunningServer::start(&config).await
+    RunningServer::start(&Config::ephemeral(data_dir)).await
 }
 
 /// Splits a script at restart markers; each part keeps its line numbers

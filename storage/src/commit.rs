@@ -53,6 +53,12 @@ pub(crate) enum Request {
     },
     /// DDL that touches no table's rows: views.
     Catalog { catalog: Vec<u8>, reply: Reply },
+    /// Entries of a restored savepoint; `clear` first removes everything.
+    Replace {
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        clear: bool,
+        reply: Reply,
+    },
 }
 
 pub(crate) fn spawn(shared: Arc<Shared>) -> Result<(mpsc::Sender<Request>, JoinHandle<()>)> {
@@ -108,6 +114,8 @@ struct Group<'a> {
     bounds: HashMap<TableId, LogBounds>,
     created: Vec<Arc<TableCodec>>,
     dropped: Vec<TableId>,
+    /// Everything stored before was removed (a savepoint restore).
+    cleared: bool,
 }
 
 impl<'a> Group<'a> {
@@ -119,6 +127,7 @@ impl<'a> Group<'a> {
             bounds: HashMap::new(),
             created: Vec::new(),
             dropped: Vec::new(),
+            cleared: false,
         }
     }
 
@@ -168,6 +177,23 @@ impl<'a> Group<'a> {
             } => (reply, self.truncate(table, below)),
             Request::Catalog { catalog, reply } => {
                 self.batch.put(&keys::catalog(), &catalog);
+                (reply, Ok(WriteOutcome::default()))
+            }
+            Request::Replace {
+                entries,
+                clear,
+                reply,
+            } => {
+                if clear {
+                    let (from, to) = keys::all();
+                    self.batch.delete_range(&from, &to);
+                    self.rows.clear();
+                    self.bounds.clear();
+                    self.cleared = true;
+                }
+                for (key, value) in &entries {
+                    self.batch.put(key, value);
+                }
                 (reply, Ok(WriteOutcome::default()))
             }
         }
@@ -325,6 +351,9 @@ impl<'a> Group<'a> {
                 }
             }
             return Err(e);
+        }
+        if self.cleared {
+            self.shared.forget_everything();
         }
         let mut bounds = self
             .shared

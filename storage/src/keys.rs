@@ -53,6 +53,11 @@ pub(crate) fn row_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
     (prefix(ROW, table), prefix(ROW, TableId(table.0 + 1)))
 }
 
+/// `[from, to)` covering every key of every space.
+pub(crate) fn all() -> (Vec<u8>, Vec<u8>) {
+    (vec![CATALOG], vec![ROW + 1])
+}
+
 /// `[from, to)` covering every log key of `table`.
 pub(crate) fn log_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
     (prefix(LOG, table), prefix(LOG, TableId(table.0 + 1)))

@@ -25,6 +25,7 @@ mod keys;
 mod log_entry;
 mod memory_state;
 mod rocks;
+pub mod savepoint;
 mod state_store;
 mod table_store;
 

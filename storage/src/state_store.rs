@@ -48,6 +48,9 @@ pub trait StateStore: Send + Sync + Debug {
 pub enum FrozenState {
     /// Files in a local directory: RocksDB's SSTs (hard links) and manifest.
     Files(PathBuf),
+    /// A read-only point in time of the store, for a savepoint to write
+    /// out in its own format.
+    Snapshot(Arc<dyn StateStore>),
     /// The memory backend's whole map, written out off the processing path
     /// by [`MemorySnapshot::write_entries`] (full snapshots only).
     Entries(MemorySnapshot),
@@ -79,9 +82,9 @@ impl RocksStateStore {
     }
 }
 
-/// A RocksDB snapshot of a [`RocksStateStore`].
-struct RocksSnapshot {
-    snapshot: EngineSnapshot,
+/// A RocksDB snapshot of a [`RocksStateStore`] (or of the table store).
+pub(crate) struct RocksSnapshot {
+    pub(crate) snapshot: EngineSnapshot,
 }
 
 impl Debug for RocksSnapshot {
@@ -254,6 +257,7 @@ mod tests {
                 copy.write_entries(&dir.path().join("chk")).unwrap();
                 dir.path().join("chk")
             }
+            FrozenState::Snapshot(_) => unreachable!("checkpoints freeze files or entries"),
         };
         let restored = reopen(&files);
         assert_eq!(

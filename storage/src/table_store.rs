@@ -72,6 +72,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Drops every cached fact about tables: their store was replaced.
+    pub fn forget_everything(&self) {
+        if let Ok(mut tables) = self.tables.write() {
+            tables.clear();
+        }
+        if let Ok(mut bounds) = self.bounds.lock() {
+            bounds.clear();
+        }
+        if let Ok(mut log_ends) = self.log_ends.lock() {
+            log_ends.clear();
+        }
+        if let Ok(mut readers) = self.readers.lock() {
+            readers.clear();
+        }
+    }
+
     pub fn codec(&self, table: TableId) -> Result<Arc<TableCodec>> {
         let tables = self.tables.read().map_err(|_| poisoned())?;
         tables
@@ -237,6 +253,56 @@ impl TableStore {
         self.submit(|reply| Request::Catalog { catalog, reply })
             .await?;
         Ok(())
+    }
+
+    /// The whole store as it is now (catalog, rows and logs of every
+    /// table), read-only: what a savepoint writes out.
+    pub fn frozen(&self) -> Arc<dyn crate::StateStore> {
+        Arc::new(crate::state_store::RocksSnapshot {
+            snapshot: self.shared.engine.snapshot(),
+        })
+    }
+
+    /// Replaces the whole store with entries a savepoint holds, in chunks:
+    /// the first (`clear`) removes everything there was. Tables must be
+    /// attached again afterwards; no reader of the old logs may remain.
+    pub async fn replace(&self, entries: Vec<(Vec<u8>, Vec<u8>)>, clear: bool) -> Result<()> {
+        self.submit(|reply| Request::Replace {
+            entries,
+            clear,
+            reply,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a key of the whole store (as [`TableStore::frozen`] gives
+    /// it) belongs to `table`'s rows or its metadata.
+    pub fn is_table_key(table: TableId, key: &[u8]) -> bool {
+        let meta = keys::meta(table);
+        let (from, to) = keys::row_range(table);
+        key == meta.as_slice() || (from.as_slice() <= key && key < to.as_slice())
+    }
+
+    /// `table`'s rows as `saved` holds them (a copy of the whole store, as
+    /// a savepoint has it), decoded with the table's layout now; `None`
+    /// when the table did not exist in it.
+    pub fn saved_rows(
+        &self,
+        table: TableId,
+        saved: &dyn crate::StateStore,
+    ) -> Result<Option<RecordBatch>> {
+        if saved.get(&keys::meta(table))?.is_none() {
+            return Ok(None);
+        }
+        let codec = self.shared.codec(table)?;
+        let (from, to) = keys::row_range(table);
+        let mut rows = Vec::new();
+        saved.scan(&from, &to, &mut |_, value| {
+            rows.push(value.to_vec());
+            Ok(true)
+        })?;
+        codec.decode_rows(rows.iter().map(Vec::as_slice)).map(Some)
     }
 
     /// Every table's id.

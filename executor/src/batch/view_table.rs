@@ -44,13 +44,22 @@ impl QueryPin {
     }
 }
 
+/// Where a [`ViewTable`] reads its rows.
+#[derive(Debug)]
+enum Rows {
+    /// The running view, at the query's pinned epoch.
+    Live(Arc<ViewRegistry>),
+    /// A fixed copy of its state: a view as a savepoint holds it.
+    Saved(Arc<dyn StateStore>),
+}
+
 #[derive(Debug)]
 pub struct ViewTable {
     view: ViewId,
     /// The columns the query sees: the leading columns of `stored`.
     schema: SchemaRef,
     stored: OperatorInfo,
-    registry: Arc<ViewRegistry>,
+    rows: Rows,
 }
 
 impl ViewTable {
@@ -64,7 +73,22 @@ impl ViewTable {
             view,
             schema,
             stored,
-            registry,
+            rows: Rows::Live(registry),
+        }
+    }
+
+    /// The view as `state` (a copy of its materialize's store) holds it.
+    pub fn saved(
+        view: ViewId,
+        schema: SchemaRef,
+        stored: OperatorInfo,
+        state: Arc<dyn StateStore>,
+    ) -> Self {
+        Self {
+            view,
+            schema,
+            stored,
+            rows: Rows::Saved(state),
         }
     }
 }
@@ -86,11 +110,14 @@ impl TableProvider for ViewTable {
         _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let snapshot = match state.config().get_extension::<QueryPin>() {
-            Some(pin) => pin.get(&self.registry).snapshot(self.view),
-            None => self.registry.pin().snapshot(self.view),
-        }
-        .map_err(DataFusionError::Execution)?;
+        let snapshot = match &self.rows {
+            Rows::Saved(state) => Arc::clone(state),
+            Rows::Live(registry) => match state.config().get_extension::<QueryPin>() {
+                Some(pin) => pin.get(registry).snapshot(self.view),
+                None => registry.pin().snapshot(self.view),
+            }
+            .map_err(DataFusionError::Execution)?,
+        };
         let scan = ViewScan {
             snapshot,
             schema: Arc::clone(&self.schema),

@@ -20,21 +20,40 @@ use weir_storage::checkpoint::retention::{checkpoints_to_delete, log_floors, unr
 use weir_storage::checkpoint::{
     CHECKPOINT_FORMAT, CheckpointMetadata, CheckpointStorage, ViewCheckpoint,
 };
+use weir_storage::savepoint::{
+    SAVEPOINT_FORMAT, SavepointLocation, SavepointManifest, SavepointView,
+};
 use weir_storage::{LogOffset, TableStore};
 
 use super::freeze::FrozenView;
 use super::history::{CheckpointRecord, CheckpointStatus, CheckpointTrigger, History};
+use super::savepoint::{write_tables, write_view};
 use super::settings::{CheckpointSettings, CheckpointingMode, Retention};
 use super::trigger::{TriggerState, next_trigger};
 use super::upload::{UploadOptions, UploadedFiles, UploadedView, upload_view};
 use crate::message::{BarrierKind, Epoch, ViewId};
 use crate::runtime::{BarrierInjector, ViewRegistry};
+use crate::state::MAX_PARALLELISM;
 
 /// The answer to a `CHECKPOINT`: the completed checkpoint, or why it failed.
 pub type CheckpointResult = Result<CheckpointRecord, String>;
 
+/// The answer to a `CREATE SAVEPOINT`: its manifest once durable, or why
+/// it failed.
+pub type SavepointResult = Result<SavepointManifest, String>;
+
+/// A savepoint being taken: a checkpoint barrier whose frozen state goes
+/// to `location` in the canonical format instead of checkpoint storage.
+struct SavepointJob {
+    name: String,
+    location: SavepointLocation,
+    views: Vec<SavepointView>,
+    reply: oneshot::Sender<SavepointResult>,
+}
+
 enum Command {
     Trigger(oneshot::Sender<CheckpointResult>),
+    Savepoint(SavepointJob),
     Settings(CheckpointSettings, CheckpointStorage),
     /// A view was dropped: no checkpoint waits for it any more.
     Forget(ViewId),
@@ -121,6 +140,7 @@ impl CheckpointCoordinator {
             uploaded,
             kept,
             uploads: JoinSet::new(),
+            savepoint_writes: JoinSet::new(),
             restarts: restart_tx,
             tables: start.tables,
         };
@@ -149,6 +169,23 @@ impl CheckpointCoordinator {
         answer
             .await
             .map_err(|_| "the checkpoint coordinator has stopped".to_string())?
+    }
+
+    /// Takes a savepoint now: every view's state at one barrier, then the
+    /// tables, written to `location`; returns once its manifest is durable.
+    /// Processing goes on meanwhile.
+    pub async fn savepoint(&self, name: &str, location: SavepointLocation) -> SavepointResult {
+        let stopped = || "the checkpoint coordinator has stopped".to_string();
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Savepoint(SavepointJob {
+                name: name.to_string(),
+                location,
+                views: Vec::new(),
+                reply,
+            }))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     pub fn settings(&self) -> CheckpointSettings {
@@ -262,9 +299,11 @@ struct Pending {
     waiters: Vec<oneshot::Sender<CheckpointResult>>,
     first_frozen: Option<Instant>,
     names: HashMap<ViewId, String>,
+    savepoint: Option<SavepointJob>,
 }
 
 type UploadDone = (u64, ViewId, Result<UploadedView, String>);
+type SavepointWritten = (u64, ViewId, Result<SavepointView, String>);
 
 struct Coordinator {
     injector: Arc<BarrierInjector>,
@@ -285,6 +324,7 @@ struct Coordinator {
     /// Completed checkpoints retention keeps.
     kept: BTreeMap<u64, CheckpointMetadata>,
     uploads: JoinSet<UploadDone>,
+    savepoint_writes: JoinSet<SavepointWritten>,
     restarts: watch::Sender<u64>,
     tables: Arc<TableStore>,
 }
@@ -324,6 +364,11 @@ impl Coordinator {
                         self.uploaded(id, view, result).await;
                     }
                 }
+                Some(done) = self.savepoint_writes.join_next(), if !self.savepoint_writes.is_empty() => {
+                    if let Ok((id, view, result)) = done {
+                        self.savepoint_written(id, view, result);
+                    }
+                }
                 () = tokio::time::sleep_until(wake.into()) => {
                     self.check_pending();
                     if next_trigger(&self.trigger_state(), Instant::now())
@@ -351,6 +396,9 @@ impl Coordinator {
     fn command(&mut self, command: Command) {
         match command {
             Command::Trigger(reply) => self.requested.push(reply),
+            Command::Savepoint(job) => {
+                self.start(None, Some(job));
+            }
             Command::Settings(settings, storage) => {
                 if storage.url() != self.storage.url() {
                     // Nothing is in the new place yet: the next checkpoint is full.
@@ -385,25 +433,42 @@ impl Coordinator {
     async fn trigger(&mut self) {
         let manual = !self.requested.is_empty();
         let waiters = std::mem::take(&mut self.requested);
+        let trigger = if manual {
+            CheckpointTrigger::Manual
+        } else {
+            CheckpointTrigger::Interval
+        };
+        let id = self.start(Some((trigger, waiters)), None);
+        self.complete_if_done(id).await;
+    }
+
+    /// Injects the barrier of a checkpoint (`checkpoint`: what triggered it
+    /// and who waits) or of a savepoint, and waits for the views running
+    /// now. A savepoint is always aligned and kept out of the history.
+    fn start(
+        &mut self,
+        checkpoint: Option<(CheckpointTrigger, Vec<oneshot::Sender<CheckpointResult>>)>,
+        savepoint: Option<SavepointJob>,
+    ) -> u64 {
+        let (trigger, waiters) = checkpoint.unwrap_or((CheckpointTrigger::Manual, Vec::new()));
         let id = self.next_id;
         self.next_id += 1;
         let now = Instant::now();
-        self.last_trigger = Some(now);
         // Views running before the barrier is injected all receive it.
         let running = self.registry.running();
-        let aligned = self.settings.mode == CheckpointingMode::ExactlyOnce;
-        let epoch = self
-            .injector
-            .inject_aligned(BarrierKind::Checkpoint, aligned);
+        let epoch = if savepoint.is_some() {
+            self.injector.inject_aligned(BarrierKind::Savepoint, true)
+        } else {
+            self.last_trigger = Some(now);
+            let aligned = self.settings.mode == CheckpointingMode::ExactlyOnce;
+            self.injector
+                .inject_aligned(BarrierKind::Checkpoint, aligned)
+        };
         let record = CheckpointRecord {
             id,
             epoch: epoch.0,
             status: CheckpointStatus::InProgress,
-            trigger: if manual {
-                CheckpointTrigger::Manual
-            } else {
-                CheckpointTrigger::Interval
-            },
+            trigger,
             triggered_at_ms: now_ms(),
             duration: None,
             sync: Duration::ZERO,
@@ -415,23 +480,28 @@ impl Coordinator {
             failure: None,
             operators: Vec::new(),
         };
-        lock(&self.history).put(record.clone());
-        self.pending.insert(
-            id,
-            Pending {
-                record,
-                started: now,
-                deadline: now + self.settings.timeout,
-                awaiting: running.into_iter().collect(),
-                views: Vec::new(),
-                files: Vec::new(),
-                uploads: Vec::new(),
-                waiters,
-                first_frozen: None,
-                names: HashMap::new(),
-            },
-        );
-        self.complete_if_done(id).await;
+        if savepoint.is_none() {
+            lock(&self.history).put(record.clone());
+        }
+        let pending = Pending {
+            record,
+            started: now,
+            deadline: now + self.settings.timeout,
+            awaiting: running.into_iter().collect(),
+            views: Vec::new(),
+            files: Vec::new(),
+            uploads: Vec::new(),
+            waiters,
+            first_frozen: None,
+            names: HashMap::new(),
+            savepoint,
+        };
+        if pending.savepoint.is_some() && pending.awaiting.is_empty() {
+            self.complete_savepoint(pending);
+        } else {
+            self.pending.insert(id, pending);
+        }
+        id
     }
 
     /// A view froze its state: upload it in the background.
@@ -452,6 +522,15 @@ impl Coordinator {
         pending.first_frozen.get_or_insert_with(Instant::now);
         pending.names.insert(frozen.view, frozen.name.clone());
         let view = frozen.view;
+        if let Some(job) = &pending.savepoint {
+            let location = job.location.clone();
+            let handle = self.savepoint_writes.spawn(async move {
+                let result = write_view(&location, frozen).await;
+                (id, view, result)
+            });
+            pending.uploads.push(handle);
+            return;
+        }
         let previous: HashMap<u32, UploadedFiles> = self
             .uploaded
             .iter()
@@ -493,6 +572,71 @@ impl Coordinator {
                 self.complete_if_done(id).await;
             }
         }
+    }
+
+    fn savepoint_written(&mut self, id: u64, view: ViewId, result: Result<SavepointView, String>) {
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Err(e) => {
+                let name = pending.names.get(&view).cloned().unwrap_or_default();
+                self.fail(id, format!("{name}: {e}"));
+            }
+            Ok(written) => {
+                pending.awaiting.remove(&view);
+                if let Some(job) = &mut pending.savepoint {
+                    job.views.push(written);
+                }
+                if pending.awaiting.is_empty()
+                    && let Some(pending) = self.pending.remove(&id)
+                {
+                    self.complete_savepoint(pending);
+                }
+            }
+        }
+    }
+
+    /// Every view of a savepoint is written: the tables are frozen now (no
+    /// log is truncated while a savepoint is pending, so they still hold
+    /// every entry its views' offsets resume from) and written, then the
+    /// manifest, in the background.
+    fn complete_savepoint(&mut self, pending: Pending) {
+        let Some(mut job) = pending.savepoint else {
+            return;
+        };
+        let tables = self.tables.frozen();
+        self.last_end = Some(Instant::now());
+        let epoch = pending.record.epoch;
+        let created_at_ms = pending.record.triggered_at_ms;
+        tokio::spawn(async move {
+            let written = async {
+                let tables = write_tables(&job.location, tables)
+                    .await
+                    .map_err(|e| format!("tables: {e}"))?;
+                job.views.sort_by_key(|v| v.view);
+                let manifest = SavepointManifest {
+                    format: SAVEPOINT_FORMAT,
+                    name: job.name.clone(),
+                    epoch,
+                    created_at_ms,
+                    weir_version: env!("CARGO_PKG_VERSION").to_string(),
+                    max_parallelism: MAX_PARALLELISM,
+                    tables,
+                    views: std::mem::take(&mut job.views),
+                };
+                job.location
+                    .write_manifest(&manifest)
+                    .await
+                    .map_err(|e| format!("writing _manifest: {e}"))?;
+                Ok::<_, String>(manifest)
+            }
+            .await;
+            if written.is_err() {
+                let _ = job.location.delete().await;
+            }
+            let _ = job.reply.send(written);
+        });
     }
 
     /// Fails checkpoints past their timeout or waiting for failed views;
@@ -590,7 +734,8 @@ impl Coordinator {
     /// Fails a checkpoint and counts the failure; too many in a row ask
     /// for the views to restart from the last completed checkpoint.
     fn fail(&mut self, id: u64, reason: String) {
-        if !self.abandon(id, reason) {
+        let savepoint = self.pending.get(&id).is_some_and(|p| p.savepoint.is_some());
+        if !self.abandon(id, reason) || savepoint {
             return;
         }
         self.failures += 1;
@@ -613,6 +758,17 @@ impl Coordinator {
         };
         for upload in &pending.uploads {
             upload.abort();
+        }
+        if let Some(job) = pending.savepoint {
+            tracing::warn!(savepoint = job.name, reason = %reason, "savepoint failed");
+            let _ = job
+                .reply
+                .send(Err(format!("savepoint {} failed: {reason}", job.name)));
+            tokio::spawn(async move {
+                let _ = job.location.delete().await;
+            });
+            self.last_end = Some(Instant::now());
+            return true;
         }
         let mut record = pending.record;
         record.status = CheckpointStatus::Failed;

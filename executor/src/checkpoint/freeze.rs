@@ -118,19 +118,22 @@ pub fn new_incarnation() -> u64 {
 
 impl ViewCheckpointer {
     /// Freezes every store at `epoch` and hands the result to the
-    /// coordinator. Failures are reported, not raised: a failed checkpoint
+    /// coordinator: files for a checkpoint, a read-only snapshot for a
+    /// `savepoint`. Failures are reported, not raised: a failed checkpoint
     /// does not stop the view.
-    pub fn freeze(&self, epoch: Epoch) {
+    pub fn freeze(&self, epoch: Epoch, savepoint: bool) {
         let dir = self.dir.join(epoch.0.to_string());
         let stores = self
             .stores
             .iter()
             .map(|s| {
                 let started = Instant::now();
-                let state = s
-                    .store
-                    .checkpoint(&dir.join(s.position.to_string()))
-                    .map_err(|e| format!("{}: {e}", s.identity))?;
+                let state = if savepoint {
+                    s.store.snapshot().map(FrozenState::Snapshot)
+                } else {
+                    s.store.checkpoint(&dir.join(s.position.to_string()))
+                }
+                .map_err(|e| format!("{}: {e}", s.identity))?;
                 Ok(FrozenStore {
                     position: s.position,
                     identity: s.identity.clone(),

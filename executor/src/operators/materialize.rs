@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use weir_storage::StateStore;
 
 use crate::checkpoint::ViewCheckpointer;
-use crate::message::{Barrier, Message, StreamChunk, ViewId};
+use crate::message::{Barrier, BarrierKind, Message, StreamChunk, ViewId};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::runtime::ViewRegistry;
 use crate::state::{StateTable, StateTableId};
@@ -107,7 +107,7 @@ impl Materializer {
             if barrier.is_checkpoint()
                 && let Some(checkpointer) = &publication.checkpointer
             {
-                checkpointer.freeze(barrier.epoch);
+                checkpointer.freeze(barrier.epoch, barrier.kind == BarrierKind::Savepoint);
             }
             publication
                 .registry

@@ -295,6 +295,38 @@ impl CheckpointStorage {
             .collect())
     }
 
+    /// Stores `bytes` as `key`.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.store
+            .put(&self.path(key)?, PutPayload::from(bytes))
+            .await
+            .map_err(|e| storage_error(key, e))?;
+        Ok(())
+    }
+
+    /// The object `key`, or `None` when there is none.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let object = match self.store.get(&self.path(key)?).await {
+            Ok(object) => object,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(storage_error(key, e)),
+        };
+        let bytes = object.bytes().await.map_err(|e| storage_error(key, e))?;
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// Deletes every object under the location, and the location's own
+    /// directory when it is local.
+    pub async fn delete_all(&self) -> Result<()> {
+        for key in self.list("").await? {
+            self.delete(&key).await?;
+        }
+        if let Some(root) = &self.local_root {
+            let _ = std::fs::remove_dir_all(root);
+        }
+        Ok(())
+    }
+
     /// Every shared object key.
     pub async fn shared_keys(&self) -> Result<Vec<String>> {
         self.list(SHARED).await
