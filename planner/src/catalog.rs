@@ -217,7 +217,13 @@ impl State {
             version: FORMAT_VERSION,
             next_id: self.next_id,
             tables: self.tables.values().map(|t| t.record.clone()).collect(),
-            views: self.views.values().map(|v| v.record.clone()).collect(),
+            // Views loaded but not started yet are still stored.
+            views: self
+                .views
+                .values()
+                .map(|v| v.record.clone())
+                .chain(self.stored_views.iter().cloned())
+                .collect(),
             sources: self.sources.values().map(|s| s.record.clone()).collect(),
             settings: self.settings.clone(),
         }

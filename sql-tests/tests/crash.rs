@@ -38,6 +38,11 @@ pub const TESTS: &[(&str, Test)] = &[
 
 /// In a child started by [`ServerProcess::start`]: serve until killed or
 /// stopped by SIGTERM.
+/// A child server starts from this savepoint (`--restore-savepoint`).
+pub(crate) const RESTORE_ENV: &str = "WEIR_TEST_RESTORE_SAVEPOINT";
+/// ... into this state backend (`--state-backend`).
+pub(crate) const BACKEND_ENV: &str = "WEIR_TEST_STATE_BACKEND";
+
 pub fn serve_if_child() -> Option<ExitCode> {
     let dir = std::env::var_os(CHILD_ENV)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -45,7 +50,10 @@ pub fn serve_if_child() -> Option<ExitCode> {
         .build()
         .ok()?;
     let result: anyhow::Result<()> = runtime.block_on(async {
-        let server = crate::start_server(Path::new(&dir)).await?;
+        let mut config = weir_server::Config::ephemeral(Path::new(&dir));
+        config.restore_savepoint = std::env::var(RESTORE_ENV).ok();
+        config.restore_state_backend = std::env::var(BACKEND_ENV).ok();
+        let server = weir_server::RunningServer::start(&config).await?;
         println!("PORT {}", server.local_addr().port());
         weir_server::shutdown_signal().await?;
         server.shutdown().await;

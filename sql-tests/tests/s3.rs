@@ -21,16 +21,16 @@ pub const TESTS: &[(&str, Test)] = &[(
     || Box::pin(checkpoints_in_s3()),
 )];
 
-const BUCKET: &str = "weir-checkpoints";
+pub(crate) const BUCKET: &str = "weir-checkpoints";
 
 /// moto's S3 server on a free loopback port, stopped when dropped.
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     port: u16,
 }
 
 impl S3Server {
-    async fn start() -> anyhow::Result<Self> {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -49,7 +49,7 @@ impl S3Server {
         bail!("moto_server did not answer on port {port} within 20 s")
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 

@@ -14,6 +14,7 @@ mod differential;
 mod nexmark_crash;
 mod protocol;
 mod s3;
+mod savepoints;
 
 /// A test that is not an slt file: an async function run to completion.
 type Test = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
@@ -139,6 +140,7 @@ fn main() -> ExitCode {
         .chain(crash::TESTS)
         .chain(checkpoint_failures::TESTS)
         .chain(s3::TESTS)
+        .chain(savepoints::TESTS)
         .chain(nexmark_crash::TESTS)
     {
         if selected(name) {

@@ -188,14 +188,14 @@ pub fn encode_store(
     Ok(())
 }
 
+/// Called with each key and value read back.
+pub type EntryVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// Visits every entry of an IPC file written by [`encode_store`].
 ///
 /// # Errors
 /// `Error::Corrupt` when the bytes are not such a file.
-pub fn decode_entries(
-    bytes: Vec<u8>,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
-) -> Result<()> {
+pub fn decode_entries(bytes: Vec<u8>, visit: &mut EntryVisitor<'_>) -> Result<()> {
     let corrupt = |e: arrow::error::ArrowError| Error::Corrupt(format!("savepoint entries: {e}"));
     let reader = FileReader::try_new(Cursor::new(bytes), None).map_err(corrupt)?;
     for batch in reader {
