@@ -18,35 +18,21 @@ use weir_storage::{MemoryStateStore, TableStore};
 
 use crate::catalog::Catalog;
 use crate::savepoint_registry::SavepointRegistry;
+use crate::tokens::{identifier, is_keyword, significant};
 use crate::{Error, Result};
 
 /// Joins a relation and a savepoint into the name the parser gives them.
 const AS_OF: &str = " AS OF SAVEPOINT ";
 
-fn folded(word: &Word) -> String {
-    match word.quote_style {
-        Some(_) => word.value.clone(),
-        None => word.value.to_lowercase(),
-    }
-}
-
-fn is_bare(token: Option<&Token>, text: &str) -> bool {
-    matches!(token, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(text))
-}
-
 /// Rewrites every `name AS OF SAVEPOINT sp` into `"name AS OF SAVEPOINT sp"`.
 pub fn rewrite_as_of_savepoint(tokens: &mut Vec<Token>) -> Result<()> {
     loop {
-        let significant: Vec<usize> = tokens
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
-            .map(|(i, _)| i)
-            .collect();
+        let significant = significant(tokens);
         let at = |k: usize| significant.get(k).map(|&i| &tokens[i]);
-        let Some(k) = (1..significant.len()).find(|&k| {
-            is_bare(at(k), "AS") && is_bare(at(k + 1), "OF") && is_bare(at(k + 2), "SAVEPOINT")
-        }) else {
+        let keyword = |k: usize, text: &str| at(k).is_some_and(|t| is_keyword(t, text));
+        let Some(k) = (1..significant.len())
+            .find(|&k| keyword(k, "AS") && keyword(k + 1, "OF") && keyword(k + 2, "SAVEPOINT"))
+        else {
             return Ok(());
         };
         let (Some(Token::Word(relation)), Some(Token::Word(savepoint))) = (at(k - 1), at(k + 3))
@@ -56,7 +42,7 @@ pub fn rewrite_as_of_savepoint(tokens: &mut Vec<Token>) -> Result<()> {
                 "syntax error: expected name AS OF SAVEPOINT savepoint",
             ));
         };
-        let name = format!("{}{AS_OF}{}", folded(relation), folded(savepoint));
+        let name = format!("{}{AS_OF}{}", identifier(relation), identifier(savepoint));
         let (first, last) = (significant[k - 1], significant[k + 3]);
         tokens.splice(
             first..=last,

@@ -4,9 +4,10 @@
 //! `DROP SAVEPOINT [IF EXISTS] name`.
 
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
-use datafusion::sql::sqlparser::tokenizer::{Token, Word};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::ddl::table_name;
+use crate::tokens::{identifier, is_keyword};
 use crate::{Error, Result};
 
 /// A weir statement.
@@ -29,17 +30,13 @@ pub enum Command {
     DropSavepoint { name: String, if_exists: bool },
 }
 
-fn is_bare(word: &Word, text: &str) -> bool {
-    word.quote_style.is_none() && word.value.eq_ignore_ascii_case(text)
-}
-
 /// The command `tokens` spell, if they start like one.
 pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
     let significant: Vec<&Token> = tokens
         .iter()
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
-    let word = |i: usize, text: &str| matches!(significant.get(i), Some(Token::Word(w)) if is_bare(w, text));
+    let word = |i: usize, text: &str| significant.get(i).is_some_and(|t| is_keyword(t, text));
     if significant.len() == 1 && word(0, "CHECKPOINT") {
         return Ok(Some(Command::Checkpoint));
     }
@@ -56,8 +53,8 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
         )
     };
     let paused = match significant.last() {
-        Some(Token::Word(w)) if is_bare(w, "PAUSE") => true,
-        Some(Token::Word(w)) if is_bare(w, "RESUME") => false,
+        Some(t) if is_keyword(t, "PAUSE") => true,
+        Some(t) if is_keyword(t, "RESUME") => false,
         _ => return Err(syntax()),
     };
     let name = &significant[2..significant.len() - 1];
@@ -79,19 +76,17 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
     Ok(Some(Command::AlterSource { name, paused }))
 }
 
-/// A savepoint's name: one identifier, folded to lower case unless quoted.
+/// A savepoint's name: one identifier.
 fn savepoint_name(token: Option<&&Token>) -> Option<String> {
     match token {
-        Some(Token::Word(w)) if w.quote_style.is_some() => Some(w.value.clone()),
-        Some(Token::Word(w)) => Some(w.value.to_lowercase()),
+        Some(Token::Word(w)) => Some(identifier(w)),
         _ => None,
     }
 }
 
 /// `CREATE | RESTORE | DROP SAVEPOINT ...`, from its significant tokens.
 fn savepoint_command(tokens: &[&Token]) -> Result<Command> {
-    let word =
-        |i: usize, text: &str| matches!(tokens.get(i), Some(Token::Word(w)) if is_bare(w, text));
+    let word = |i: usize, text: &str| tokens.get(i).is_some_and(|t| is_keyword(t, text));
     let syntax =
         |expected: &str| Error::user("42601", format!("syntax error: expected {expected}"));
     if word(0, "CREATE") {

@@ -20,6 +20,7 @@ mod sources;
 mod statement;
 pub mod stream;
 mod system_tables;
+mod tokens;
 mod types;
 mod views;
 mod watermarks;

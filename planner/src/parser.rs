@@ -18,6 +18,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::as_of_savepoint::rewrite_as_of_savepoint;
 use crate::commands::{Command, parse_command};
+use crate::tokens::{is_keyword, significant};
 use crate::watermarks::{WatermarkDecl, strip_watermark};
 use crate::{Error, Result};
 
@@ -139,17 +140,12 @@ fn single_word(tokens: &[Token]) -> Option<String> {
 
 /// Removes a leading `ALTER SYSTEM`.
 fn strip_alter_system(tokens: &mut Vec<Token>) -> bool {
-    let significant: Vec<usize> = tokens
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
-        .map(|(i, _)| i)
-        .take(2)
-        .collect();
-    let is_word = |i: usize, word: &str| matches!(&tokens[i], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
-    match significant.as_slice() {
-        [alter, system] if is_word(*alter, "ALTER") && is_word(*system, "SYSTEM") => {
-            tokens.drain(..=*system);
+    let significant = significant(tokens);
+    match significant.get(..2) {
+        Some(&[alter, system])
+            if is_keyword(&tokens[alter], "ALTER") && is_keyword(&tokens[system], "SYSTEM") =>
+        {
+            tokens.drain(..=system);
             true
         }
         _ => false,

@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use serde::{Deserialize, Serialize};
 
+use crate::tokens::{is_keyword, significant};
 use crate::{Error, Result};
 
 /// A declared watermark: no row with `column` below `expr` of the rows
@@ -39,23 +40,14 @@ fn syntax_error(message: impl std::fmt::Display) -> Error {
     Error::user("42601", format!("syntax error: {message}"))
 }
 
-fn is_word(token: &Token, word: &str) -> bool {
-    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
-}
-
 /// Lifts `WATERMARK FOR col AS expr` out of a `CREATE TABLE` or
 /// `CREATE SOURCE` column list, with its separating comma (and the list's
 /// parentheses when nothing else was in it).
 pub fn strip_watermark(tokens: &mut Vec<Token>) -> Result<Option<WatermarkDecl>> {
-    let significant: Vec<usize> = tokens
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
-        .map(|(i, _)| i)
-        .collect();
+    let significant = significant(tokens);
     if !significant
         .first()
-        .is_some_and(|&i| is_word(&tokens[i], "CREATE"))
+        .is_some_and(|&i| is_keyword(&tokens[i], "CREATE"))
     {
         return Ok(None);
     }
@@ -74,10 +66,10 @@ pub fn strip_watermark(tokens: &mut Vec<Token>) -> Result<Option<WatermarkDecl>>
             Token::RParen => depth = depth.saturating_sub(1),
             token
                 if depth == 1
-                    && is_word(token, "WATERMARK")
+                    && is_keyword(token, "WATERMARK")
                     && significant
                         .get(n + 1)
-                        .is_some_and(|&next| is_word(&tokens[next], "FOR")) =>
+                        .is_some_and(|&next| is_keyword(&tokens[next], "FOR")) =>
             {
                 clause = Some(n);
                 break;
@@ -97,7 +89,7 @@ pub fn strip_watermark(tokens: &mut Vec<Token>) -> Result<Option<WatermarkDecl>>
     };
     if !significant
         .get(start + 3)
-        .is_some_and(|&i| is_word(&tokens[i], "AS"))
+        .is_some_and(|&i| is_keyword(&tokens[i], "AS"))
     {
         return Err(syntax_error(format!(
             "expected AS after WATERMARK FOR {column}"
