@@ -49,6 +49,18 @@ impl S3Server {
         bail!("moto_server did not answer on port {port} within 20 s")
     }
 
+    /// The `AWS_*` variables a weir process needs to reach this server at
+    /// `endpoint`.
+    pub(crate) fn env(endpoint: &str) -> [(&'static str, &str); 5] {
+        [
+            ("AWS_ENDPOINT", endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "weir"),
+            ("AWS_SECRET_ACCESS_KEY", "weir-secret"),
+        ]
+    }
+
     pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -99,13 +111,7 @@ impl Drop for S3Server {
 async fn checkpoints_in_s3() -> anyhow::Result<()> {
     let s3 = S3Server::start().await?;
     let endpoint = s3.endpoint();
-    let env = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "weir"),
-        ("AWS_SECRET_ACCESS_KEY", "weir-secret"),
-    ];
+    let env = S3Server::env(&endpoint);
     let dir = tempfile::tempdir()?;
     let server = ServerProcess::start_with_env(dir.path(), &env)?;
     let client = connect(server.port).await?;

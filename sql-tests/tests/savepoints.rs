@@ -57,13 +57,7 @@ fn state_file(dir: &Path) -> anyhow::Result<PathBuf> {
 async fn restore_into_fresh_data_dirs() -> anyhow::Result<()> {
     let s3 = S3Server::start().await?;
     let endpoint = s3.endpoint();
-    let env = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "weir"),
-        ("AWS_SECRET_ACCESS_KEY", "weir-secret"),
-    ];
+    let env = S3Server::env(&endpoint);
     let saves = tempfile::tempdir()?;
     let first = tempfile::tempdir()?;
     let server = ServerProcess::start_with_env(first.path(), &env)?;

@@ -555,10 +555,7 @@ impl Coordinator {
             return;
         };
         match result {
-            Err(e) => {
-                let name = pending.names.get(&view).cloned().unwrap_or_default();
-                self.fail(id, format!("{name}: {e}"));
-            }
+            Err(e) => self.view_failed(id, view, &e),
             Ok(uploaded) => {
                 pending.awaiting.remove(&view);
                 let record = &mut pending.record;
@@ -574,15 +571,22 @@ impl Coordinator {
         }
     }
 
+    /// A view's upload (or savepoint write) failed: so does its checkpoint.
+    fn view_failed(&mut self, id: u64, view: ViewId, error: &str) {
+        let name = self
+            .pending
+            .get(&id)
+            .and_then(|p| p.names.get(&view).cloned())
+            .unwrap_or_default();
+        self.fail(id, format!("{name}: {error}"));
+    }
+
     fn savepoint_written(&mut self, id: u64, view: ViewId, result: Result<SavepointView, String>) {
         let Some(pending) = self.pending.get_mut(&id) else {
             return;
         };
         match result {
-            Err(e) => {
-                let name = pending.names.get(&view).cloned().unwrap_or_default();
-                self.fail(id, format!("{name}: {e}"));
-            }
+            Err(e) => self.view_failed(id, view, &e),
             Ok(written) => {
                 pending.awaiting.remove(&view);
                 if let Some(job) = &mut pending.savepoint {
