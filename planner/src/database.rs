@@ -1,7 +1,6 @@
 //! [`Database`]: one weir database — its storage, catalog and the
 //! DataFusion context every session's queries are planned in.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -22,13 +21,10 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use weir_executor::batch::QueryPin;
 use weir_executor::checkpoint::settings::is_setting;
-use weir_executor::checkpoint::{
-    CheckpointCoordinator, CheckpointSettings, CoordinatorStart, SettingError, restore_latest,
-};
+use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointSettings, SettingError};
 use weir_executor::generated::now_nanos;
-use weir_executor::message::{Epoch, ViewId};
 use weir_executor::runtime::StreamingRuntime;
-use weir_storage::checkpoint::{CheckpointMetadata, CheckpointStorage};
+use weir_storage::checkpoint::CheckpointStorage;
 use weir_storage::{SharedMemory, TableStore};
 
 use crate::catalog::{Catalog, PublicSchema};
@@ -40,13 +36,11 @@ use crate::savepoint_registry::SavepointRegistry;
 use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
 use crate::system_tables::{SHOW_CHECKPOINTS, SHOW_SAVEPOINTS, SYSTEM_SCHEMA, SystemSchema};
-use crate::views::{
-    ViewSpec, ViewStorage, build_view, state_dir, state_root, view_spec, views_to_drop,
-    without_rules,
-};
+use crate::views::{ViewSpec, build_view, view_spec, views_to_drop, without_rules};
 use crate::{Error, Result};
 
 mod savepoints;
+mod view_lifecycle;
 
 /// A statement ready to run, possibly many times with different parameters.
 #[derive(Debug, Clone)]
@@ -303,210 +297,6 @@ impl Database {
         self.runtime.set_barrier_interval(settings.barrier_interval);
         coordinator.update(settings, storage);
         Ok(())
-    }
-
-    /// Restores the newest usable checkpoint, starts the checkpoint
-    /// coordinator, then every stored view: those in the checkpoint from
-    /// its state and source offsets, together at one barrier; the others
-    /// refilled from their inputs.
-    pub async fn start_views(&self) -> Result<()> {
-        // A restore that did not finish (or the command line's) goes first:
-        // it replaces the catalog the settings come from.
-        let staged = self.staged_savepoint().await?;
-        let savepoint = match &staged {
-            Some(manifest) => Some(self.apply_staged(manifest).await?),
-            None => None,
-        };
-        let settings = self.stored_settings();
-        let storage = match self.open_storage(&settings) {
-            Ok(storage) => storage,
-            Err(e) => {
-                tracing::error!(error = %e, "stored checkpoint_storage unusable; using the default");
-                self.open_storage(&CheckpointSettings::default())?
-            }
-        };
-        self.runtime.set_barrier_interval(settings.barrier_interval);
-        let records = self.catalog.take_stored_views();
-        let restored = match savepoint {
-            Some(savepoint) => Some(savepoint),
-            None => self.restore_state(&storage, &records).await?,
-        };
-        if let Some(metadata) = &restored {
-            self.runtime
-                .injector()
-                .continue_after(Epoch(metadata.epoch));
-        }
-        let coordinator = CheckpointCoordinator::start(CoordinatorStart {
-            settings,
-            storage,
-            injector: Arc::clone(self.runtime.injector()),
-            registry: Arc::clone(self.runtime.registry()),
-            restored: restored.clone().filter(|_| staged.is_none()),
-            tables: Arc::clone(self.catalog.store()),
-        })
-        .await;
-        let _ = self.checkpoints.set(coordinator);
-
-        self.launch_views(records, restored.as_ref()).await?;
-        match &staged {
-            Some(manifest) => self.finish_restore(manifest).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Starts stored views: those in `restored` from it, together at one
-    /// barrier; the others refilled from their inputs, in creation order.
-    async fn launch_views(
-        &self,
-        records: Vec<crate::catalog::ViewRecord>,
-        restored: Option<&CheckpointMetadata>,
-    ) -> Result<()> {
-        let ctx = self.session_context();
-        let mut specs = Vec::new();
-        for record in records {
-            let parsed = self.parser.parse(&record.sql)?;
-            let Some((Statement::CreateView(create), emit_on_window_close)) = parsed
-                .first()
-                .map(|p| (&p.statement, p.emit_on_window_close))
-            else {
-                return Err(Error::Internal(format!(
-                    "stored definition of {} is not CREATE MATERIALIZED VIEW",
-                    record.name
-                )));
-            };
-            // Planned as it is started: a view's plan may read the views before it.
-            specs.push((record, (create.clone(), emit_on_window_close)));
-        }
-        let restorable = restorable_views(restored, &specs);
-        let started = std::time::Instant::now();
-        let mut launches = Vec::new();
-        for (record, (create, eowc)) in specs.iter().filter(|(r, _)| restorable.contains(&r.id)) {
-            let spec = view_spec(&ctx.state(), create, record.sql.clone(), *eowc).await?;
-            let checkpoint = restored.and_then(|m| m.view(record.id));
-            let built = build_view(
-                &self.catalog,
-                &ctx.state(),
-                &self.runtime,
-                &spec,
-                record.id,
-                Some(self.view_storage(checkpoint)?),
-            )?;
-            launches.push(built.launch);
-            self.catalog.add_view(built.entry, false).await?;
-        }
-        if !launches.is_empty() {
-            let (_, failures) = self.runtime.launch_all(launches).await;
-            for (view, failure) in failures {
-                tracing::error!(view = view.0, failure, "restored view failed");
-            }
-            tracing::info!(views = restorable.len(), elapsed = ?started.elapsed(), "views restored from checkpoint");
-        }
-        for (record, (create, eowc)) in specs.iter().filter(|(r, _)| !restorable.contains(&r.id)) {
-            let spec = view_spec(&ctx.state(), create, record.sql.clone(), *eowc).await?;
-            let started = std::time::Instant::now();
-            self.start_view(&ctx, &spec, record.id, false).await?;
-            tracing::info!(view = %record.name, elapsed = ?started.elapsed(), "materialized view started");
-        }
-        Ok(())
-    }
-
-    fn view_storage<'a>(
-        &'a self,
-        restore: Option<&'a weir_storage::checkpoint::ViewCheckpoint>,
-    ) -> Result<ViewStorage<'a>> {
-        Ok(ViewStorage {
-            data_dir: &self.data_dir,
-            memory: &self.memory,
-            backend: self.checkpoint_settings().backend,
-            reports: self.coordinator()?.reporter(),
-            restore,
-        })
-    }
-
-    /// Replaces the local state of `views` with the newest usable
-    /// checkpoint's. Local state is whatever a crash left: only checkpoints
-    /// are trusted.
-    async fn restore_state(
-        &self,
-        storage: &CheckpointStorage,
-        views: &[crate::catalog::ViewRecord],
-    ) -> Result<Option<CheckpointMetadata>> {
-        let state_root = state_root(&self.data_dir);
-        if state_root.exists() {
-            std::fs::remove_dir_all(&state_root)
-                .map_err(|e| Error::Internal(format!("{}: {e}", state_root.display())))?;
-        }
-        let ids: HashSet<u64> = views.iter().map(|r| r.id).collect();
-        Ok(restore_latest(storage, &state_root, &ids).await)
-    }
-
-    /// Restarts every view from the newest usable checkpoint (the restart
-    /// strategy, after too many failed checkpoints).
-    pub async fn restart_views(&self) -> Result<()> {
-        let _ddl = self.catalog.lock_ddl().await;
-        let coordinator = self.coordinator()?;
-        let storage = self.open_storage(&coordinator.settings())?;
-        self.runtime.stop_all().await;
-        let records = self.catalog.detach_views()?;
-        let restored = self.restore_state(&storage, &records).await?;
-        coordinator.restored(restored.clone());
-        self.launch_views(records, restored.as_ref()).await
-    }
-
-    /// Changes each time checkpoints failed more often in a row than
-    /// `tolerable_checkpoint_failures`.
-    pub fn checkpoint_restarts(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.checkpoints.get().map(CheckpointCoordinator::restarts)
-    }
-
-    /// Stops every view's graph (at shutdown); their inputs are released
-    /// when this returns.
-    pub async fn stop_views(&self) {
-        if let Some(coordinator) = self.checkpoints.get() {
-            coordinator.shutdown().await;
-        }
-        self.runtime.stop_all().await;
-    }
-
-    /// Builds, starts and registers a view (`store`: durably, as new).
-    async fn start_view(
-        &self,
-        ctx: &SessionContext,
-        spec: &ViewSpec,
-        id: u64,
-        store: bool,
-    ) -> Result<()> {
-        let built = build_view(
-            &self.catalog,
-            &ctx.state(),
-            &self.runtime,
-            spec,
-            id,
-            Some(self.view_storage(None)?),
-        )?;
-        let view = built.launch.view;
-        let started = match self.runtime.launch(built.launch).await {
-            Ok(_) => self.catalog.add_view(built.entry, store).await,
-            Err(failure) => Err(Error::user("XX000", failure)),
-        };
-        if started.is_err() {
-            self.forget_view(view).await;
-        }
-        started
-    }
-
-    /// Stops a view's graph and deletes its state.
-    async fn forget_view(&self, view: ViewId) {
-        if let Some(coordinator) = self.checkpoints.get() {
-            coordinator.forget(view);
-        }
-        self.runtime.stop(view).await;
-        let dir = state_dir(&self.data_dir, view);
-        if dir.exists()
-            && let Err(e) = std::fs::remove_dir_all(&dir)
-        {
-            tracing::warn!("cannot delete {}: {e}", dir.display());
-        }
     }
 
     /// A fresh planning context for one session; all share the catalog.
@@ -918,30 +708,6 @@ fn view_sql(statement: &Statement, emit_on_window_close: bool) -> String {
     } else {
         statement.to_string()
     }
-}
-
-/// The views of a checkpoint that can resume from it: those in it whose
-/// views read are all resumed too (in creation order).
-fn restorable_views<T>(
-    restored: Option<&CheckpointMetadata>,
-    specs: &[(crate::catalog::ViewRecord, T)],
-) -> HashSet<u64> {
-    let mut restorable = HashSet::new();
-    let Some(metadata) = restored else {
-        return restorable;
-    };
-    let views: HashMap<&str, u64> = specs.iter().map(|(r, _)| (r.name.as_str(), r.id)).collect();
-    for (record, _) in specs {
-        let inputs_resumed = record.depends_on.iter().all(|input| {
-            views
-                .get(input.as_str())
-                .is_none_or(|id| restorable.contains(id))
-        });
-        if metadata.view(record.id).is_some() && inputs_resumed {
-            restorable.insert(record.id);
-        }
-    }
-    restorable
 }
 
 /// The `count` a DataFusion write returns.
