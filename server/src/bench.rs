@@ -52,6 +52,18 @@ pub enum Benchmark {
         #[arg(long, default_value = "5")]
         rounds: u64,
     },
+    /// A savepoint of a view holding about `keys * value_bytes` of keyed
+    /// state (plus its table's rows), against a full checkpoint of the same
+    /// state: size and duration, writes acknowledged while it is taken, an
+    /// `AS OF SAVEPOINT` read, `RESTORE SAVEPOINT`, and new servers started
+    /// from it on each state backend.
+    Savepoints {
+        #[arg(long, default_value = "1000000")]
+        keys: u64,
+        /// Bytes of each row's value (incompressible hex).
+        #[arg(long, default_value = "512")]
+        value_bytes: u64,
+    },
     /// Nexmark queries as materialized views over a bounded run of the
     /// nexmark source, checkpoints every second: events per second (per
     /// core), checkpoint count and p99 duration, rows checked against the
@@ -82,6 +94,9 @@ pub async fn run(benchmark: Benchmark) -> anyhow::Result<()> {
             churn,
             rounds,
         } => crate::checkpoint_bench::checkpoints(keys, value_bytes, churn, rounds).await,
+        Benchmark::Savepoints { keys, value_bytes } => {
+            crate::savepoint_bench::savepoints(keys, value_bytes).await
+        }
         Benchmark::Nexmark {
             query,
             events,
@@ -102,10 +117,33 @@ impl BenchServer {
         Ok(Self::start_in(tempfile::tempdir()?).await?.0)
     }
 
+    /// Starts a server on a fresh directory from the savepoint at `url`,
+    /// into `state_backend` where given; returns it with how long it took
+    /// to be ready (the savepoint restored).
+    pub async fn from_savepoint(
+        url: &str,
+        state_backend: Option<&str>,
+    ) -> anyhow::Result<(Self, Duration)> {
+        let dir = tempfile::tempdir()?;
+        let config = Config {
+            restore_savepoint: Some(url.to_string()),
+            restore_state_backend: state_backend.map(str::to_string),
+            ..Config::ephemeral(dir.path())
+        };
+        Self::start_with(dir, config).await
+    }
+
     /// Starts a server on `dir`; returns it with how long it took to be
     /// ready (with its views started or restored).
     async fn start_in(dir: tempfile::TempDir) -> anyhow::Result<(Self, Duration)> {
         let config = Config::ephemeral(dir.path());
+        Self::start_with(dir, config).await
+    }
+
+    async fn start_with(
+        dir: tempfile::TempDir,
+        config: Config,
+    ) -> anyhow::Result<(Self, Duration)> {
         let started = Instant::now();
         let server = RunningServer::start(&config).await?;
         let ready = started.elapsed();
@@ -127,6 +165,18 @@ impl BenchServer {
     /// A new client connection, its connection task spawned.
     pub async fn connect(&self) -> anyhow::Result<tokio_postgres::Client> {
         connect(&self.url).await
+    }
+}
+
+/// A benchmark's error, with the SQLSTATE and message where the server
+/// refused a statement.
+pub(crate) fn with_sqlstate(error: anyhow::Error) -> anyhow::Error {
+    match error
+        .downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.as_db_error())
+    {
+        Some(db) => anyhow::anyhow!("{}: {}", db.code().code(), db.message()),
+        None => error,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use crate::bench::BenchServer;
+use crate::bench::{BenchServer, with_sqlstate};
 use crate::view_bench::megabytes;
 
 /// A row's value: `pieces` md5 digests of the key and a salt, as hex; each
@@ -24,7 +24,7 @@ fn value_expr(pieces: u64, salt: &str) -> String {
     format!("concat({})", digests.join(", "))
 }
 
-async fn fill(client: &Client, keys: u64, pieces: u64) -> anyhow::Result<()> {
+pub(crate) async fn fill(client: &Client, keys: u64, pieces: u64) -> anyhow::Result<()> {
     client
         .batch_execute(
             "CREATE TABLE kv (k BIGINT PRIMARY KEY, v VARCHAR);
@@ -48,14 +48,14 @@ async fn fill(client: &Client, keys: u64, pieces: u64) -> anyhow::Result<()> {
 
 /// One completed checkpoint as the catalog reports it.
 #[derive(Debug)]
-struct Taken {
-    duration_ms: f64,
-    sync_ms: f64,
-    full_bytes: i64,
-    incremental_bytes: i64,
+pub(crate) struct Taken {
+    pub duration_ms: f64,
+    pub sync_ms: f64,
+    pub full_bytes: i64,
+    pub incremental_bytes: i64,
 }
 
-async fn checkpoint(client: &Client) -> anyhow::Result<Taken> {
+pub(crate) async fn checkpoint(client: &Client) -> anyhow::Result<Taken> {
     client.batch_execute("CHECKPOINT").await?;
     let row = client
         .query_one(
@@ -107,15 +107,9 @@ pub async fn checkpoints(
     churn: f64,
     rounds: u64,
 ) -> anyhow::Result<()> {
-    run(keys, value_bytes, churn, rounds).await.map_err(|e| {
-        match e
-            .downcast_ref::<tokio_postgres::Error>()
-            .and_then(|e| e.as_db_error())
-        {
-            Some(db) => anyhow::anyhow!("{}: {}", db.code().code(), db.message()),
-            None => e,
-        }
-    })
+    run(keys, value_bytes, churn, rounds)
+        .await
+        .map_err(with_sqlstate)
 }
 
 async fn run(keys: u64, value_bytes: u64, churn: f64, rounds: u64) -> anyhow::Result<()> {

@@ -16,6 +16,7 @@ mod connection;
 mod errors;
 mod nexmark_bench;
 mod rows;
+mod savepoint_bench;
 mod server;
 mod session;
 mod startup;
