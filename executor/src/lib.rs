@@ -13,7 +13,8 @@
 //! - [`checkpoint`]: the checkpoint coordinator, state freezing and
 //!   upload, checkpoint history and recovery.
 //! - [`generated`] and [`nexmark`]: streams weir generates itself, as
-//!   sources replayable from any offset.
+//!   sources replayable from any offset; [`files`]: files in object
+//!   storage, as the same kind of source.
 //! - [`aggregate`] and [`align`]: aggregate calls with retraction, and
 //!   barrier alignment of multi-input operators.
 //!
@@ -23,6 +24,7 @@ pub mod aggregate;
 pub mod align;
 pub mod batch;
 pub mod checkpoint;
+pub mod files;
 pub mod generated;
 pub mod message;
 pub mod nexmark;

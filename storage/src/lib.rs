@@ -24,6 +24,7 @@ mod error;
 mod keys;
 mod log_entry;
 mod memory_state;
+mod object_url;
 mod rocks;
 pub mod savepoint;
 mod state_store;
@@ -32,6 +33,7 @@ mod table_store;
 pub use error::{ConstraintViolation, Error, Result};
 pub use log_entry::{CHANGE_OP_COLUMN, ChangeOp, LogEntry};
 pub use memory_state::{ENTRIES_FILE, MemorySnapshot, MemoryStateStore};
+pub use object_url::open_object_store;
 pub use rocks::SharedMemory;
 pub use state_store::{FrozenState, RocksStateStore, ScanVisitor, StateChanges, StateStore};
 pub use table_store::{

@@ -16,6 +16,7 @@ pub mod datagen;
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -33,6 +34,18 @@ pub trait GeneratedRows: fmt::Debug + Send + Sync {
 
     /// Where a bounded run ends: the first offset it never reaches.
     fn end(&self) -> Option<u64>;
+
+    /// How far among `wanted` rows exist yet: at least `wanted.start`, at
+    /// most `wanted.end`. A generator has them all; a stream that grows
+    /// (new files) may have fewer.
+    fn available(&self, wanted: Range<u64>) -> Result<u64> {
+        Ok(wanted.end)
+    }
+
+    /// How long to wait before asking again when no row was available.
+    fn recheck_after(&self) -> Duration {
+        Duration::from_secs(1)
+    }
 
     /// When offsets fall due; `None`: as fast as they are pulled.
     fn pace(&self) -> Option<Pace> {

@@ -1,13 +1,15 @@
-//! Generated source: a generated stream's rows (Nexmark events, datagen
-//! rows), from an offset on.
+//! Generated source: a replayable stream's rows (Nexmark events, datagen
+//! rows, files), from an offset on.
 //!
 //! No state of its own: rows are a pure function of their offset, so its
 //! position is the next offset, published at each barrier for checkpoints,
 //! and a restored source regenerates exactly what followed. Rows are
 //! inserts keyed by a hidden `_row_id`: their offset. A stream without a
 //! pace comes as fast as it is pulled; one with a pace emits each row once
-//! it falls due, in chunks at most [`MAX_WAIT`] apart. A bounded run then
-//! only passes barriers on.
+//! it falls due, in chunks at most [`MAX_WAIT`] apart. A stream that grows
+//! (a directory of files) is asked how far its rows go, and asked again
+//! after a while when none are new. A bounded run then only passes
+//! barriers on.
 //!
 //! A paused source (`ALTER SOURCE ... PAUSE`) generates nothing and only
 //! passes barriers on until it is resumed.
@@ -125,28 +127,35 @@ impl Generator {
     }
 
     /// Where the next chunk ends, or for a paced stream with too few rows
-    /// due, how long to wait first.
-    fn next_chunk(&self) -> NextChunk {
+    /// due or a growing one with none yet, how long to wait first.
+    fn next_chunk(&self) -> Result<NextChunk> {
         let mut to = self.next + OFFSETS_PER_CHUNK;
         if let Some(end) = self.rows.end() {
             to = to.min(end);
         }
         let Some(pace) = self.rows.pace() else {
-            return NextChunk::Ready(to);
+            let available = self.rows.available(self.next..to)?;
+            return Ok(if available > self.next {
+                NextChunk::Ready(available)
+            } else {
+                NextChunk::Wait(self.rows.recheck_after())
+            });
         };
         let now = now_nanos();
         let due = pace.due_by(now);
         if due >= to {
-            return NextChunk::Ready(to);
+            return Ok(NextChunk::Ready(to));
         }
         let first_due = pace.due_at(self.next);
         let max_wait = MAX_WAIT.as_nanos() as i64;
         if due > self.next && now.saturating_sub(first_due) >= max_wait {
-            return NextChunk::Ready(due);
+            return Ok(NextChunk::Ready(due));
         }
         // Until the chunk is full, or its first row has waited enough.
         let until = pace.due_at(to - 1).min(first_due.saturating_add(max_wait));
-        NextChunk::Wait(Duration::from_nanos(until.saturating_sub(now).max(1) as u64))
+        Ok(NextChunk::Wait(Duration::from_nanos(
+            until.saturating_sub(now).max(1) as u64,
+        )))
     }
 
     /// The next chunk's rows up to offset `to`, or `None` when this stream
@@ -195,8 +204,12 @@ impl Generator {
                 }
             }
             let to = match self.next_chunk() {
-                NextChunk::Ready(to) => to,
-                NextChunk::Wait(wait) => {
+                Ok(NextChunk::Ready(to)) => to,
+                Err(e) => {
+                    self.stopped = true;
+                    return Some(Err(e));
+                }
+                Ok(NextChunk::Wait(wait)) => {
                     tokio::select! {
                         barrier = self.barriers.recv() => {
                             return Some(Ok(self.on_barrier(barrier?)));

@@ -1,18 +1,14 @@
 //! [`CheckpointStorage`]: an `object_store` location holding checkpoints.
 
-use std::collections::HashMap;
 use std::path::Path as LocalPath;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::metadata::{CHECKPOINT_FORMAT, CheckpointMetadata, StoredFile};
+use crate::object_url::open_object_store;
 use crate::{Error, Result};
 
 const METADATA: &str = "_metadata";
@@ -34,41 +30,6 @@ fn storage_error(context: &str, e: impl std::fmt::Display) -> Error {
     Error::Storage(format!("{context}: {e}"))
 }
 
-/// `memory://` stores live as long as the process, shared by name, so a
-/// database reopened in the same process finds its checkpoints.
-fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
-    static STORES: OnceLock<Mutex<HashMap<String, Arc<InMemory>>>> = OnceLock::new();
-    let mut stores = STORES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let store = stores
-        .entry(name.to_string())
-        .or_insert_with(|| Arc::new(InMemory::new()));
-    Arc::clone(store) as Arc<dyn ObjectStore>
-}
-
-/// The bucket of `s3://bucket/prefix`, with keys under `prefix`.
-fn s3_store(url: &str, location: &str) -> Result<Arc<dyn ObjectStore>> {
-    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-    if bucket.is_empty() {
-        return Err(Error::Storage(format!(
-            "{url}: an s3:// location needs a bucket, like s3://bucket/weir"
-        )));
-    }
-    let bucket = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .build()
-        .map_err(|e| storage_error(url, e))?;
-    let prefix = prefix.trim_matches('/');
-    Ok(if prefix.is_empty() {
-        Arc::new(bucket)
-    } else {
-        let prefix = Path::parse(prefix).map_err(|e| storage_error(url, e))?;
-        Arc::new(PrefixStore::new(bucket, prefix))
-    })
-}
-
 /// The checkpoint directory of checkpoint `id`.
 pub fn checkpoint_dir(id: u64) -> String {
     format!("chk-{id}")
@@ -87,23 +48,7 @@ impl CheckpointStorage {
     /// parse.
     pub fn open(url: &str) -> Result<Self> {
         let local_root = url.strip_prefix("file://").map(std::path::PathBuf::from);
-        let store: Arc<dyn ObjectStore> = if let Some(path) = url.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(Error::Storage(format!(
-                    "{url}: a file:// location needs an absolute path, like file:///var/lib/weir/checkpoints"
-                )));
-            }
-            std::fs::create_dir_all(path).map_err(|e| storage_error(url, e))?;
-            Arc::new(LocalFileSystem::new_with_prefix(path).map_err(|e| storage_error(url, e))?)
-        } else if let Some(name) = url.strip_prefix("memory://") {
-            memory_store(name)
-        } else if let Some(location) = url.strip_prefix("s3://") {
-            s3_store(url, location)?
-        } else {
-            return Err(Error::Storage(format!(
-                "{url}: checkpoint storage must be a file://, memory:// or s3:// URL"
-            )));
-        };
+        let store = open_object_store(url, true)?;
         Ok(Self {
             url: url.to_string(),
             store,
