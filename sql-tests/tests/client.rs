@@ -32,9 +32,11 @@ pub struct PgClient {
 }
 
 impl PgClient {
-    pub async fn connect(port: u16, protocol: Protocol) -> Result<Self, tokio_postgres::Error> {
+    pub async fn connect(port: u16, protocol: Protocol) -> Result<Self, StatementError> {
         let url = format!("host=127.0.0.1 port={port} user=weir dbname=weir");
-        let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+        let (client, connection) = tokio_postgres::connect(&url, NoTls)
+            .await
+            .map_err(StatementError)?;
         let connection = tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -200,9 +202,29 @@ impl std::fmt::Display for Interval {
     }
 }
 
+/// A statement's error as scripts match it: the server's message, not
+/// only "db error".
+#[derive(Debug)]
+pub struct StatementError(tokio_postgres::Error);
+
+impl std::fmt::Display for StatementError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "{}: {}", db.code().code(), db.message()),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for StatementError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 #[async_trait]
 impl AsyncDB for PgClient {
-    type Error = tokio_postgres::Error;
+    type Error = StatementError;
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Self::Error> {
@@ -210,6 +232,7 @@ impl AsyncDB for PgClient {
             Protocol::Simple => self.run_simple(sql).await,
             Protocol::Extended => self.run_extended(sql).await,
         }
+        .map_err(StatementError)
     }
 
     async fn shutdown(&mut self) {
@@ -221,7 +244,7 @@ impl AsyncDB for PgClient {
     }
 
     fn error_sql_state(err: &Self::Error) -> Option<String> {
-        err.code().map(|code| code.code().to_string())
+        err.0.code().map(|code| code.code().to_string())
     }
 
     async fn sleep(duration: std::time::Duration) {

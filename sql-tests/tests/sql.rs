@@ -28,6 +28,10 @@ use sqllogictest::Runner;
 use weir_server::{Config, RunningServer};
 
 const RESTART_MARKER: &str = "# weir: restart";
+/// A directory a script may write files in and name as `$WEIR_FILES`
+/// (after `control substitution on`); it lasts across restarts.
+const FILES_VAR: &str = "WEIR_FILES";
+const SUBSTITUTION_ON: &str = "control substitution on";
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -46,9 +50,11 @@ pub async fn start_server(data_dir: &Path) -> anyhow::Result<RunningServer> {
 }
 
 /// Splits a script at restart markers; each part keeps its line numbers
-/// (earlier lines become blank), so errors point into the real file.
+/// (earlier lines become blank), so errors point into the real file. A
+/// script that turns substitution on has it on in every part.
 fn segments(script: &str) -> Vec<String> {
     let lines: Vec<&str> = script.lines().collect();
+    let substitution = lines.iter().any(|l| l.trim() == SUBSTITUTION_ON);
     let mut parts = Vec::new();
     let mut start = 0;
     for (i, line) in lines.iter().enumerate() {
@@ -60,7 +66,14 @@ fn segments(script: &str) -> Vec<String> {
     parts.push((start, lines.len()));
     parts
         .into_iter()
-        .map(|(from, to)| "\n".repeat(from) + &lines[from..to].join("\n") + "\n")
+        .map(|(from, to)| {
+            let earlier = match from {
+                0 => String::new(),
+                _ if substitution => format!("{SUBSTITUTION_ON}{}", "\n".repeat(from)),
+                _ => "\n".repeat(from),
+            };
+            earlier + &lines[from..to].join("\n") + "\n"
+        })
         .collect()
 }
 
@@ -68,11 +81,13 @@ async fn run_file(path: &Path, protocol: Protocol) -> anyhow::Result<()> {
     let script =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let data_dir = tempfile::tempdir()?;
+    let files_dir = tempfile::tempdir()?;
     for segment in segments(&script) {
         let server = start_server(data_dir.path()).await?;
         let port = server.local_addr().port();
         let mut runner = Runner::new(move || PgClient::connect(port, protocol));
         runner.add_label(protocol.name());
+        runner.set_var(FILES_VAR.into(), files_dir.path().display().to_string());
         let result = runner.run_script_async(&segment).await;
         runner.shutdown_async().await;
         server.shutdown().await;

@@ -22,13 +22,12 @@ use std::sync::Arc;
 use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::temporal_conversions::timestamp_ns_to_datetime;
-use datafusion::sql::sqlparser::ast::{ColumnOption, CreateTable, SqlOption};
+use datafusion::sql::sqlparser::ast::{CreateTable, SqlOption};
 use weir_executor::generated::datagen::{ColumnGenerator, Datagen};
 use weir_executor::generated::{GeneratedRows, Pace};
 
-use crate::ddl::normalize;
+use super::declared_columns;
 use crate::options::{WithOptions, invalid, option_text, text_option};
-use crate::types::column_type;
 use crate::{Error, Result};
 
 const DEFAULT_ROWS_PER_SECOND: u64 = 10_000;
@@ -44,7 +43,7 @@ pub(super) fn rows(
     create: &CreateTable,
     mut options: WithOptions,
 ) -> Result<Arc<dyn GeneratedRows>> {
-    let schema = Arc::new(Schema::new(columns(create)?));
+    let schema = Arc::new(Schema::new(declared_columns(create, "datagen", false)?));
     let seed = options.take_number("seed", 0)?.unwrap_or(DEFAULT_SEED);
     let per_second = options
         .take_number("rows_per_second", 1)?
@@ -98,35 +97,6 @@ pub(super) fn start_time_option(options: &[SqlOption], now_nanos: i64) -> Option
     }
     let now = timestamp_ns_to_datetime(now_nanos)?;
     Some(text_option("start_time", now.to_string()))
-}
-
-/// The declared columns, as Arrow fields.
-fn columns(create: &CreateTable) -> Result<Vec<Field>> {
-    if create.columns.is_empty() {
-        return Err(Error::user(
-            "42P16",
-            "a datagen source declares its columns: CREATE SOURCE s (id BIGINT, ...)",
-        ));
-    }
-    if !create.constraints.is_empty() {
-        return Err(Error::not_supported("a source has no constraints"));
-    }
-    create
-        .columns
-        .iter()
-        .map(|column| {
-            for option in &column.options {
-                if !matches!(option.option, ColumnOption::Null | ColumnOption::NotNull) {
-                    return Err(Error::not_supported(format!(
-                        "column option {} on a source is not supported",
-                        option.option
-                    )));
-                }
-            }
-            let name = normalize(&column.name);
-            Ok(Field::new(name, column_type(&column.data_type)?, false))
-        })
-        .collect()
 }
 
 /// `fields.<column>.<option>` options, by column, each column's options
