@@ -11,6 +11,7 @@ mod checkpoint_failures;
 mod client;
 mod crash;
 mod differential;
+mod file_crash;
 mod nexmark_crash;
 mod protocol;
 mod s3;
@@ -157,6 +158,7 @@ fn main() -> ExitCode {
         .chain(s3::TESTS)
         .chain(savepoints::TESTS)
         .chain(nexmark_crash::TESTS)
+        .chain(file_crash::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));
