@@ -33,6 +33,7 @@ use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec
 use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::savepoint_registry::SavepointRegistry;
+use crate::session_windows::session_functions;
 use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
 use crate::system_tables::{SHOW_CHECKPOINTS, SHOW_SAVEPOINTS, SYSTEM_SCHEMA, SystemSchema};
@@ -191,6 +192,9 @@ impl Database {
         let base = SessionContext::new_with_config(config);
         for function in weir_functions() {
             base.register_udf(function);
+        }
+        for function in session_functions() {
+            base.register_udwf(function);
         }
         let savepoints = Arc::new(SavepointRegistry::open(data_dir)?);
         let schema = Arc::new(PublicSchema {

@@ -16,6 +16,7 @@ mod functions;
 mod options;
 pub mod parser;
 mod savepoint_registry;
+mod session_windows;
 mod sources;
 mod statement;
 pub mod stream;

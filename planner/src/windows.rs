@@ -1,6 +1,7 @@
-//! `TUMBLE` and `HOP`: window table functions over a table or source,
-//! rewritten into plain subqueries before planning, so batch queries and
-//! views plan them alike.
+//! `TUMBLE`, `HOP` and `SESSION`: window table functions over a table or
+//! source, rewritten into plain subqueries before planning, so batch
+//! queries and views plan them alike. `SESSION` becomes a pair of window
+//! functions ([`crate::session_windows`]).
 //!
 //! `TUMBLE(t, ts, size)` is `t` with `window_start` (`ts` binned to `size`)
 //! and `window_end` added. `HOP(t, ts, slide, size)` puts each row in the
@@ -22,9 +23,11 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use weir_executor::checkpoint::parse_duration;
 
+use crate::session_windows::{SESSION_END, SESSION_START};
 use crate::{Error, Result};
 
-/// Rewrites every `TUMBLE(...)` and `HOP(...)` in `statement`.
+/// Rewrites every `TUMBLE(...)`, `HOP(...)` and `SESSION(...)` in
+/// `statement`.
 pub fn rewrite_windows(statement: &mut Statement) -> Result<()> {
     let mut rewriter = WindowRewriter;
     match statement.visit(&mut rewriter) {
@@ -49,7 +52,7 @@ impl VisitorMut for WindowRewriter {
             return ControlFlow::Continue(());
         };
         let function = name.to_string().to_ascii_lowercase();
-        if function != "tumble" && function != "hop" {
+        if !matches!(function.as_str(), "tumble" | "hop" | "session") {
             return ControlFlow::Continue(());
         }
         let args: Vec<&Expr> = args
@@ -116,8 +119,54 @@ fn interval_ms(expr: &Expr) -> Result<u64> {
     }
 }
 
-/// The subquery `TUMBLE` or `HOP` stands for, as a derived table.
+/// The subquery `SESSION` stands for (see [`crate::session_windows`]).
+fn session_subquery(args: &[&Expr], alias: Option<String>) -> Result<String> {
+    let [table, time, gap, keys @ ..] = args else {
+        return Err(Error::user(
+            "42883",
+            "session windows are SESSION(table, time_column, gap [, key_column ...])",
+        ));
+    };
+    let is_column = |e: &Expr| matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+    if !is_column(time) || !keys.iter().all(|k| is_column(k)) {
+        return Err(invalid(
+            "SESSION takes a time column and key columns, not expressions".into(),
+        ));
+    }
+    let gap = interval_ms(gap)?;
+    let partition = match keys {
+        [] => String::new(),
+        keys => format!(
+            "PARTITION BY {} ",
+            keys.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let over = format!("OVER ({partition}ORDER BY {time})");
+    let alias = alias.unwrap_or_else(|| table.to_string());
+    Ok(format!(
+        "(SELECT *, {SESSION_START}({time}, {gap}) {over} AS window_start, \
+         {SESSION_END}({time}, {gap}) {over} AS window_end FROM {table}) AS {alias}"
+    ))
+}
+
+/// The subquery a window function stands for, as a derived table.
 fn window_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Result<TableFactor> {
+    let sql = if function == "session" {
+        session_subquery(args, alias)?
+    } else {
+        binned_subquery(function, args, alias)?
+    };
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut parser| parser.parse_table_factor())
+        .map_err(|e| Error::Internal(format!("window rewrite {sql} did not parse: {e}")))
+}
+
+/// The subquery `TUMBLE` or `HOP` stands for.
+fn binned_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Result<String> {
     let (table, time, slide, size) = match (function, args) {
         ("tumble", [table, time, size]) => (table, time, interval_ms(size)?, interval_ms(size)?),
         ("hop", [table, time, slide, size]) => {
@@ -157,11 +206,7 @@ fn window_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Res
         })
         .collect();
     let alias = alias.unwrap_or_else(|| table.to_string());
-    let sql = format!("({}) AS {alias}", phases.join(" UNION ALL "));
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&sql)
-        .and_then(|mut parser| parser.parse_table_factor())
-        .map_err(|e| Error::Internal(format!("window rewrite {sql} did not parse: {e}")))
+    Ok(format!("({}) AS {alias}", phases.join(" UNION ALL ")))
 }
 
 #[cfg(test)]

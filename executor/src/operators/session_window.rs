@@ -65,7 +65,7 @@ pub fn session_bounds(times: &[Option<i64>], gap: i64) -> Vec<Option<(i64, i64)>
 }
 
 /// Which bound an output column holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionBound {
     Start,
     End,
@@ -213,7 +213,10 @@ impl Sessions {
                     SessionBound::Start => start,
                     SessionBound::End => end,
                 });
-                row.insert(self.at + offset, ScalarValue::Int64(value).cast_to(time_type)?);
+                row.insert(
+                    self.at + offset,
+                    ScalarValue::Int64(value).cast_to(time_type)?,
+                );
             }
         }
         Ok(rows)
@@ -307,7 +310,15 @@ mod tests {
 
     #[test]
     fn rows_closer_than_the_gap_share_a_session() {
-        let times = [Some(1), None, Some(5), Some(9), Some(20), Some(20), Some(29)];
+        let times = [
+            Some(1),
+            None,
+            Some(5),
+            Some(9),
+            Some(20),
+            Some(20),
+            Some(29),
+        ];
         assert_eq!(
             session_bounds(&times, 10),
             [

@@ -10,6 +10,7 @@
 pub mod builder;
 pub mod explain;
 mod row_number;
+mod session_window;
 
 pub use builder::{Built, GraphBuilder, StoreOpener, describe_key};
 pub use explain::ExplainNode;

@@ -74,6 +74,13 @@ impl GraphBuilder<'_> {
         window: &Window,
         bound: Option<RowNumberBound>,
     ) -> Result<Built> {
+        if window
+            .window_expr
+            .iter()
+            .all(|e| super::session_window::session_function(e).is_some())
+        {
+            return self.session_window(window);
+        }
         let [expr] = window.window_expr.as_slice() else {
             return Err(unsupported("more than one window function in a SELECT"));
         };
@@ -99,11 +106,16 @@ impl GraphBuilder<'_> {
         let params = &function.params;
         let mut partition = Vec::new();
         for expr in &params.partition_by {
-            partition.push(self.column_index(expr, window, "PARTITION BY an expression")?);
+            partition.push(self.column_index(
+                expr,
+                window,
+                "PARTITION BY an expression in ROW_NUMBER()",
+            )?);
         }
         let mut order = Vec::new();
         for sort in &params.order_by {
-            let index = self.column_index(&sort.expr, window, "ORDER BY an expression")?;
+            let index =
+                self.column_index(&sort.expr, window, "ORDER BY an expression in ROW_NUMBER()")?;
             order.push((
                 index,
                 SortOptions {
@@ -142,11 +154,11 @@ impl GraphBuilder<'_> {
     }
 
     /// The input column an expression of the window names.
-    fn column_index(&self, expr: &Expr, window: &Window, what: &str) -> Result<usize> {
+    pub(super) fn column_index(&self, expr: &Expr, window: &Window, what: &str) -> Result<usize> {
         let expr = self.expr(expr, window.input.schema())?;
         expr.downcast_ref::<Column>()
             .map(Column::index)
-            .ok_or_else(|| unsupported(format!("{what} in ROW_NUMBER() (use a selected column)")))
+            .ok_or_else(|| unsupported(format!("{what} (use a column)")))
     }
 }
 
