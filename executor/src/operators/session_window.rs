@@ -15,14 +15,21 @@
 //! has NULL bounds. Retractions are handled: removing a row may split a
 //! session.
 //!
+//! Watermarks pass through. On an append-only input, the watermark on the
+//! time column also closes sessions: a session ending at or before it can
+//! gain no row (later rows are at or past the watermark, a gap or more
+//! after its last row), so at the end of each epoch in which the watermark
+//! moved, the rows of closed sessions leave the state; their output rows
+//! stay. State then holds only open sessions.
+//!
 //! [`session_bounds`] is the one definition of sessions, shared with the
 //! batch form of `SESSION` so that a view and a query agree.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{SortOptions, take};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, cast, concat_batches, take, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -30,7 +37,7 @@ use datafusion::error::{DataFusionError, Result};
 use weir_storage::StateStore;
 
 use super::unary::{ChunkHandler, Emitted, run_handler};
-use crate::message::{Barrier, Op, StreamChunk};
+use crate::message::{Barrier, Op, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
 
@@ -87,6 +94,12 @@ struct Sessions {
     at: usize,
     bounds: Vec<SessionBound>,
     schema: SchemaRef,
+    /// Whether rows only arrive, so closed sessions can be forgotten.
+    append_only: bool,
+    /// The time column's latest watermark, and the one state was last
+    /// cleaned at.
+    watermark: Option<i64>,
+    cleaned_at: Option<i64>,
 }
 
 impl SessionWindowOperator {
@@ -106,6 +119,7 @@ impl SessionWindowOperator {
         identity: String,
     ) -> Result<Self> {
         let input_info = input.info().clone();
+        let append_only = input_info.append_only;
         let time_type = input_info.schema.field(time).data_type().clone();
         if !matches!(time_type, DataType::Timestamp(..) | DataType::Int64) {
             return Err(DataFusionError::Plan(format!(
@@ -160,6 +174,9 @@ impl SessionWindowOperator {
             at,
             bounds: bounds.into_iter().map(|(bound, _)| bound).collect(),
             schema,
+            append_only,
+            watermark: None,
+            cleaned_at: None,
         };
         Ok(Self {
             info,
@@ -249,6 +266,59 @@ impl Sessions {
             .collect())
     }
 
+    /// Deletes the rows of sessions the watermark has closed, once per
+    /// watermark, on an append-only input.
+    fn forget_closed(&mut self) -> Result<()> {
+        let Some(watermark) = self.watermark else {
+            return Ok(());
+        };
+        if !self.append_only || self.cleaned_at == Some(watermark) {
+            return Ok(());
+        }
+        self.cleaned_at = Some(watermark);
+        let mut batches = Vec::new();
+        self.rows.scan(4096, |batch| {
+            batches.push(batch);
+            Ok(true)
+        })?;
+        let all = concat_batches(self.rows.schema(), &batches)?;
+        let times: Vec<Option<i64>> = cast(all.column(self.time), &DataType::Int64)?
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .map(|numbers| numbers.iter().collect())
+            .unwrap_or_default();
+        let keys: Vec<ArrayRef> = self
+            .partition
+            .iter()
+            .map(|&c| Arc::clone(all.column(c)))
+            .collect();
+        let keys = self.partition_keys.convert_columns(&keys)?;
+        let same_key = |a: usize, b: usize| self.partition.is_empty() || keys.row(a) == keys.row(b);
+        let mut closed = Vec::new();
+        let mut first = 0;
+        for row in 1..=all.num_rows() {
+            if row < all.num_rows() && same_key(first, row) {
+                continue;
+            }
+            // Rows of one key are adjacent, in time order.
+            for (offset, bounds) in session_bounds(&times[first..row], self.gap)
+                .iter()
+                .enumerate()
+            {
+                // A row without a time is in no session and never will be.
+                if bounds.is_none_or(|(_, end)| end <= watermark) {
+                    closed.push((first + offset) as u32);
+                }
+            }
+            first = row;
+        }
+        if !closed.is_empty() {
+            let closed = take_record_batch(&all, &UInt32Array::from(closed))?;
+            self.rows.delete(&closed)?;
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
         let partitions = self.partitions(chunk.data())?;
         let before = partitions
@@ -282,6 +352,31 @@ impl ChunkHandler for Sessions {
         Ok((self.apply(&chunk)?, None))
     }
 
+    fn watermark(&mut self, watermark: Watermark) -> Result<Emitted> {
+        if watermark.column == self.time
+            && let Some(value) = time_value(&watermark.value)?
+        {
+            self.watermark = Some(self.watermark.map_or(value, |w| w.max(value)));
+        }
+        let column = if watermark.column >= self.at {
+            watermark.column + self.bounds.len()
+        } else {
+            watermark.column
+        };
+        Ok((
+            None,
+            Some(Watermark {
+                column,
+                value: watermark.value,
+            }),
+        ))
+    }
+
+    fn epoch_end(&mut self) -> Result<Option<StreamChunk>> {
+        self.forget_closed()?;
+        Ok(None)
+    }
+
     fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
         self.rows.commit(barrier.epoch)
     }
@@ -306,7 +401,9 @@ mod tests {
 
     use super::*;
     use crate::message::Message;
-    use crate::operators::testing::{barrier, chunk, lines, messages, run, stop};
+    use crate::operators::testing::{
+        append_only_messages, barrier, chunk, lines, messages, run, stop,
+    };
 
     #[test]
     fn rows_closer_than_the_gap_share_a_session() {
@@ -342,8 +439,12 @@ mod tests {
         all.push(barrier(1));
         all.push(stop(2));
         let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
-        let operator = SessionWindowOperator::new(
-            messages(t, all),
+        futures::executor::block_on(run(Box::new(operator(messages(t, all), store))))
+    }
+
+    fn operator(input: BoxedOperator, store: Arc<dyn StateStore>) -> SessionWindowOperator {
+        SessionWindowOperator::new(
+            input,
             vec![1],
             2,
             10,
@@ -355,8 +456,82 @@ mod tests {
             store,
             "session".into(),
         )
-        .unwrap();
-        futures::executor::block_on(run(Box::new(operator)))
+        .unwrap()
+    }
+
+    /// Entries in the store, whatever their table.
+    fn entries(store: &Arc<dyn StateStore>) -> usize {
+        let mut count = 0;
+        store
+            .scan(&[], &[0xff; 16], &mut |_, _| {
+                count += 1;
+                Ok(true)
+            })
+            .unwrap();
+        count
+    }
+
+    #[test]
+    fn on_append_only_input_the_watermark_closes_sessions_and_their_rows_leave_the_state() {
+        let t = "I I I";
+        let watermark = |value: i64| {
+            Message::Watermark(Watermark {
+                column: 2,
+                value: ScalarValue::Int64(Some(value)),
+            })
+        };
+        let run_with = |input: Vec<Message>| {
+            let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+            let messages = futures::executor::block_on(crate::operators::testing::collect(
+                Box::new(operator(append_only_messages(t, input), Arc::clone(&store))),
+            ));
+            (messages, entries(&store))
+        };
+        let rows = |text: &str| Message::Chunk(chunk(t, text));
+        let (closed, kept_after_close) = run_with(vec![
+            rows("+ 1 7 100\n+ 2 7 105\n+ 3 8 118"),
+            watermark(120),
+            barrier(1),
+            rows("+ 4 7 130"),
+            barrier(2),
+            stop(3),
+        ]);
+        let (_, kept_without) = run_with(vec![
+            rows("+ 1 7 100\n+ 2 7 105\n+ 3 8 118"),
+            barrier(1),
+            rows("+ 4 7 130"),
+            barrier(2),
+            stop(3),
+        ]);
+        // User 7's session ended at 115: its two rows are gone; user 8's
+        // (ending 128) and the new one stay.
+        assert_eq!(kept_without - kept_after_close, 2);
+        let forwarded: Vec<&Watermark> = closed
+            .iter()
+            .filter_map(|m| match m {
+                Message::Watermark(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(forwarded.len(), 1);
+        assert_eq!(forwarded[0].column, 2, "the time column keeps its place");
+        let output: Vec<String> = closed
+            .iter()
+            .filter_map(|m| match m {
+                Message::Chunk(c) => Some(crate::operators::testing::pretty(c)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(
+            output,
+            lines(
+                "+ 1 7 100 100 115
+                 + 2 7 105 100 115
+                 + 3 8 118 118 128
+                 + 4 7 130 130 140"
+            )
+        );
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub(crate) fn messages(types: &str, messages: Vec<Message>) -> BoxedOperator {
     Box::new(MessageSource { info, messages })
 }
 
+/// As [`messages`], for an input that only inserts.
+pub(crate) fn append_only_messages(types: &str, messages: Vec<Message>) -> BoxedOperator {
+    let schema = chunk(types, "").schema();
+    let info = OperatorInfo {
+        identity: "source".into(),
+        schema,
+        stream_key: vec![0],
+        append_only: true,
+    };
+    Box::new(MessageSource { info, messages })
+}
+
 /// A source of one chunk, then a stopping barrier.
 pub(crate) fn source(types: &str, rows: &str) -> BoxedOperator {
     messages(types, vec![Message::Chunk(chunk(types, rows)), stop(1)])

@@ -202,7 +202,7 @@ impl<'a> GraphBuilder<'a> {
     }
 
     /// `built`, with watermarks on `columns` (shown by EXPLAIN).
-    fn with_watermarks(mut built: Built, columns: Vec<usize>) -> Built {
+    pub(super) fn with_watermarks(mut built: Built, columns: Vec<usize>) -> Built {
         if !columns.is_empty() {
             let schema = &built.operator.info().schema;
             let names: Vec<&str> = columns

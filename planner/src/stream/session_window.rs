@@ -76,22 +76,30 @@ impl GraphBuilder<'_> {
         );
         let store = (self.stores)(position)?;
         let width = input.visible + bounds.len();
+        let at = input.visible;
+        // Watermarks pass through; columns after the inserted bounds move.
+        let watermarks: Vec<usize> = input
+            .watermarks
+            .iter()
+            .map(|&c| if c >= at { c + bounds.len() } else { c })
+            .collect();
         let operator = SessionWindowOperator::new(
             input.operator,
             partition,
             time_index,
             gap,
             bounds,
-            input.visible,
+            at,
             store,
             identity,
         )?;
-        Ok(self.node(
+        let built = self.node(
             Box::new(operator),
             width,
             detail,
             Some(position),
             vec![input.explain],
-        ))
+        );
+        Ok(Self::with_watermarks(built, watermarks))
     }
 }
