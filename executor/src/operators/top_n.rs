@@ -11,9 +11,15 @@
 //! [`TopNOperator::with_row_number`], also each row's number within its
 //! partition, so a row that moves up or down is retracted and re-inserted
 //! with its new number.
+//!
+//! With [`TopNOperator::expire_after`] (`state_ttl`), a partition no row
+//! has changed for that long of processing time expires as an aggregate's
+//! group does: its rows are retracted from the output and deleted from
+//! state; a later row starts the partition afresh.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{SortOptions, take};
@@ -24,6 +30,7 @@ use datafusion::error::Result;
 use weir_storage::StateStore;
 
 use super::unary::{ChunkHandler, Emitted, run_handler};
+use crate::aggregate::GroupExpiry;
 use crate::message::{Barrier, Op, StreamChunk};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
@@ -49,6 +56,7 @@ struct TopN {
     /// Where the output carries each row's 1-based number, if it does.
     row_number: Option<usize>,
     schema: SchemaRef,
+    expiry: Option<GroupExpiry>,
 }
 
 impl TopNOperator {
@@ -63,8 +71,10 @@ impl TopNOperator {
         table: u32,
         identity: String,
     ) -> Result<Self> {
+        // Rows leave the top as better ones arrive: never append-only.
         let info = OperatorInfo {
             identity,
+            append_only: false,
             ..input.info().clone()
         };
         let mut key_columns = partition.clone();
@@ -98,6 +108,7 @@ impl TopNOperator {
             rows,
             row_number: None,
             schema: Arc::clone(&info.schema),
+            expiry: None,
         };
         Ok(Self { info, input, top })
     }
@@ -125,7 +136,87 @@ impl TopNOperator {
     }
 }
 
+impl TopNOperator {
+    /// Expires partitions no row has changed for `ttl`. A top-N without
+    /// partitions keeps its rows.
+    pub fn expire_after(mut self, ttl: Duration) -> Self {
+        if !self.top.partition.is_empty() {
+            self.top.expiry = Some(GroupExpiry::new(ttl));
+        }
+        self
+    }
+
+    pub fn state_ttl(&self) -> Option<Duration> {
+        self.top.expiry.as_ref().map(GroupExpiry::ttl)
+    }
+}
+
 impl TopN {
+    /// A partition's key, encoded as the expiry tracks it.
+    fn encoded_key(&self, key: &[ArrayRef]) -> Result<Vec<u8>> {
+        Ok(self
+            .partition_keys
+            .convert_columns(key)?
+            .row(0)
+            .data()
+            .to_vec())
+    }
+
+    /// Counts every stored partition as changed now: when they last
+    /// changed is not kept across restarts.
+    fn restore_expiry(&mut self) -> Result<()> {
+        let Some(expiry) = &mut self.expiry else {
+            return Ok(());
+        };
+        let (partition, keys) = (&self.partition, &self.partition_keys);
+        let now = Instant::now();
+        self.rows.scan(4096, |batch| {
+            let columns: Vec<ArrayRef> = partition
+                .iter()
+                .map(|&c| Arc::clone(batch.column(c)))
+                .collect();
+            let encoded = keys.convert_columns(&columns)?;
+            expiry.touch(encoded.iter().map(|row| row.data()), now);
+            Ok(true)
+        })
+    }
+
+    /// Retracts the rows of partitions unchanged for the TTL and deletes
+    /// their state.
+    fn expire(&mut self) -> Result<Option<StreamChunk>> {
+        let Some(expiry) = &mut self.expiry else {
+            return Ok(None);
+        };
+        let expired = expiry.expire(Instant::now());
+        if expired.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.partition_keys.parser();
+        let keys = self
+            .partition_keys
+            .convert_rows(expired.iter().map(|key| parser.parse(key)))?;
+        let (mut ops, mut out) = (Vec::new(), Vec::new());
+        for i in 0..expired.len() {
+            let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(i, 1)).collect();
+            for row in self.top(&key)? {
+                ops.push(Op::Delete);
+                out.push(row);
+            }
+            let mut stored = Vec::new();
+            self.rows.scan_prefix(&key, 4096, |batch| {
+                stored.push(batch);
+                Ok(true)
+            })?;
+            for batch in stored {
+                self.rows.delete(&batch)?;
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        StreamChunk::from_rows(Arc::clone(&self.schema), ops, out).map(Some)
+    }
+
     /// The rows now in the top of the partition with this key.
     fn top(&self, key: &[ArrayRef]) -> Result<Vec<Vec<ScalarValue>>> {
         let wanted = self.limit.offset.saturating_add(self.limit.fetch);
@@ -184,6 +275,15 @@ impl TopN {
 
     fn apply(&mut self, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
         let partitions = self.partitions(chunk.data())?;
+        if self.expiry.is_some() {
+            let keys = partitions
+                .iter()
+                .map(|key| self.encoded_key(key))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(expiry) = &mut self.expiry {
+                expiry.touch(keys.iter().map(Vec::as_slice), Instant::now());
+            }
+        }
         let before = partitions
             .iter()
             .map(|key| self.top(key))
@@ -211,8 +311,17 @@ impl TopN {
 }
 
 impl ChunkHandler for TopN {
+    fn start(&mut self) -> Result<Option<StreamChunk>> {
+        self.restore_expiry()?;
+        Ok(None)
+    }
+
     fn chunk(&mut self, chunk: StreamChunk) -> Result<Emitted> {
         Ok((self.apply(&chunk)?, None))
+    }
+
+    fn epoch_end(&mut self) -> Result<Option<StreamChunk>> {
+        self.expire()
     }
 
     fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
@@ -274,6 +383,45 @@ mod tests {
             limit,
         );
         assert_eq!(out, lines("+ 2 0 30\n+ 3 0 20\n- 2 0 30\n+ 1 0 10"));
+    }
+
+    #[test]
+    fn expired_partitions_are_retracted_and_start_afresh() {
+        let t = "I I I";
+        let input = vec![
+            Message::Chunk(chunk(t, "+ 1 7 10\n+ 2 7 30")),
+            barrier(1),
+            Message::Chunk(chunk(t, "+ 3 7 20")),
+            barrier(2),
+            stop(3),
+        ];
+        let descending = SortOptions {
+            descending: true,
+            nulls_first: false,
+        };
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let limit = Limit {
+            offset: 0,
+            fetch: 2,
+        };
+        let operator = TopNOperator::new(
+            messages(t, input),
+            vec![1],
+            vec![(2, descending)],
+            limit,
+            store,
+            1,
+            "top".into(),
+        )
+        .unwrap()
+        .expire_after(Duration::ZERO);
+        assert_eq!(operator.state_ttl(), Some(Duration::ZERO));
+        let out = futures::executor::block_on(run(Box::new(operator)));
+        // Each epoch's end expires what it changed: 20 arrives alone.
+        assert_eq!(
+            out,
+            lines("+ 2 7 30\n+ 1 7 10\n- 2 7 30\n- 1 7 10\n+ 3 7 20\n- 3 7 20")
+        );
     }
 
     #[test]

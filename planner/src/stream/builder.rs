@@ -697,12 +697,12 @@ impl<'a> GraphBuilder<'a> {
     }
 
     /// Refuses `what` under `state_ttl`, whose state it cannot expire.
-    fn no_state_ttl(&self, what: &str) -> Result<()> {
+    pub(super) fn no_state_ttl(&self, what: &str) -> Result<()> {
         if self.state_ttl.is_none() {
             return Ok(());
         }
         Err(Error::not_supported(format!(
-            "state_ttl expires aggregate state only; {what} cannot expire theirs yet"
+            "state_ttl expires the state of aggregates and ROW_NUMBER() top-N only; {what} cannot expire theirs yet"
         )))
     }
 
@@ -712,7 +712,7 @@ impl<'a> GraphBuilder<'a> {
                 "EMIT ON WINDOW CLOSE is not supported for ORDER BY ... LIMIT yet",
             ));
         }
-        self.no_state_ttl("ORDER BY ... LIMIT and ROW_NUMBER()")?;
+        self.no_state_ttl("ORDER BY ... LIMIT (use ROW_NUMBER() OVER (PARTITION BY ...))")?;
         let (offset, fetch) = match limit {
             Some(limit) => {
                 let offset = match limit.get_skip_type()? {

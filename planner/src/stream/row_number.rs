@@ -16,6 +16,7 @@ use datafusion::physical_expr::expressions::Column;
 
 use super::builder::{Built, GraphBuilder, listed, unsupported};
 use crate::Result;
+use weir_executor::checkpoint::settings::show_duration;
 use weir_executor::operators::{Limit, TopNOperator};
 
 /// A filter's bound on a row-number column.
@@ -134,7 +135,7 @@ impl GraphBuilder<'_> {
             bound.limit.fetch,
         );
         let store = (self.stores)(position)?;
-        let operator = TopNOperator::new(
+        let mut operator = TopNOperator::new(
             input.operator,
             partition,
             order,
@@ -144,6 +145,16 @@ impl GraphBuilder<'_> {
             identity,
         )?
         .with_row_number(input.visible, &column);
+        let mut detail = detail;
+        if let Some(ttl) = self.state_ttl {
+            if params.partition_by.is_empty() {
+                return Err(crate::Error::not_supported(
+                    "state_ttl expires the partitions of a ROW_NUMBER() top-N; one without PARTITION BY keeps every row",
+                ));
+            }
+            operator = operator.expire_after(ttl);
+            detail += &format!(" ttl={}", show_duration(ttl));
+        }
         Ok(self.node(
             Box::new(operator),
             input.visible + 1,

@@ -25,6 +25,7 @@ pub(super) fn session_function(expr: &Expr) -> Option<SessionBound> {
 impl GraphBuilder<'_> {
     /// A `Window` node whose every expression is a session bound.
     pub(super) fn session_window(&mut self, window: &Window) -> Result<Built> {
+        self.no_state_ttl("SESSION windows")?;
         let input_width = window.input.schema().fields().len();
         let mut bounds = Vec::new();
         let mut shape = None;
