@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
@@ -106,6 +107,20 @@ impl StreamChunk {
             .iter()
             .map(|column| ScalarValue::try_from_array(column, row))
             .collect()
+    }
+
+    /// One chunk of `chunks`' rows, in order; `chunks` share a schema and
+    /// there is at least one.
+    pub fn concat(chunks: &[StreamChunk]) -> Result<Self> {
+        let Some(first) = chunks.first() else {
+            return Err(DataFusionError::Internal("no chunks to join".into()));
+        };
+        let ops: Vec<Op> = chunks
+            .iter()
+            .flat_map(|c| c.ops().iter().copied())
+            .collect();
+        let batches: Vec<RecordBatch> = chunks.iter().map(|c| c.data().clone()).collect();
+        Self::new(ops, concat_batches(&first.schema(), &batches)?)
     }
 
     pub fn ops(&self) -> &[Op] {

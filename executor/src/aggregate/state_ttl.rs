@@ -75,6 +75,15 @@ impl GroupExpiry {
         })
     }
 
+    /// Stops tracking `keys`.
+    pub fn forget(&mut self, keys: &[Vec<u8>]) {
+        for key in keys {
+            if let Some(at) = self.changed.remove(key) {
+                self.by_time.remove(&(at, key.clone()));
+            }
+        }
+    }
+
     /// The groups unchanged for `ttl` at `now`, forgotten here.
     pub fn expire(&mut self, now: Instant) -> Vec<Vec<u8>> {
         let Some(deadline) = now.checked_sub(self.ttl) else {

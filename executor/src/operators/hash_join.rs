@@ -12,11 +12,17 @@
 //! out as both sides' visible columns first (the query's join schema),
 //! then both sides' hidden key columns; the stream key is both sides'.
 //! Inputs are barrier-aligned (see [`crate::align`]).
+//!
+//! With [`HashJoinOperator::expire_after`] (`state_ttl`), a join key no row
+//! of either side has changed for that long of processing time expires at
+//! the end of an epoch: its rows on both sides are deleted as if retracted
+//! (so every output row they made is retracted too) and leave the state.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array, new_null_array,
@@ -31,8 +37,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use futures::{StreamExt, stream};
 use weir_storage::StateStore;
 
+use crate::aggregate::GroupExpiry;
 use crate::align::{Aligned, AlignmentMeter, align};
-use crate::message::{Message, Op, StreamChunk};
+use crate::message::{Barrier, Message, Op, StreamChunk};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
 
@@ -69,6 +76,9 @@ struct Join {
     sides: [Side; 2],
     filter: Option<Arc<dyn PhysicalExpr>>,
     schema: SchemaRef,
+    /// Join keys by when they last changed, encoded in the right side's key
+    /// types (the left side's keys are cast to them, as for probing).
+    expiry: Option<GroupExpiry>,
 }
 
 impl HashJoinOperator {
@@ -176,11 +186,22 @@ impl HashJoinOperator {
                 sides,
                 filter,
                 schema: Arc::clone(&info.schema),
+                expiry: None,
             },
             info,
             inputs: [left.input, right.input],
             alignment: AlignmentMeter::default(),
         })
+    }
+
+    /// Expires join keys no row has changed for `ttl`.
+    pub fn expire_after(mut self, ttl: Duration) -> Self {
+        self.join.expiry = Some(GroupExpiry::new(ttl));
+        self
+    }
+
+    pub fn state_ttl(&self) -> Option<Duration> {
+        self.join.expiry.as_ref().map(GroupExpiry::ttl)
     }
 
     /// Adds the time barriers wait for each other to `meter`.
@@ -351,6 +372,97 @@ impl Join {
             .collect())
     }
 
+    /// Notes that the non-NULL keys `keys` (in the right side's key types)
+    /// changed now.
+    fn touch(&mut self, keys: &[ArrayRef]) -> Result<()> {
+        let Some(expiry) = &mut self.expiry else {
+            return Ok(());
+        };
+        let encoded = self.sides[1].key_rows.convert_columns(keys)?;
+        let rows = keys.first().map_or(0, |k| k.len());
+        let present = (0..rows).filter(|&row| !keys.iter().any(|k| k.is_null(row)));
+        expiry.touch(present.map(|row| encoded.row(row).data()), Instant::now());
+        Ok(())
+    }
+
+    /// Counts every stored key of both sides as changed now: when they
+    /// last changed is not kept across restarts.
+    fn restore_expiry(&mut self) -> Result<()> {
+        if self.expiry.is_none() {
+            return Ok(());
+        }
+        for s in 0..2 {
+            let k = self.sides[s].key_types.len();
+            let mut keys = Vec::new();
+            self.sides[s].table.scan(4096, |batch| {
+                keys.push(batch.columns()[..k].to_vec());
+                Ok(true)
+            })?;
+            for columns in keys {
+                let canonical = columns
+                    .iter()
+                    .zip(&self.sides[1].key_types)
+                    .map(|(c, t)| Ok(cast(c, t)?))
+                    .collect::<Result<Vec<ArrayRef>>>()?;
+                self.touch(&canonical)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retracts and forgets the rows of keys unchanged for the TTL: each
+    /// side's rows of those keys go through [`Join::apply`] as deletes.
+    fn expire(&mut self) -> Result<Option<StreamChunk>> {
+        let Some(expiry) = &mut self.expiry else {
+            return Ok(None);
+        };
+        let expired = expiry.expire(Instant::now());
+        if expired.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.sides[1].key_rows.parser();
+        let keys = self.sides[1]
+            .key_rows
+            .convert_rows(expired.iter().map(|key| parser.parse(key)))?;
+        let mut retracted = Vec::new();
+        for s in 0..2 {
+            let side = &self.sides[s];
+            let own_keys = keys
+                .iter()
+                .zip(&side.key_types)
+                .map(|(c, t)| Ok(cast(c, t)?))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            let k = side.key_types.len();
+            let mut rows = Vec::new();
+            for i in 0..expired.len() {
+                let key: Vec<ArrayRef> = own_keys.iter().map(|c| c.slice(i, 1)).collect();
+                side.table.scan_prefix(&key, 4096, |batch| {
+                    rows.push(batch.project(&(k..k + side.width).collect::<Vec<_>>())?);
+                    Ok(true)
+                })?;
+            }
+            let input_schema = Arc::new(Schema::new(
+                side.table.schema().fields()[k..k + side.width].to_vec(),
+            ));
+            let rows = concat_batches(&input_schema, &rows)?;
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            let deletes = StreamChunk::new(vec![Op::Delete; rows.num_rows()], rows)?;
+            if let Some(chunk) = self.apply(s, &deletes)? {
+                retracted.push(chunk);
+            }
+        }
+        // The deletes touched the keys again; they are gone now.
+        if let Some(expiry) = &mut self.expiry {
+            expiry.forget(&expired);
+        }
+        match retracted.len() {
+            0 => Ok(None),
+            _ => StreamChunk::concat(&retracted).map(Some),
+        }
+    }
+
     fn apply(&mut self, s: usize, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
         let other = 1 - s;
         let data = chunk.data();
@@ -367,6 +479,12 @@ impl Join {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let probe = self.probe(other, &probe_keys, rows)?;
         let passing = self.passing(s, data, &probe)?;
+        if self.expiry.is_some() {
+            // Keys in the right side's types: the probe keys from the left,
+            // the keys themselves from the right.
+            let canonical = if s == 0 { &probe_keys } else { &keys };
+            self.touch(canonical)?;
+        }
 
         // Rows in order, so repeated keys in one chunk see each other's
         // effect on the stored rows' degrees.
@@ -444,6 +562,15 @@ impl Join {
     }
 }
 
+impl Join {
+    /// Makes the epoch `barrier` ends durable and passes it on.
+    fn commit(&mut self, barrier: Barrier) -> Result<Message> {
+        self.sides[0].table.commit(barrier.epoch)?;
+        self.sides[1].table.commit(barrier.epoch)?;
+        Ok(Message::Barrier(barrier))
+    }
+}
+
 impl Operator for HashJoinOperator {
     fn info(&self) -> &OperatorInfo {
         &self.info
@@ -463,9 +590,20 @@ impl Operator for HashJoinOperator {
             alignment,
         );
         Box::pin(stream::unfold(
-            Some((Box::pin(aligned), join)),
+            Some((Box::pin(aligned), join, None::<Barrier>, false)),
             |state| async move {
-                let (mut aligned, mut join) = state?;
+                let (mut aligned, mut join, mut pending, mut started) = state?;
+                if !std::mem::replace(&mut started, true)
+                    && let Err(e) = join.restore_expiry()
+                {
+                    return Some((Err(e), None));
+                }
+                // A barrier held back while its epoch's expired rows went out.
+                if let Some(barrier) = pending.take() {
+                    let output = join.commit(barrier);
+                    let next = output.is_ok().then_some((aligned, join, None, started));
+                    return Some((output, next));
+                }
                 loop {
                     let output = match aligned.next().await? {
                         Ok(Aligned::Chunk(side, chunk)) => match join.apply(side, &chunk) {
@@ -476,15 +614,18 @@ impl Operator for HashJoinOperator {
                         Ok(Aligned::Watermark(..)) => continue,
                         Ok(Aligned::Barrier(barrier, waited)) => {
                             tracing::trace!(epoch = barrier.epoch.0, ?waited, "join aligned");
-                            let committed = join.sides[0]
-                                .table
-                                .commit(barrier.epoch)
-                                .and_then(|()| join.sides[1].table.commit(barrier.epoch));
-                            committed.map(|()| Message::Barrier(barrier))
+                            match join.expire() {
+                                Ok(Some(chunk)) => {
+                                    pending = Some(barrier);
+                                    Ok(Message::Chunk(chunk))
+                                }
+                                Ok(None) => join.commit(barrier),
+                                Err(e) => Err(e),
+                            }
                         }
                         Err(e) => Err(e),
                     };
-                    let next = output.is_ok().then_some((aligned, join));
+                    let next = output.is_ok().then_some((aligned, join, pending, started));
                     return Some((output, next));
                 }
             },
@@ -501,6 +642,15 @@ mod tests {
     use crate::operators::testing::{barrier, chunk, lines, messages, run, stop};
 
     fn join(join_type: JoinType, left: Vec<Message>, right: Vec<Message>) -> Vec<String> {
+        join_expiring(join_type, left, right, None)
+    }
+
+    fn join_expiring(
+        join_type: JoinType,
+        left: Vec<Message>,
+        right: Vec<Message>,
+        ttl: Option<Duration>,
+    ) -> Vec<String> {
         let left = messages("I T", left);
         let right = messages("I I", right);
         let side = |input: BoxedOperator| {
@@ -522,7 +672,45 @@ mod tests {
             "join".into(),
         )
         .unwrap();
+        let operator = match ttl {
+            Some(ttl) => operator.expire_after(ttl),
+            None => operator,
+        };
         futures::executor::block_on(run(Box::new(operator)))
+    }
+
+    #[test]
+    fn an_expired_key_retracts_its_joined_rows_and_is_forgotten() {
+        let left = vec![
+            Message::Chunk(chunk("I T", "+ 1 a\n+ 2 b")),
+            barrier(1),
+            Message::Chunk(chunk("I T", "+ 1 c")),
+            barrier(2),
+            stop(3),
+        ];
+        let right = vec![
+            Message::Chunk(chunk("I I", "+ 1 10")),
+            barrier(1),
+            barrier(2),
+            stop(3),
+        ];
+        // Every epoch's end expires what it changed. The left join pads
+        // 2 b; after expiry, 1 c finds no right row left to join.
+        let out = join_expiring(JoinType::Left, left, right, Some(Duration::ZERO));
+        // The two sides' first chunks may come in either order; what each
+        // epoch emits does not depend on it.
+        let (first, rest) = out.split_at(out.len() - 4);
+        let mut first = first.to_vec();
+        first.sort();
+        let expected_first = match first.len() {
+            2 => lines("+ 1 a 1 10\n+ 2 b . ."),
+            _ => lines("+ 1 a . .\n+ 1 a 1 10\n+ 2 b . .\n- 1 a . ."),
+        };
+        assert_eq!(first, expected_first);
+        let mut expired = rest[..2].to_vec();
+        expired.sort();
+        assert_eq!(expired, lines("- 1 a 1 10\n- 2 b . ."));
+        assert_eq!(rest[2..], lines("+ 1 c . .\n- 1 c . ."));
     }
 
     #[test]

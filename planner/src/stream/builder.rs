@@ -337,7 +337,9 @@ impl<'a> GraphBuilder<'a> {
                         "EMIT ON WINDOW CLOSE is not supported for joins yet; join the windowed views",
                     ));
                 }
-                self.no_state_ttl("joins")?;
+                if j.on.is_empty() {
+                    self.no_state_ttl("joins without an equality")?;
+                }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
                 let mut left_keys = Vec::new();
@@ -351,7 +353,7 @@ impl<'a> GraphBuilder<'a> {
                     None => None,
                 };
                 let (position, identity) = self.next_identity("HashJoin");
-                let detail = format!(
+                let mut detail = format!(
                     " {join_type} on=[{}]{}",
                     j.on.iter()
                         .map(|(l, r)| format!("{l} = {r}"))
@@ -384,6 +386,13 @@ impl<'a> GraphBuilder<'a> {
                     identity,
                 )?
                 .with_alignment_meter(meter);
+                let operator = match self.state_ttl {
+                    Some(ttl) => {
+                        detail += &format!(" ttl={}", show_duration(ttl));
+                        operator.expire_after(ttl)
+                    }
+                    None => operator,
+                };
                 Ok(self.node(Box::new(operator), visible, detail, Some(position), explain))
             }
             LogicalPlan::Limit(limit) => {
@@ -702,7 +711,7 @@ impl<'a> GraphBuilder<'a> {
             return Ok(());
         }
         Err(Error::not_supported(format!(
-            "state_ttl expires the state of aggregates and ROW_NUMBER() top-N only; {what} cannot expire theirs yet"
+            "state_ttl expires the state of aggregates, joins and ROW_NUMBER() top-N only; {what} cannot expire theirs yet"
         )))
     }
 
