@@ -32,6 +32,19 @@ use crate::message::{Epoch, Op, StreamChunk, Watermark};
 use crate::operators::filter_chunk;
 use crate::state::{StateTable, StateTableId};
 
+/// A time value as a number in its column's unit (timestamps of any unit,
+/// or integers); `None` for NULL or another type.
+pub fn time_number(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::TimestampSecond(v, _)
+        | ScalarValue::TimestampMillisecond(v, _)
+        | ScalarValue::TimestampMicrosecond(v, _)
+        | ScalarValue::TimestampNanosecond(v, _)
+        | ScalarValue::Int64(v) => *v,
+        _ => None,
+    }
+}
+
 /// The input column whose watermark `expr` carries: the only column it
 /// reads, when it is one of `watermarked` and `expr` never decreases as it
 /// grows.

@@ -13,6 +13,16 @@
 //! then both sides' hidden key columns; the stream key is both sides'.
 //! Inputs are barrier-aligned (see [`crate::align`]).
 //!
+//! With [`HashJoinOperator::with_time_band`], an interval join (the filter
+//! bounds `left.t - right.t` to `[lower, upper]`) forgets rows the other
+//! side's watermark has put out of reach: once the left watermark is `W`,
+//! no later left row can join a right row older than `W - upper`, and once
+//! the right watermark is `W`, no later right row can join a left row older
+//! than `W + lower`. Such rows leave the state at the end of the epoch;
+//! their output stays, and no message can retract them (a watermark means
+//! no row behind it comes, inserted or deleted), so state holds only rows
+//! inside the band.
+//!
 //! With [`HashJoinOperator::expire_after`] (`state_ttl`), a join key no row
 //! of either side has changed for that long of processing time expires at
 //! the end of an epoch: its rows on both sides are deleted as if retracted
@@ -39,9 +49,10 @@ use weir_storage::StateStore;
 
 use crate::aggregate::GroupExpiry;
 use crate::align::{Aligned, AlignmentMeter, align};
-use crate::message::{Barrier, Message, Op, StreamChunk};
+use crate::message::{Barrier, Message, Op, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
+use crate::watermark::time_number;
 
 /// What the planner says about one input of a join.
 pub struct JoinSide {
@@ -79,6 +90,23 @@ struct Join {
     /// Join keys by when they last changed, encoded in the right side's key
     /// types (the left side's keys are cast to them, as for probing).
     expiry: Option<GroupExpiry>,
+    band: Option<TimeBand>,
+    /// Each side's watermark on its band column, and the bound each side's
+    /// rows were last cleaned to.
+    watermarks: [Option<i64>; 2],
+    cleaned: [Option<i64>; 2],
+}
+
+/// What an interval join's filter says of the two sides' times:
+/// `left.t - right.t` lies within `[lower, upper]`, in the columns' unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBand {
+    /// The time column among the left input's columns.
+    pub left: usize,
+    /// The time column among the right input's columns.
+    pub right: usize,
+    pub lower: i64,
+    pub upper: i64,
 }
 
 impl HashJoinOperator {
@@ -187,11 +215,20 @@ impl HashJoinOperator {
                 filter,
                 schema: Arc::clone(&info.schema),
                 expiry: None,
+                band: None,
+                watermarks: [None; 2],
+                cleaned: [None; 2],
             },
             info,
             inputs: [left.input, right.input],
             alignment: AlignmentMeter::default(),
         })
+    }
+
+    /// Forgets rows outside `band` of the other side's watermark.
+    pub fn with_time_band(mut self, band: TimeBand) -> Self {
+        self.join.band = Some(band);
+        self
     }
 
     /// Expires join keys no row has changed for `ttl`.
@@ -370,6 +407,56 @@ impl Join {
         Ok((0..pairs)
             .map(|i| result.is_valid(i) && result.value(i))
             .collect())
+    }
+
+    /// Notes side `s`'s watermark, if it is on its band column.
+    fn watermark(&mut self, s: usize, watermark: &Watermark) {
+        let Some(band) = self.band else { return };
+        let column = if s == 0 { band.left } else { band.right };
+        if watermark.column == column
+            && let Some(value) = time_number(&watermark.value)
+        {
+            self.watermarks[s] = Some(self.watermarks[s].map_or(value, |w| w.max(value)));
+        }
+    }
+
+    /// Deletes the rows no later row of the other side can join, by the
+    /// time band and the other side's watermark.
+    fn forget_out_of_band(&mut self) -> Result<()> {
+        let Some(band) = self.band else {
+            return Ok(());
+        };
+        let limits = [
+            self.watermarks[1].map(|w| w.saturating_add(band.lower)),
+            self.watermarks[0].map(|w| w.saturating_sub(band.upper)),
+        ];
+        for (s, limit) in limits.into_iter().enumerate() {
+            let Some(limit) = limit else { continue };
+            if self.cleaned[s] == Some(limit) {
+                continue;
+            }
+            self.cleaned[s] = Some(limit);
+            let side = &mut self.sides[s];
+            let time = side.key_types.len() + if s == 0 { band.left } else { band.right };
+            let mut behind = Vec::new();
+            side.table.scan(4096, |batch| {
+                let times = cast(batch.column(time), &DataType::Int64)?;
+                let times = as_int64_array(&times)?;
+                let old: BooleanArray = times
+                    .iter()
+                    .map(|t| Some(t.is_some_and(|t| t < limit)))
+                    .collect();
+                let old = filter_record_batch(&batch, &old)?;
+                if old.num_rows() > 0 {
+                    behind.push(old);
+                }
+                Ok(true)
+            })?;
+            for rows in behind {
+                side.table.delete(&rows)?;
+            }
+        }
+        Ok(())
     }
 
     /// Notes that the non-NULL keys `keys` (in the right side's key types)
@@ -565,6 +652,7 @@ impl Join {
 impl Join {
     /// Makes the epoch `barrier` ends durable and passes it on.
     fn commit(&mut self, barrier: Barrier) -> Result<Message> {
+        self.forget_out_of_band()?;
         self.sides[0].table.commit(barrier.epoch)?;
         self.sides[1].table.commit(barrier.epoch)?;
         Ok(Message::Barrier(barrier))
@@ -611,7 +699,10 @@ impl Operator for HashJoinOperator {
                             Ok(None) => continue,
                             Err(e) => Err(e),
                         },
-                        Ok(Aligned::Watermark(..)) => continue,
+                        Ok(Aligned::Watermark(side, watermark)) => {
+                            join.watermark(side, &watermark);
+                            continue;
+                        }
                         Ok(Aligned::Barrier(barrier, waited)) => {
                             tracing::trace!(epoch = barrier.epoch.0, ?waited, "join aligned");
                             match join.expire() {
@@ -635,6 +726,7 @@ impl Operator for HashJoinOperator {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::common::ScalarValue;
     use datafusion::physical_expr::expressions::col;
     use weir_storage::MemoryStateStore;
 
@@ -677,6 +769,79 @@ mod tests {
             None => operator,
         };
         futures::executor::block_on(run(Box::new(operator)))
+    }
+
+    /// Entries in the store after an inner join of rows (id, key, time),
+    /// with or without a time band.
+    fn stored_after(band: Option<TimeBand>) -> usize {
+        let watermark = |value: i64| {
+            Message::Watermark(Watermark {
+                column: 2,
+                value: ScalarValue::Int64(Some(value)),
+            })
+        };
+        let t = "I I I";
+        let left = messages(
+            t,
+            vec![
+                Message::Chunk(chunk(t, "+ 1 7 100\n+ 2 7 200")),
+                watermark(150),
+                barrier(1),
+                stop(2),
+            ],
+        );
+        let right = messages(
+            t,
+            vec![
+                Message::Chunk(chunk(t, "+ 3 7 105")),
+                watermark(195),
+                barrier(1),
+                stop(2),
+            ],
+        );
+        let side = |input: BoxedOperator| JoinSide {
+            keys: vec![col("c1", &input.info().schema).unwrap()],
+            visible: 3,
+            input,
+        };
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
+        let operator = HashJoinOperator::new(
+            side(left),
+            side(right),
+            JoinType::Inner,
+            None,
+            Arc::clone(&store),
+            1,
+            "join".into(),
+        )
+        .unwrap();
+        let operator = match band {
+            Some(band) => operator.with_time_band(band),
+            None => operator,
+        };
+        futures::executor::block_on(run(Box::new(operator)));
+        let mut entries = 0;
+        store
+            .scan(&[], &[0xff; 16], &mut |_, _| {
+                entries += 1;
+                Ok(true)
+            })
+            .unwrap();
+        entries
+    }
+
+    #[test]
+    fn an_interval_join_forgets_rows_the_watermarks_put_out_of_reach() {
+        // left.t - right.t in [-10, 0]. Left watermark 150: a right row
+        // older than 150 is out of reach (105 goes). Right watermark 195: a
+        // left row older than 185 is (100 goes, 200 stays).
+        let band = TimeBand {
+            left: 2,
+            right: 2,
+            lower: -10,
+            upper: 0,
+        };
+        assert_eq!(stored_after(None) - stored_after(Some(band)), 2);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use filter::FilterOperator;
 pub(crate) use filter::filter_chunk;
 pub use generated_source::GeneratedSourceOperator;
 pub use hash_agg::HashAggOperator;
-pub use hash_join::{HashJoinOperator, JoinSide};
+pub use hash_join::{HashJoinOperator, JoinSide, TimeBand};
 pub use materialize::{MaterializeOperator, Publication, view_table};
 pub use project::ProjectOperator;
 pub use session_window::{SessionBound, SessionWindowOperator, session_bounds};

@@ -40,6 +40,7 @@ use super::unary::{ChunkHandler, Emitted, run_handler};
 use crate::message::{Barrier, Op, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
+use crate::watermark::time_number;
 
 /// Each time's session, as (start, end): consecutive times (in order)
 /// less than `gap` apart share a session, which ends `gap` after its last
@@ -188,18 +189,13 @@ impl SessionWindowOperator {
 
 /// A time value as a number in its column's unit.
 fn time_value(value: &ScalarValue) -> Result<Option<i64>> {
-    Ok(match value {
-        ScalarValue::TimestampSecond(v, _)
-        | ScalarValue::TimestampMillisecond(v, _)
-        | ScalarValue::TimestampMicrosecond(v, _)
-        | ScalarValue::TimestampNanosecond(v, _)
-        | ScalarValue::Int64(v) => *v,
-        other => {
-            return Err(DataFusionError::Internal(format!(
-                "session time {other:?} is not a timestamp"
-            )));
-        }
-    })
+    match (value.is_null(), time_number(value)) {
+        (true, _) => Ok(None),
+        (false, Some(number)) => Ok(Some(number)),
+        (false, None) => Err(DataFusionError::Internal(format!(
+            "session time {value:?} is not a timestamp"
+        ))),
+    }
 }
 
 impl Sessions {
