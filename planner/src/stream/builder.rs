@@ -386,6 +386,16 @@ impl<'a> GraphBuilder<'a> {
                     identity,
                 )?
                 .with_alignment_meter(meter);
+                let band = j.filter.as_ref().and_then(|filter| {
+                    super::time_band::time_band(filter, j.left.schema(), j.right.schema())
+                });
+                let operator = match band {
+                    Some(band) => {
+                        detail += &format!(" band=[{}, {}]", band.lower, band.upper);
+                        operator.with_time_band(band)
+                    }
+                    None => operator,
+                };
                 let operator = match self.state_ttl {
                     Some(ttl) => {
                         detail += &format!(" ttl={}", show_duration(ttl));

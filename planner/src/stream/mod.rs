@@ -11,6 +11,7 @@ pub mod builder;
 pub mod explain;
 mod row_number;
 mod session_window;
+mod time_band;
 
 pub use builder::{Built, GraphBuilder, StoreOpener, describe_key};
 pub use explain::ExplainNode;
