@@ -23,13 +23,19 @@
 //! no row behind it comes, inserted or deleted), so state holds only rows
 //! inside the band.
 //!
+//! Watermarks on the band columns also pass on: an output row's left time
+//! is at least the left watermark if the left row is new, or within the
+//! band of a new right row otherwise, so the output's left time column
+//! carries `min(W_left, W_right + lower)`, and its right time column
+//! `min(W_right, W_left - upper)`. Other watermarks stop at the join.
+//!
 //! With [`HashJoinOperator::expire_after`] (`state_ttl`), a join key no row
 //! of either side has changed for that long of processing time expires at
 //! the end of an epoch: its rows on both sides are deleted as if retracted
 //! (so every output row they made is retracted too) and leave the state.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +46,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
 use datafusion::common::cast::as_int64_array;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::JoinType;
@@ -95,6 +102,10 @@ struct Join {
     /// rows were last cleaned to.
     watermarks: [Option<i64>; 2],
     cleaned: [Option<i64>; 2],
+    /// The output watermarks last passed on, on the left and right band
+    /// columns, and those waiting to go.
+    emitted: [Option<i64>; 2],
+    outgoing: VecDeque<Watermark>,
 }
 
 /// What an interval join's filter says of the two sides' times:
@@ -153,11 +164,12 @@ impl HashJoinOperator {
         };
         let mut stream_key: Vec<usize> = l.stream_key.iter().map(|&c| layout.left(c)).collect();
         stream_key.extend(r.stream_key.iter().map(|&c| layout.right(c)));
+        // Only an inner join of inputs that only insert never retracts.
         let info = OperatorInfo {
             identity: identity.clone(),
             schema: Arc::new(Schema::new(fields)),
             stream_key,
-            append_only: false,
+            append_only: join_type == JoinType::Inner && l.append_only && r.append_only,
         };
         let side = |side: &JoinSide, preserved: bool, table: u32| -> Result<Side> {
             let info = side.input.info();
@@ -218,6 +230,8 @@ impl HashJoinOperator {
                 band: None,
                 watermarks: [None; 2],
                 cleaned: [None; 2],
+                emitted: [None; 2],
+                outgoing: VecDeque::new(),
             },
             info,
             inputs: [left.input, right.input],
@@ -231,9 +245,11 @@ impl HashJoinOperator {
         self
     }
 
-    /// Expires join keys no row has changed for `ttl`.
+    /// Expires join keys no row has changed for `ttl`; expiry retracts,
+    /// so the output is no longer append-only.
     pub fn expire_after(mut self, ttl: Duration) -> Self {
         self.join.expiry = Some(GroupExpiry::new(ttl));
+        self.info.append_only = false;
         self
     }
 
@@ -409,15 +425,39 @@ impl Join {
             .collect())
     }
 
-    /// Notes side `s`'s watermark, if it is on its band column.
-    fn watermark(&mut self, s: usize, watermark: &Watermark) {
-        let Some(band) = self.band else { return };
+    /// Notes side `s`'s watermark, if it is on its band column, and queues
+    /// the output watermarks that moved.
+    fn watermark(&mut self, s: usize, watermark: &Watermark) -> Result<()> {
+        let Some(band) = self.band else { return Ok(()) };
         let column = if s == 0 { band.left } else { band.right };
-        if watermark.column == column
-            && let Some(value) = time_number(&watermark.value)
-        {
-            self.watermarks[s] = Some(self.watermarks[s].map_or(value, |w| w.max(value)));
+        if watermark.column != column {
+            return Ok(());
         }
+        let Some(value) = time_number(&watermark.value) else {
+            return Ok(());
+        };
+        self.watermarks[s] = Some(self.watermarks[s].map_or(value, |w| w.max(value)));
+        let [Some(left), Some(right)] = self.watermarks else {
+            return Ok(());
+        };
+        let carried = [
+            left.min(right.saturating_add(band.lower)),
+            right.min(left.saturating_sub(band.upper)),
+        ];
+        let columns = [band.left, self.sides[0].visible + band.right];
+        for (side, value) in carried.into_iter().enumerate() {
+            if self.emitted[side].is_some_and(|emitted| emitted >= value) {
+                continue;
+            }
+            self.emitted[side] = Some(value);
+            let time = if side == 0 { band.left } else { band.right };
+            let value = ScalarValue::Int64(Some(value)).cast_to(&self.sides[side].types[time])?;
+            self.outgoing.push_back(Watermark {
+                column: columns[side],
+                value,
+            });
+        }
+        Ok(())
     }
 
     /// Deletes the rows no later row of the other side can join, by the
@@ -686,6 +726,11 @@ impl Operator for HashJoinOperator {
                 {
                     return Some((Err(e), None));
                 }
+                // A second output watermark from one input watermark.
+                if let Some(watermark) = join.outgoing.pop_front() {
+                    let next = Some((aligned, join, pending, started));
+                    return Some((Ok(Message::Watermark(watermark)), next));
+                }
                 // A barrier held back while its epoch's expired rows went out.
                 if let Some(barrier) = pending.take() {
                     let output = join.commit(barrier);
@@ -700,8 +745,13 @@ impl Operator for HashJoinOperator {
                             Err(e) => Err(e),
                         },
                         Ok(Aligned::Watermark(side, watermark)) => {
-                            join.watermark(side, &watermark);
-                            continue;
+                            match join.watermark(side, &watermark) {
+                                Ok(()) => match join.outgoing.pop_front() {
+                                    Some(watermark) => Ok(Message::Watermark(watermark)),
+                                    None => continue,
+                                },
+                                Err(e) => Err(e),
+                            }
                         }
                         Ok(Aligned::Barrier(barrier, waited)) => {
                             tracing::trace!(epoch = barrier.epoch.0, ?waited, "join aligned");
@@ -774,6 +824,11 @@ mod tests {
     /// Entries in the store after an inner join of rows (id, key, time),
     /// with or without a time band.
     fn stored_after(band: Option<TimeBand>) -> usize {
+        band_join(band).1
+    }
+
+    /// The join's messages and the store's entries after it ran.
+    fn band_join(band: Option<TimeBand>) -> (Vec<Message>, usize) {
         let watermark = |value: i64| {
             Message::Watermark(Watermark {
                 column: 2,
@@ -819,7 +874,8 @@ mod tests {
             Some(band) => operator.with_time_band(band),
             None => operator,
         };
-        futures::executor::block_on(run(Box::new(operator)));
+        let messages =
+            futures::executor::block_on(crate::operators::testing::collect(Box::new(operator)));
         let mut entries = 0;
         store
             .scan(&[], &[0xff; 16], &mut |_, _| {
@@ -827,7 +883,31 @@ mod tests {
                 Ok(true)
             })
             .unwrap();
-        entries
+        (messages, entries)
+    }
+
+    #[test]
+    fn an_interval_join_passes_on_the_watermarks_its_band_allows() {
+        let band = TimeBand {
+            left: 2,
+            right: 2,
+            lower: -10,
+            upper: 0,
+        };
+        let (messages, _) = band_join(Some(band));
+        let watermarks: Vec<(usize, ScalarValue)> = messages
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Watermark(w) => Some((w.column, w.value)),
+                _ => None,
+            })
+            .collect();
+        // Left 150, right 195: the left time (column 2) carries
+        // min(150, 195 - 10), the right time (column 3 + 2) min(195, 150 - 0).
+        let at = |v: i64| ScalarValue::Int64(Some(v));
+        assert_eq!(watermarks, vec![(2, at(150)), (5, at(150))]);
+        let (messages, _) = band_join(None);
+        assert!(!messages.iter().any(|m| matches!(m, Message::Watermark(_))));
     }
 
     #[test]

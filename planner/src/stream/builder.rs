@@ -29,7 +29,7 @@ use weir_executor::align::AlignmentMeter;
 use weir_executor::checkpoint::settings::show_duration;
 use weir_executor::checkpoint::{CheckpointedAligner, CheckpointedSource, SourceProgress};
 use weir_executor::message::{Barrier, Subscription};
-use weir_executor::operator::{BoxedOperator, OperatorInfo};
+use weir_executor::operator::{BoxedOperator, Operator, OperatorInfo};
 use weir_executor::operators::{
     FilterOperator, GeneratedSourceOperator, HashAggOperator, HashJoinOperator, JoinSide, Limit,
     ProjectOperator, TableSourceOperator, TopNOperator, UnionOperator, ViewSourceOperator,
@@ -332,11 +332,6 @@ impl<'a> GraphBuilder<'a> {
                 if j.null_equality == NullEquality::NullEqualsNull {
                     return Err(unsupported("joins where NULL equals NULL"));
                 }
-                if self.emit_on_window_close {
-                    return Err(Error::not_supported(
-                        "EMIT ON WINDOW CLOSE is not supported for joins yet; join the windowed views",
-                    ));
-                }
                 if j.on.is_empty() {
                     self.no_state_ttl("joins without an equality")?;
                 }
@@ -368,6 +363,8 @@ impl<'a> GraphBuilder<'a> {
                 let meter = self.alignment_meter(&identity);
                 let visible = left.visible + right.visible;
                 let explain = vec![left.explain, right.explain];
+                let (left_watermarks, right_watermarks) = (left.watermarks, right.watermarks);
+                let left_visible = left.visible;
                 let operator = HashJoinOperator::new(
                     JoinSide {
                         input: left.operator,
@@ -386,9 +383,12 @@ impl<'a> GraphBuilder<'a> {
                     identity,
                 )?
                 .with_alignment_meter(meter);
-                let band = j.filter.as_ref().and_then(|filter| {
-                    super::time_band::time_band(filter, j.left.schema(), j.right.schema())
-                });
+                let band = super::time_band::time_band(
+                    &j.on,
+                    j.filter.as_ref(),
+                    j.left.schema(),
+                    j.right.schema(),
+                );
                 let operator = match band {
                     Some(band) => {
                         detail += &format!(" band=[{}, {}]", band.lower, band.upper);
@@ -403,7 +403,25 @@ impl<'a> GraphBuilder<'a> {
                     }
                     None => operator,
                 };
-                Ok(self.node(Box::new(operator), visible, detail, Some(position), explain))
+                if self.emit_on_window_close && !operator.info().append_only {
+                    return Err(Error::not_supported(
+                        "EMIT ON WINDOW CLOSE joins only rows that never change: an inner join of \
+                         sources, append-only tables or windowed aggregates that emit on close",
+                    ));
+                }
+                // The band's time columns carry watermarks on when both
+                // inputs' do (see the hash join).
+                let watermarks = match band {
+                    Some(band)
+                        if left_watermarks.contains(&band.left)
+                            && right_watermarks.contains(&band.right) =>
+                    {
+                        vec![band.left, left_visible + band.right]
+                    }
+                    _ => Vec::new(),
+                };
+                let built = self.node(Box::new(operator), visible, detail, Some(position), explain);
+                Ok(Self::with_watermarks(built, watermarks))
             }
             LogicalPlan::Limit(limit) => {
                 let LogicalPlan::Sort(sort) = limit.input.as_ref() else {

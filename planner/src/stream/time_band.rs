@@ -8,7 +8,9 @@
 //! bound `left.t - right.t` below and above; with both bounds, the join
 //! can forget rows the watermarks put out of reach (see the executor's
 //! hash join). Strict comparisons bound as their non-strict forms do, a
-//! looser band that forgets a little later.
+//! looser band that forgets a little later. An equality of two time
+//! columns among the join keys (a window join on `window_start`) is the
+//! band [0, 0].
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Column, DFSchema, ScalarValue};
@@ -18,11 +20,30 @@ use weir_executor::operators::TimeBand;
 
 const NANOS_PER_DAY: i128 = 86_400_000_000_000;
 
-/// The band `filter` puts the times of a join of `left` and `right` in,
-/// if it bounds them from both sides.
-pub(super) fn time_band(filter: &Expr, left: &DFSchema, right: &DFSchema) -> Option<TimeBand> {
-    let mut comparisons = Vec::new();
-    for conjunct in split_conjunction(filter) {
+/// The band a join of `left` and `right` puts their times in, by its
+/// equalities `on` and its `filter`, if they bound them from both sides.
+pub(super) fn time_band(
+    on: &[(Expr, Expr)],
+    filter: Option<&Expr>,
+    left: &DFSchema,
+    right: &DFSchema,
+) -> Option<TimeBand> {
+    // An equality of two times (a window join on window_start) is the band
+    // [0, 0]; only times, so that the band is in a time unit.
+    let is_time = |expr: &Expr, schema: &DFSchema| match expr {
+        Expr::Column(c) => schema
+            .index_of_column(c)
+            .is_ok_and(|i| matches!(schema.field(i).data_type(), DataType::Timestamp(..))),
+        _ => false,
+    };
+    let mut comparisons: Vec<(&Expr, Operator, &Expr)> = Vec::new();
+    for (l, r) in on {
+        if is_time(l, left) && is_time(r, right) {
+            comparisons.push((l, Operator::GtEq, r));
+            comparisons.push((l, Operator::LtEq, r));
+        }
+    }
+    for conjunct in filter.map(split_conjunction).unwrap_or_default() {
         match conjunct {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 comparisons.push((left.as_ref(), *op, right.as_ref()));
@@ -154,7 +175,7 @@ mod tests {
 
     fn band(filter: Expr) -> Option<(i64, i64)> {
         let (l, r) = (schema("l"), schema("r"));
-        time_band(&filter, &l, &r).map(|b| {
+        time_band(&[], Some(&filter), &l, &r).map(|b| {
             assert_eq!((b.left, b.right), (1, 1));
             (b.lower, b.upper)
         })
@@ -171,6 +192,18 @@ mod tests {
             .and(col("r.t").gt_eq(col("l.t") - seconds(2)))
             .and(col("l.id").eq(lit(3)));
         assert_eq!(band(mirrored), Some((-5_000_000, 2_000_000)));
+    }
+
+    #[test]
+    fn equal_times_among_the_join_keys_are_a_band_of_zero() {
+        let (l, r) = (schema("l"), schema("r"));
+        let on = [(col("l.id"), col("r.id")), (col("l.t"), col("r.t"))];
+        let band = time_band(&on, None, &l, &r).unwrap();
+        assert_eq!(
+            (band.left, band.right, band.lower, band.upper),
+            (1, 1, 0, 0)
+        );
+        assert!(time_band(&on[..1], None, &l, &r).is_none());
     }
 
     #[test]
