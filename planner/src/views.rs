@@ -211,13 +211,13 @@ pub fn build_view(
     builder.emit_on_window_close = spec.emit_on_window_close;
     builder.state_ttl = spec.state_ttl;
     let built = builder.build(&spec.plan)?;
-    let closes_windows = builder
-        .watermark_reports
-        .iter()
-        .any(|(identity, _)| identity.ends_with("HashAggregate"));
+    let closes_windows = builder.watermark_reports.iter().any(|(identity, _)| {
+        identity.ends_with("HashAggregate") || identity.ends_with("GroupTopN")
+    });
     if spec.emit_on_window_close && !closes_windows {
         return Err(Error::not_supported(
-            "EMIT ON WINDOW CLOSE needs an aggregate grouped by a window: GROUP BY window_start \
+            "EMIT ON WINDOW CLOSE needs an aggregate grouped by a window or a ROW_NUMBER() partitioned \
+             by one: GROUP BY window_start \
              of TUMBLE or HOP over a table or source that declares WATERMARK FOR",
         ));
     }

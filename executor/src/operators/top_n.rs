@@ -12,12 +12,19 @@
 //! partition, so a row that moves up or down is retracted and re-inserted
 //! with its new number.
 //!
+//! With [`TopNOperator::emit_on_window_close`], a top-N partitioned by a
+//! window column that carries a watermark emits nothing as rows come: when
+//! the watermark passes a window, each of its partitions emits its final
+//! top rows once and leaves the state, which holds open windows only.
+//! Watermarks on partition columns pass on (a row leaving the top is of
+//! the same partition as the row that pushed it out).
+//!
 //! With [`TopNOperator::expire_after`] (`state_ttl`), a partition no row
 //! has changed for that long of processing time expires as an aggregate's
 //! group does: its rows are retracted from the output and deleted from
 //! state; a later row starts the partition afresh.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,14 +33,15 @@ use datafusion::arrow::compute::{SortOptions, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use weir_storage::StateStore;
 
 use super::unary::{ChunkHandler, Emitted, run_handler};
 use crate::aggregate::GroupExpiry;
-use crate::message::{Barrier, Op, StreamChunk};
+use crate::message::{Barrier, Op, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
+use crate::watermark::{WatermarkProgress, WatermarkReport};
 
 pub struct TopNOperator {
     info: OperatorInfo,
@@ -57,6 +65,19 @@ struct TopN {
     row_number: Option<usize>,
     schema: SchemaRef,
     expiry: Option<GroupExpiry>,
+    closing: Option<ClosingWindows>,
+}
+
+/// The windows of an `EMIT ON WINDOW CLOSE` top-N.
+struct ClosingWindows {
+    /// The window's place among the partition columns.
+    position: usize,
+    /// Orders window values as bytes.
+    windows: RowConverter,
+    /// Open partitions (encoded keys) by window, in window order.
+    open: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+    watermark: Option<ScalarValue>,
+    progress: WatermarkProgress,
 }
 
 impl TopNOperator {
@@ -109,6 +130,7 @@ impl TopNOperator {
             row_number: None,
             schema: Arc::clone(&info.schema),
             expiry: None,
+            closing: None,
         };
         Ok(Self { info, input, top })
     }
@@ -148,6 +170,32 @@ impl TopNOperator {
 
     pub fn state_ttl(&self) -> Option<Duration> {
         self.top.expiry.as_ref().map(GroupExpiry::ttl)
+    }
+
+    /// Emits each partition's top once, when the watermark on input column
+    /// `window` (a partition column) passes its window; publishes the
+    /// watermark and open partitions to `progress`.
+    pub fn emit_on_window_close(
+        mut self,
+        window: usize,
+        progress: WatermarkProgress,
+    ) -> Result<Self> {
+        let Some(position) = self.top.partition.iter().position(|&c| c == window) else {
+            return Err(DataFusionError::Plan(format!(
+                "{}: the window column is not a partition column",
+                self.info.identity
+            )));
+        };
+        let window_type = self.info.schema.field(window).data_type().clone();
+        self.top.closing = Some(ClosingWindows {
+            position,
+            windows: RowConverter::new(vec![SortField::new(window_type)])?,
+            open: BTreeMap::new(),
+            watermark: None,
+            progress,
+        });
+        self.info.append_only = true;
+        Ok(self)
     }
 }
 
@@ -202,19 +250,114 @@ impl TopN {
                 ops.push(Op::Delete);
                 out.push(row);
             }
-            let mut stored = Vec::new();
-            self.rows.scan_prefix(&key, 4096, |batch| {
-                stored.push(batch);
-                Ok(true)
-            })?;
-            for batch in stored {
-                self.rows.delete(&batch)?;
-            }
+            self.forget_partition(&key)?;
         }
         if out.is_empty() {
             return Ok(None);
         }
         StreamChunk::from_rows(Arc::clone(&self.schema), ops, out).map(Some)
+    }
+
+    /// Notes the partitions (keys as single-row arrays) as open in their
+    /// windows.
+    fn open_partitions(&mut self, keys: &[Vec<ArrayRef>]) -> Result<()> {
+        let Some(closing) = &mut self.closing else {
+            return Ok(());
+        };
+        for key in keys {
+            let window = closing
+                .windows
+                .convert_columns(&[Arc::clone(&key[closing.position])])?
+                .row(0)
+                .as_ref()
+                .to_vec();
+            let encoded = self
+                .partition_keys
+                .convert_columns(key)?
+                .row(0)
+                .as_ref()
+                .to_vec();
+            closing.open.entry(window).or_default().insert(encoded);
+        }
+        Ok(())
+    }
+
+    /// Reopens the stored partitions of a restored `EMIT ON WINDOW CLOSE`
+    /// top-N: closed ones left the state when they closed.
+    fn restore_windows(&mut self) -> Result<()> {
+        if self.closing.is_none() {
+            return Ok(());
+        }
+        let mut keys = Vec::new();
+        let partition = self.partition.clone();
+        self.rows.scan(4096, |batch| {
+            for row in 0..batch.num_rows() {
+                keys.push(
+                    partition
+                        .iter()
+                        .map(|&c| batch.column(c).slice(row, 1))
+                        .collect(),
+                );
+            }
+            Ok(true)
+        })?;
+        self.open_partitions(&keys)
+    }
+
+    /// Emits the final top of every partition whose window `watermark`
+    /// closes, and forgets them.
+    fn close_windows(&mut self, watermark: &ScalarValue) -> Result<Option<StreamChunk>> {
+        let Some(closing) = &mut self.closing else {
+            return Ok(None);
+        };
+        if closing.watermark.as_ref().is_some_and(|w| w >= watermark) {
+            return Ok(None);
+        }
+        closing.watermark = Some(watermark.clone());
+        let bound = closing
+            .windows
+            .convert_columns(&[watermark.to_array_of_size(1)?])?
+            .row(0)
+            .as_ref()
+            .to_vec();
+        let still_open = closing.open.split_off(&bound);
+        let closed: Vec<Vec<u8>> = std::mem::replace(&mut closing.open, still_open)
+            .into_values()
+            .flatten()
+            .collect();
+        if closed.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.partition_keys.parser();
+        let keys = self
+            .partition_keys
+            .convert_rows(closed.iter().map(|key| parser.parse(key)))?;
+        let (mut ops, mut out) = (Vec::new(), Vec::new());
+        for i in 0..closed.len() {
+            let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(i, 1)).collect();
+            for row in self.top(&key)? {
+                ops.push(Op::Insert);
+                out.push(row);
+            }
+            self.forget_partition(&key)?;
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        StreamChunk::from_rows(Arc::clone(&self.schema), ops, out).map(Some)
+    }
+
+    /// Deletes every stored row of the partition with this key.
+    fn forget_partition(&mut self, key: &[ArrayRef]) -> Result<()> {
+        let mut stored = Vec::new();
+        self.rows.scan_prefix(key, 4096, |batch| {
+            stored.push(batch);
+            Ok(true)
+        })?;
+        for batch in stored {
+            self.rows.delete(&batch)?;
+        }
+        Ok(())
     }
 
     /// The rows now in the top of the partition with this key.
@@ -284,11 +427,19 @@ impl TopN {
                 expiry.touch(keys.iter().map(Vec::as_slice), Instant::now());
             }
         }
-        let before = partitions
-            .iter()
-            .map(|key| self.top(key))
-            .collect::<Result<Vec<_>>>()?;
+        let before = match self.closing {
+            Some(_) => Vec::new(),
+            None => partitions
+                .iter()
+                .map(|key| self.top(key))
+                .collect::<Result<Vec<_>>>()?,
+        };
         self.rows.apply_chunk(chunk)?;
+        if self.closing.is_some() {
+            // Closing windows: nothing until the window closes.
+            self.open_partitions(&partitions)?;
+            return Ok(None);
+        }
         let (mut out_ops, mut out) = (Vec::new(), Vec::new());
         for (key, before) in partitions.iter().zip(before) {
             let after = self.top(key)?;
@@ -313,7 +464,31 @@ impl TopN {
 impl ChunkHandler for TopN {
     fn start(&mut self) -> Result<Option<StreamChunk>> {
         self.restore_expiry()?;
+        self.restore_windows()?;
         Ok(None)
+    }
+
+    fn watermark(&mut self, watermark: Watermark) -> Result<Emitted> {
+        let Some(position) = self.partition.iter().position(|&c| c == watermark.column) else {
+            return Ok((None, None));
+        };
+        let closed = match &self.closing {
+            Some(closing) if closing.position == position => {
+                self.close_windows(&watermark.value)?
+            }
+            _ => None,
+        };
+        let column = match self.row_number {
+            Some(at) if watermark.column >= at => watermark.column + 1,
+            _ => watermark.column,
+        };
+        Ok((
+            closed,
+            Some(Watermark {
+                column,
+                value: watermark.value,
+            }),
+        ))
     }
 
     fn chunk(&mut self, chunk: StreamChunk) -> Result<Emitted> {
@@ -325,6 +500,13 @@ impl ChunkHandler for TopN {
     }
 
     fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
+        if let Some(closing) = &self.closing {
+            closing.progress.set(WatermarkReport {
+                value: closing.watermark.clone(),
+                late_rows: 0,
+                open_groups: Some(closing.open.values().map(|p| p.len() as u64).sum()),
+            });
+        }
         self.rows.commit(barrier.epoch)
     }
 }

@@ -216,7 +216,7 @@ impl<'a> GraphBuilder<'a> {
     }
 
     /// A report handle for the watermark of the operator `identity`.
-    fn watermark_report(&mut self, identity: &str) -> WatermarkProgress {
+    pub(super) fn watermark_report(&mut self, identity: &str) -> WatermarkProgress {
         let progress = WatermarkProgress::default();
         self.watermark_reports
             .push((identity.to_string(), progress.clone()));

@@ -135,6 +135,12 @@ impl GraphBuilder<'_> {
             bound.limit.fetch,
         );
         let store = (self.stores)(position)?;
+        // Watermarks on partition columns pass through the top-N.
+        let watermarks: Vec<usize> = partition
+            .iter()
+            .copied()
+            .filter(|c| input.watermarks.contains(c))
+            .collect();
         let mut operator = TopNOperator::new(
             input.operator,
             partition,
@@ -142,7 +148,7 @@ impl GraphBuilder<'_> {
             bound.limit,
             store,
             1,
-            identity,
+            identity.clone(),
         )?
         .with_row_number(input.visible, &column);
         let mut detail = detail;
@@ -155,13 +161,26 @@ impl GraphBuilder<'_> {
             operator = operator.expire_after(ttl);
             detail += &format!(" ttl={}", show_duration(ttl));
         }
-        Ok(self.node(
+        if self.emit_on_window_close {
+            let Some(&window) = watermarks.first() else {
+                return Err(crate::Error::not_supported(
+                    "EMIT ON WINDOW CLOSE needs ROW_NUMBER() partitioned by a window column with a \
+                     watermark, such as window_start of TUMBLE or HOP over a table or source that \
+                     declares WATERMARK FOR",
+                ));
+            };
+            let progress = self.watermark_report(&identity);
+            operator = operator.emit_on_window_close(window, progress)?;
+            detail += " emit=on-window-close";
+        }
+        let built = self.node(
             Box::new(operator),
             input.visible + 1,
             detail,
             Some(position),
             vec![input.explain],
-        ))
+        );
+        Ok(Self::with_watermarks(built, watermarks))
     }
 
     /// The input column an expression of the window names.
