@@ -6,6 +6,7 @@ mod generated_source;
 mod hash_agg;
 mod hash_join;
 mod materialize;
+mod partitions;
 mod project;
 mod session_window;
 mod table_source;

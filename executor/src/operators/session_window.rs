@@ -25,19 +25,19 @@
 //! [`session_bounds`] is the one definition of sessions, shared with the
 //! batch form of `SESSION` so that a view and a query agree.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{SortOptions, cast, concat_batches, take, take_record_batch};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, cast, concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::RowConverter;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use weir_storage::StateStore;
 
+use super::partitions::{RowChanges, partition_keys, touched_partitions};
 use super::unary::{ChunkHandler, Emitted, run_handler};
-use crate::message::{Barrier, Op, StreamChunk, Watermark};
+use crate::message::{Barrier, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
 use crate::watermark::time_number;
@@ -139,12 +139,7 @@ impl SessionWindowOperator {
             key_order,
             partition.len(),
         )?;
-        let partition_keys = RowConverter::new(
-            partition
-                .iter()
-                .map(|&c| SortField::new(input_info.schema.field(c).data_type().clone()))
-                .collect(),
-        )?;
+        let partition_keys = partition_keys(&input_info.schema, &partition)?;
         let mut fields: Vec<Field> = input_info
             .schema
             .fields()
@@ -235,33 +230,6 @@ impl Sessions {
         Ok(rows)
     }
 
-    /// One key (as single-row arrays) per partition the chunk touches.
-    fn partitions(&self, data: &RecordBatch) -> Result<Vec<Vec<ArrayRef>>> {
-        if self.partition.is_empty() {
-            return Ok(vec![Vec::new()]);
-        }
-        let columns: Vec<ArrayRef> = self
-            .partition
-            .iter()
-            .map(|&c| Arc::clone(data.column(c)))
-            .collect();
-        let encoded = self.partition_keys.convert_columns(&columns)?;
-        let mut first: HashMap<&[u8], u32> = HashMap::new();
-        for row in 0..data.num_rows() {
-            first.entry(encoded.row(row).data()).or_insert(row as u32);
-        }
-        let mut rows: Vec<u32> = first.into_values().collect();
-        rows.sort_unstable();
-        let indices = UInt32Array::from(rows);
-        let keys: Vec<ArrayRef> = columns
-            .iter()
-            .map(|c| Ok(take(c.as_ref(), &indices, None)?))
-            .collect::<Result<_>>()?;
-        Ok((0..indices.len())
-            .map(|i| keys.iter().map(|k| k.slice(i, 1)).collect())
-            .collect())
-    }
-
     /// Deletes the rows of sessions the watermark has closed, once per
     /// watermark, on an append-only input.
     fn forget_closed(&mut self) -> Result<()> {
@@ -316,30 +284,17 @@ impl Sessions {
     }
 
     fn apply(&mut self, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
-        let partitions = self.partitions(chunk.data())?;
+        let partitions = touched_partitions(chunk.data(), &self.partition, &self.partition_keys)?;
         let before = partitions
             .iter()
             .map(|key| self.annotated(key))
             .collect::<Result<Vec<_>>>()?;
         self.rows.apply_chunk(chunk)?;
-        let (mut ops, mut out) = (Vec::new(), Vec::new());
+        let mut changes = RowChanges::default();
         for (key, before) in partitions.iter().zip(before) {
-            let after = self.annotated(key)?;
-            let kept: HashSet<&Vec<ScalarValue>> = after.iter().collect();
-            let had: HashSet<&Vec<ScalarValue>> = before.iter().collect();
-            for row in before.iter().filter(|r| !kept.contains(r)) {
-                ops.push(Op::Delete);
-                out.push(row.clone());
-            }
-            for row in after.iter().filter(|r| !had.contains(r)) {
-                ops.push(Op::Insert);
-                out.push(row.clone());
-            }
+            changes.difference(&before, &self.annotated(key)?);
         }
-        if out.is_empty() {
-            return Ok(None);
-        }
-        StreamChunk::from_rows(Arc::clone(&self.schema), ops, out).map(Some)
+        changes.into_chunk(&self.schema)
     }
 }
 

@@ -24,18 +24,19 @@
 //! group does: its rows are retracted from the output and deleted from
 //! state; a later row starts the partition afresh.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{SortOptions, take};
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use weir_storage::StateStore;
 
+use super::partitions::{RowChanges, partition_keys, touched_partitions};
 use super::unary::{ChunkHandler, Emitted, run_handler};
 use crate::aggregate::GroupExpiry;
 use crate::message::{Barrier, Op, StreamChunk, Watermark};
@@ -116,12 +117,7 @@ impl TopNOperator {
             key_order,
             partition.len(),
         )?;
-        let partition_keys = RowConverter::new(
-            partition
-                .iter()
-                .map(|&c| SortField::new(info.schema.field(c).data_type().clone()))
-                .collect(),
-        )?;
+        let partition_keys = partition_keys(&info.schema, &partition)?;
         let top = TopN {
             partition,
             partition_keys,
@@ -389,35 +385,8 @@ impl TopN {
         Ok(rows)
     }
 
-    /// One key (as single-row arrays) per partition the chunk touches.
-    fn partitions(&self, data: &RecordBatch) -> Result<Vec<Vec<ArrayRef>>> {
-        if self.partition.is_empty() {
-            return Ok(vec![Vec::new()]);
-        }
-        let columns: Vec<ArrayRef> = self
-            .partition
-            .iter()
-            .map(|&c| Arc::clone(data.column(c)))
-            .collect();
-        let encoded = self.partition_keys.convert_columns(&columns)?;
-        let mut first: HashMap<&[u8], u32> = HashMap::new();
-        for row in 0..data.num_rows() {
-            first.entry(encoded.row(row).data()).or_insert(row as u32);
-        }
-        let mut rows: Vec<u32> = first.into_values().collect();
-        rows.sort_unstable();
-        let indices = UInt32Array::from(rows);
-        let keys: Vec<ArrayRef> = columns
-            .iter()
-            .map(|c| Ok(take(c.as_ref(), &indices, None)?))
-            .collect::<Result<_>>()?;
-        Ok((0..indices.len())
-            .map(|i| keys.iter().map(|k| k.slice(i, 1)).collect())
-            .collect())
-    }
-
     fn apply(&mut self, chunk: &StreamChunk) -> Result<Option<StreamChunk>> {
-        let partitions = self.partitions(chunk.data())?;
+        let partitions = touched_partitions(chunk.data(), &self.partition, &self.partition_keys)?;
         if self.expiry.is_some() {
             let keys = partitions
                 .iter()
@@ -440,24 +409,11 @@ impl TopN {
             self.open_partitions(&partitions)?;
             return Ok(None);
         }
-        let (mut out_ops, mut out) = (Vec::new(), Vec::new());
+        let mut changes = RowChanges::default();
         for (key, before) in partitions.iter().zip(before) {
-            let after = self.top(key)?;
-            let kept: HashSet<&Vec<ScalarValue>> = after.iter().collect();
-            let had: HashSet<&Vec<ScalarValue>> = before.iter().collect();
-            for row in before.iter().filter(|r| !kept.contains(r)) {
-                out_ops.push(Op::Delete);
-                out.push(row.clone());
-            }
-            for row in after.iter().filter(|r| !had.contains(r)) {
-                out_ops.push(Op::Insert);
-                out.push(row.clone());
-            }
+            changes.difference(&before, &self.top(key)?);
         }
-        if out.is_empty() {
-            return Ok(None);
-        }
-        StreamChunk::from_rows(Arc::clone(&self.schema), out_ops, out).map(Some)
+        changes.into_chunk(&self.schema)
     }
 }
 
@@ -530,18 +486,16 @@ mod tests {
     use crate::message::Message;
     use crate::operators::testing::{barrier, chunk, lines, messages, run, stop};
 
-    fn top(partition: Vec<usize>, rows: &[&str], limit: Limit) -> Vec<String> {
-        let t = "I I I";
-        let mut input: Vec<Message> = rows.iter().map(|r| Message::Chunk(chunk(t, r))).collect();
-        input.push(barrier(1));
-        input.push(stop(2));
+    /// A top-N of rows `I I I` by column 2, descending, within partitions
+    /// of `partition`.
+    fn descending_top(input: Vec<Message>, partition: Vec<usize>, limit: Limit) -> TopNOperator {
         let descending = SortOptions {
             descending: true,
             nulls_first: false,
         };
         let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
-        let operator = TopNOperator::new(
-            messages(t, input),
+        TopNOperator::new(
+            messages("I I I", input),
             partition,
             vec![(2, descending)],
             limit,
@@ -549,7 +503,17 @@ mod tests {
             1,
             "top".into(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn top(partition: Vec<usize>, rows: &[&str], limit: Limit) -> Vec<String> {
+        let mut input: Vec<Message> = rows
+            .iter()
+            .map(|r| Message::Chunk(chunk("I I I", r)))
+            .collect();
+        input.push(barrier(1));
+        input.push(stop(2));
+        let operator = descending_top(input, partition, limit);
         futures::executor::block_on(run(Box::new(operator)))
     }
 
@@ -577,26 +541,11 @@ mod tests {
             barrier(2),
             stop(3),
         ];
-        let descending = SortOptions {
-            descending: true,
-            nulls_first: false,
-        };
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
         let limit = Limit {
             offset: 0,
             fetch: 2,
         };
-        let operator = TopNOperator::new(
-            messages(t, input),
-            vec![1],
-            vec![(2, descending)],
-            limit,
-            store,
-            1,
-            "top".into(),
-        )
-        .unwrap()
-        .expire_after(Duration::ZERO);
+        let operator = descending_top(input, vec![1], limit).expire_after(Duration::ZERO);
         assert_eq!(operator.state_ttl(), Some(Duration::ZERO));
         let out = futures::executor::block_on(run(Box::new(operator)));
         // Each epoch's end expires what it changed: 20 arrives alone.
@@ -625,26 +574,11 @@ mod tests {
             barrier(1),
             stop(2),
         ];
-        let descending = SortOptions {
-            descending: true,
-            nulls_first: false,
-        };
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::default());
         let limit = Limit {
             offset: 0,
             fetch: 2,
         };
-        let operator = TopNOperator::new(
-            messages(t, input),
-            vec![1],
-            vec![(2, descending)],
-            limit,
-            store,
-            1,
-            "top".into(),
-        )
-        .unwrap()
-        .with_row_number(3, "rn");
+        let operator = descending_top(input, vec![1], limit).with_row_number(3, "rn");
         assert_eq!(operator.info().schema.field(3).name(), "rn");
         let out = futures::executor::block_on(run(Box::new(operator)));
         // 4 (20) takes second place in partition 7 and pushes 1 (10) out.
