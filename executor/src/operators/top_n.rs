@@ -235,23 +235,28 @@ impl TopN {
         if expired.is_empty() {
             return Ok(None);
         }
+        self.retire(&expired, Op::Delete)
+    }
+
+    /// Emits the top rows of the partitions with these encoded keys as
+    /// `op` (retracted on expiry, inserted when their window closes), and
+    /// forgets the partitions.
+    fn retire(&mut self, encoded: &[Vec<u8>], op: Op) -> Result<Option<StreamChunk>> {
         let parser = self.partition_keys.parser();
         let keys = self
             .partition_keys
-            .convert_rows(expired.iter().map(|key| parser.parse(key)))?;
-        let (mut ops, mut out) = (Vec::new(), Vec::new());
-        for i in 0..expired.len() {
+            .convert_rows(encoded.iter().map(|key| parser.parse(key)))?;
+        let mut changes = RowChanges::default();
+        for i in 0..encoded.len() {
             let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(i, 1)).collect();
-            for row in self.top(&key)? {
-                ops.push(Op::Delete);
-                out.push(row);
+            let top = self.top(&key)?;
+            match op {
+                Op::Insert => changes.difference(&[], &top),
+                _ => changes.difference(&top, &[]),
             }
             self.forget_partition(&key)?;
         }
-        if out.is_empty() {
-            return Ok(None);
-        }
-        StreamChunk::from_rows(Arc::clone(&self.schema), ops, out).map(Some)
+        changes.into_chunk(&self.schema)
     }
 
     /// Notes the partitions (keys as single-row arrays) as open in their
@@ -324,23 +329,7 @@ impl TopN {
         if closed.is_empty() {
             return Ok(None);
         }
-        let parser = self.partition_keys.parser();
-        let keys = self
-            .partition_keys
-            .convert_rows(closed.iter().map(|key| parser.parse(key)))?;
-        let (mut ops, mut out) = (Vec::new(), Vec::new());
-        for i in 0..closed.len() {
-            let key: Vec<ArrayRef> = keys.iter().map(|k| k.slice(i, 1)).collect();
-            for row in self.top(&key)? {
-                ops.push(Op::Insert);
-                out.push(row);
-            }
-            self.forget_partition(&key)?;
-        }
-        if out.is_empty() {
-            return Ok(None);
-        }
-        StreamChunk::from_rows(Arc::clone(&self.schema), ops, out).map(Some)
+        self.retire(&closed, Op::Insert)
     }
 
     /// Deletes every stored row of the partition with this key.
