@@ -29,6 +29,32 @@ pub(crate) async fn one_i64(client: &tokio_postgres::Client, sql: &str) -> anyho
     Ok(client.query_one(sql, &[]).await?.get(0))
 }
 
+/// Polls `count` (a query of one number) until it reaches `all` of
+/// `what`, within 5 minutes; a count above `all` is counting twice.
+pub(crate) async fn wait_for_count(
+    client: &tokio_postgres::Client,
+    count: &str,
+    all: i64,
+    what: &str,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let counted = one_i64(client, count).await?;
+        ensure!(
+            counted <= all,
+            "{counted} {what} counted, more than the {all} there are"
+        );
+        if counted == all {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "only {counted} of {all} {what} after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn view_equals_batch(client: &tokio_postgres::Client) -> anyhow::Result<()> {
     client.batch_execute("FLUSH").await?;
     let view = client.query_one("SELECT total, n FROM totals", &[]).await?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 
 use crate::Test;
-use crate::checkpoint_failures::one_i64;
+use crate::checkpoint_failures::{one_i64, wait_for_count};
 use crate::crash::{ServerProcess, connect};
 
 pub const TESTS: &[(&str, Test)] = &[(
@@ -88,22 +88,8 @@ async fn file_source_kill_mid_stream() -> anyhow::Result<()> {
     let server = ServerProcess::start(data.path())?;
     let client = connect(server.port).await?;
     let all_rows = (FILES * ROWS_PER_FILE) as i64;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let rows = one_i64(&client, "SELECT coalesce(sum(n), 0) FROM per_group").await?;
-        ensure!(
-            rows <= all_rows,
-            "{rows} rows counted, more than the {all_rows} written"
-        );
-        if rows == all_rows {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "only {rows} of {all_rows} rows after 5 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let counted = "SELECT coalesce(sum(n), 0) FROM per_group";
+    wait_for_count(&client, counted, all_rows, "rows").await?;
     client
         .batch_execute(&format!(
             "CREATE SOURCE all_logs (k BIGINT, v BIGINT)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 
 use crate::Test;
-use crate::checkpoint_failures::one_i64;
+use crate::checkpoint_failures::{one_i64, wait_for_count};
 use crate::crash::{ServerProcess, connect};
 
 pub const TESTS: &[(&str, Test)] = &[(
@@ -64,22 +64,8 @@ async fn nexmark_kill_mid_run() -> anyhow::Result<()> {
     let server = ServerProcess::start(dir.path())?;
     let client = connect(server.port).await?;
     let all_bids = EVENTS / 50 * 46;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let bids = one_i64(&client, "SELECT coalesce(sum(bids), 0) FROM per_auction").await?;
-        ensure!(
-            bids <= all_bids,
-            "{bids} bids counted, more than the {all_bids} generated"
-        );
-        if bids == all_bids {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "only {bids} of {all_bids} bids after 5 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let counted = "SELECT coalesce(sum(bids), 0) FROM per_auction";
+    wait_for_count(&client, counted, all_bids, "bids").await?;
     let difference = one_i64(&client, DIFFERENCE).await?;
     ensure!(
         difference == 0,
