@@ -261,7 +261,7 @@ impl WatermarkProgress {
         self.0.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    pub fn set(&self, report: WatermarkReport) {
+    fn set(&self, report: WatermarkReport) {
         if let Ok(mut current) = self.0.lock() {
             *current = report;
         }

@@ -62,17 +62,25 @@ impl WindowClose {
         self.derivation.output
     }
 
+    /// The input column whose watermark closes windows.
+    pub fn input_column(&self) -> usize {
+        self.derivation.input
+    }
+
     /// Loads the kept watermark and indexes the stored groups, whose keys
-    /// are the first `key_len` columns of `groups`' rows.
+    /// are columns `key_columns` of `groups`' rows.
     pub fn restore(
         &mut self,
         groups: &StateTable,
         group_keys: &RowConverter,
-        key_len: usize,
+        key_columns: &[usize],
     ) -> Result<()> {
         self.kept.load()?;
         groups.scan(4096, |batch| {
-            let keys: Vec<ArrayRef> = batch.columns()[..key_len].to_vec();
+            let keys: Vec<ArrayRef> = key_columns
+                .iter()
+                .map(|&c| Arc::clone(batch.column(c)))
+                .collect();
             let encoded = group_keys.convert_columns(&keys)?;
             self.open_groups(&keys[self.group_column()], &encoded, 0..batch.num_rows())?;
             Ok(true)

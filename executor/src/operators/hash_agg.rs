@@ -702,7 +702,8 @@ impl Aggregation {
 impl ChunkHandler for Aggregation {
     fn start(&mut self) -> Result<Option<StreamChunk>> {
         if let Some(window) = &mut self.window {
-            window.restore(&self.groups, &self.group_keys, self.group_types.len())?;
+            let key_columns: Vec<usize> = (0..self.group_types.len()).collect();
+            window.restore(&self.groups, &self.group_keys, &key_columns)?;
         }
         if let Some(expiry) = &mut self.expiry {
             let key_len = self.group_types.len();

@@ -24,25 +24,26 @@
 //! group does: its rows are retracted from the output and deleted from
 //! state; a later row starts the partition afresh.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::RowConverter;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use weir_storage::StateStore;
 
 use super::partitions::{RowChanges, partition_keys, touched_partitions};
 use super::unary::{ChunkHandler, Emitted, run_handler};
-use crate::aggregate::GroupExpiry;
+use crate::aggregate::{GroupExpiry, WindowClose};
 use crate::message::{Barrier, Op, StreamChunk, Watermark};
 use crate::operator::{BoxedMessageStream, BoxedOperator, Operator, OperatorInfo};
 use crate::state::{StateTable, StateTableId};
-use crate::watermark::{WatermarkProgress, WatermarkReport};
+use crate::watermark::{WatermarkDerivation, WatermarkProgress};
 
 pub struct TopNOperator {
     info: OperatorInfo,
@@ -66,19 +67,9 @@ struct TopN {
     row_number: Option<usize>,
     schema: SchemaRef,
     expiry: Option<GroupExpiry>,
-    closing: Option<ClosingWindows>,
-}
-
-/// The windows of an `EMIT ON WINDOW CLOSE` top-N.
-struct ClosingWindows {
-    /// The window's place among the partition columns.
-    position: usize,
-    /// Orders window values as bytes.
-    windows: RowConverter,
-    /// Open partitions (encoded keys) by window, in window order.
-    open: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>,
-    watermark: Option<ScalarValue>,
-    progress: WatermarkProgress,
+    /// `EMIT ON WINDOW CLOSE`: the open partitions by window, as an
+    /// aggregate keeps its open groups (the partitions are its groups).
+    closing: Option<WindowClose>,
 }
 
 impl TopNOperator {
@@ -169,27 +160,40 @@ impl TopNOperator {
     }
 
     /// Emits each partition's top once, when the watermark on input column
-    /// `window` (a partition column) passes its window; publishes the
-    /// watermark and open partitions to `progress`.
+    /// `window` (a partition column) passes its window; keeps that
+    /// watermark in `store` and publishes it, with the open partitions, to
+    /// `progress`.
     pub fn emit_on_window_close(
         mut self,
         window: usize,
+        store: Arc<dyn StateStore>,
         progress: WatermarkProgress,
     ) -> Result<Self> {
-        let Some(position) = self.top.partition.iter().position(|&c| c == window) else {
+        let schema = &self.info.schema;
+        let partition: Vec<Arc<dyn PhysicalExpr>> = self
+            .top
+            .partition
+            .iter()
+            .map(|&c| Arc::new(Column::new(schema.field(c).name(), c)) as Arc<dyn PhysicalExpr>)
+            .collect();
+        let Some(derivation) = WatermarkDerivation::all(&partition, schema, Some(&[window]))
+            .into_iter()
+            .next()
+        else {
             return Err(DataFusionError::Plan(format!(
                 "{}: the window column is not a partition column",
                 self.info.identity
             )));
         };
-        let window_type = self.info.schema.field(window).data_type().clone();
-        self.top.closing = Some(ClosingWindows {
-            position,
-            windows: RowConverter::new(vec![SortField::new(window_type)])?,
-            open: BTreeMap::new(),
-            watermark: None,
+        let window_type = schema.field(window).data_type().clone();
+        self.top.closing = Some(WindowClose::new(
+            derivation,
+            true,
+            &window_type,
+            store,
+            StateTableId(2),
             progress,
-        });
+        )?);
         self.info.append_only = true;
         Ok(self)
     }
@@ -262,70 +266,35 @@ impl TopN {
     /// Notes the partitions (keys as single-row arrays) as open in their
     /// windows.
     fn open_partitions(&mut self, keys: &[Vec<ArrayRef>]) -> Result<()> {
-        let Some(closing) = &mut self.closing else {
+        let Some(window) = &mut self.closing else {
             return Ok(());
         };
         for key in keys {
-            let window = closing
-                .windows
-                .convert_columns(&[Arc::clone(&key[closing.position])])?
-                .row(0)
-                .as_ref()
-                .to_vec();
-            let encoded = self
-                .partition_keys
-                .convert_columns(key)?
-                .row(0)
-                .as_ref()
-                .to_vec();
-            closing.open.entry(window).or_default().insert(encoded);
+            let encoded = self.partition_keys.convert_columns(key)?;
+            window.open_groups(&key[window.group_column()], &encoded, [0])?;
         }
         Ok(())
     }
 
-    /// Reopens the stored partitions of a restored `EMIT ON WINDOW CLOSE`
-    /// top-N: closed ones left the state when they closed.
+    /// Loads a restored `EMIT ON WINDOW CLOSE` top-N's watermark and
+    /// reopens its stored partitions: closed ones left the state when they
+    /// closed.
     fn restore_windows(&mut self) -> Result<()> {
-        if self.closing.is_none() {
+        let Some(window) = &mut self.closing else {
             return Ok(());
-        }
-        let mut keys = Vec::new();
-        let partition = self.partition.clone();
-        self.rows.scan(4096, |batch| {
-            for row in 0..batch.num_rows() {
-                keys.push(
-                    partition
-                        .iter()
-                        .map(|&c| batch.column(c).slice(row, 1))
-                        .collect(),
-                );
-            }
-            Ok(true)
-        })?;
-        self.open_partitions(&keys)
+        };
+        window.restore(&self.rows, &self.partition_keys, &self.partition)
     }
 
     /// Emits the final top of every partition whose window `watermark`
     /// closes, and forgets them.
-    fn close_windows(&mut self, watermark: &ScalarValue) -> Result<Option<StreamChunk>> {
-        let Some(closing) = &mut self.closing else {
+    fn close_windows(&mut self, watermark: &Watermark) -> Result<Option<StreamChunk>> {
+        let Some(window) = &mut self.closing else {
             return Ok(None);
         };
-        if closing.watermark.as_ref().is_some_and(|w| w >= watermark) {
+        let Some((_, closed)) = window.advance(watermark)? else {
             return Ok(None);
-        }
-        closing.watermark = Some(watermark.clone());
-        let bound = closing
-            .windows
-            .convert_columns(&[watermark.to_array_of_size(1)?])?
-            .row(0)
-            .as_ref()
-            .to_vec();
-        let still_open = closing.open.split_off(&bound);
-        let closed: Vec<Vec<u8>> = std::mem::replace(&mut closing.open, still_open)
-            .into_values()
-            .flatten()
-            .collect();
+        };
         if closed.is_empty() {
             return Ok(None);
         }
@@ -414,15 +383,10 @@ impl ChunkHandler for TopN {
     }
 
     fn watermark(&mut self, watermark: Watermark) -> Result<Emitted> {
-        let Some(position) = self.partition.iter().position(|&c| c == watermark.column) else {
+        if !self.partition.contains(&watermark.column) {
             return Ok((None, None));
-        };
-        let closed = match &self.closing {
-            Some(closing) if closing.position == position => {
-                self.close_windows(&watermark.value)?
-            }
-            _ => None,
-        };
+        }
+        let closed = self.close_windows(&watermark)?;
         let column = match self.row_number {
             Some(at) if watermark.column >= at => watermark.column + 1,
             _ => watermark.column,
@@ -437,6 +401,14 @@ impl ChunkHandler for TopN {
     }
 
     fn chunk(&mut self, chunk: StreamChunk) -> Result<Emitted> {
+        let chunk = match &mut self.closing {
+            // Rows of windows already closed are late: counted and dropped.
+            Some(window) => {
+                let windows = Arc::clone(chunk.data().column(window.input_column()));
+                window.drop_late(chunk, &windows)?
+            }
+            None => chunk,
+        };
         Ok((self.apply(&chunk)?, None))
     }
 
@@ -445,12 +417,8 @@ impl ChunkHandler for TopN {
     }
 
     fn barrier(&mut self, barrier: &Barrier) -> Result<()> {
-        if let Some(closing) = &self.closing {
-            closing.progress.set(WatermarkReport {
-                value: closing.watermark.clone(),
-                late_rows: 0,
-                open_groups: Some(closing.open.values().map(|p| p.len() as u64).sum()),
-            });
+        if let Some(window) = &mut self.closing {
+            window.commit(barrier.epoch)?;
         }
         self.rows.commit(barrier.epoch)
     }

@@ -8,6 +8,8 @@
 //! the window, which becomes a partitioned top-N that numbers its rows;
 //! the filter itself stays and passes every row the top-N emits.
 
+use std::sync::Arc;
+
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::utils::split_conjunction;
@@ -146,7 +148,7 @@ impl GraphBuilder<'_> {
             partition,
             order,
             bound.limit,
-            store,
+            Arc::clone(&store),
             1,
             identity.clone(),
         )?
@@ -170,7 +172,7 @@ impl GraphBuilder<'_> {
                 ));
             };
             let progress = self.watermark_report(&identity);
-            operator = operator.emit_on_window_close(window, progress)?;
+            operator = operator.emit_on_window_close(window, store, progress)?;
             detail += " emit=on-window-close";
         }
         let built = self.node(
