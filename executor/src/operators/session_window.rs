@@ -353,7 +353,7 @@ mod tests {
     use super::*;
     use crate::message::Message;
     use crate::operators::testing::{
-        append_only_messages, barrier, chunk, lines, messages, run, stop,
+        append_only_messages, barrier, chunk, lines, messages, run, stop, stored_entries,
     };
 
     #[test]
@@ -410,18 +410,6 @@ mod tests {
         .unwrap()
     }
 
-    /// Entries in the store, whatever their table.
-    fn entries(store: &Arc<dyn StateStore>) -> usize {
-        let mut count = 0;
-        store
-            .scan(&[], &[0xff; 16], &mut |_, _| {
-                count += 1;
-                Ok(true)
-            })
-            .unwrap();
-        count
-    }
-
     #[test]
     fn on_append_only_input_the_watermark_closes_sessions_and_their_rows_leave_the_state() {
         let t = "I I I";
@@ -436,7 +424,7 @@ mod tests {
             let messages = futures::executor::block_on(crate::operators::testing::collect(
                 Box::new(operator(append_only_messages(t, input), Arc::clone(&store))),
             ));
-            (messages, entries(&store))
+            (messages, stored_entries(&store))
         };
         let rows = |text: &str| Message::Chunk(chunk(t, text));
         let (closed, kept_after_close) = run_with(vec![

@@ -119,3 +119,16 @@ pub(crate) fn lines(text: &str) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// Entries in `store`, whatever their table: how much state an operator
+/// left behind.
+pub(crate) fn stored_entries(store: &std::sync::Arc<dyn weir_storage::StateStore>) -> usize {
+    let mut count = 0;
+    store
+        .scan(&[], &[0xff; 16], &mut |_, _| {
+            count += 1;
+            Ok(true)
+        })
+        .expect("a readable store");
+    count
+}

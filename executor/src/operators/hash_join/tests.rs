@@ -3,7 +3,7 @@ use datafusion::physical_expr::expressions::col;
 use weir_storage::MemoryStateStore;
 
 use super::*;
-use crate::operators::testing::{barrier, chunk, lines, messages, run, stop};
+use crate::operators::testing::{barrier, chunk, lines, messages, run, stop, stored_entries};
 
 fn join(join_type: JoinType, left: Vec<Message>, right: Vec<Message>) -> Vec<String> {
     join_expiring(join_type, left, right, None)
@@ -98,14 +98,7 @@ fn band_join(band: Option<TimeBand>) -> (Vec<Message>, usize) {
     };
     let messages =
         futures::executor::block_on(crate::operators::testing::collect(Box::new(operator)));
-    let mut entries = 0;
-    store
-        .scan(&[], &[0xff; 16], &mut |_, _| {
-            entries += 1;
-            Ok(true)
-        })
-        .unwrap();
-    (messages, entries)
+    (messages, stored_entries(&store))
 }
 
 #[test]
