@@ -10,10 +10,11 @@ run: deps
 	$(CARGO) run --release --bin weir -- $(ARGS)
 
 # Unit tests of every crate, then the SQL suites, recovery and protocol
-# tests (their summary line closes the run).
+# tests (their summary line closes the run). One cargo invocation, so every
+# test target is built with one feature set: a second `-p` run would resolve
+# features differently and rebuild DataFusion and everything under it.
 test: test-deps
-	$(CARGO) test --workspace --exclude weir-sql-tests
-	$(CARGO) test -p weir-sql-tests --test sql
+	$(CARGO) test --workspace
 
 # INSERT throughput with group commit, 1 and 8 clients.
 bench: deps

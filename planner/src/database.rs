@@ -31,6 +31,7 @@ use crate::catalog::{Catalog, PublicSchema};
 use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::functions::weir_functions;
+use crate::pg_functions::pg_functions;
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
@@ -186,9 +187,11 @@ impl Database {
         let store = Arc::new(TableStore::open(&data_dir.join("tables"))?);
         let parser = StatementParser::default();
         let catalog = Arc::new(Catalog::load(store, &parser)?);
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE_NAME, PUBLIC_SCHEMA)
             .with_information_schema(true);
+        // `1.5` is numeric, as in PostgreSQL: exact, never through a float.
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let base = SessionContext::new_with_config(config);
         for function in weir_functions() {
             base.register_udf(function);
@@ -217,6 +220,10 @@ impl Database {
             )?;
         setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
+        // After pg_catalog's own, which these replace.
+        for function in pg_functions() {
+            base.register_udf(function);
+        }
         let data_dir = std::fs::canonicalize(data_dir)
             .map_err(|e| Error::Internal(format!("{}: {e}", data_dir.display())))?;
         Ok(Self {

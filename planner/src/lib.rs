@@ -13,7 +13,9 @@ mod database;
 mod ddl;
 mod error;
 mod functions;
+mod nesting;
 mod options;
+mod pg_functions;
 pub mod parser;
 mod savepoint_registry;
 mod session_windows;
@@ -29,6 +31,8 @@ mod windows;
 
 pub use database::{Database, Outcome, Prepared};
 pub use error::{Error, Result};
+pub use nesting::MAX_NESTING;
+pub use pg_functions::{SERVER_VERSION, USER};
 pub use statement::SessionStatement;
 pub use watermarks::WatermarkDecl;
 pub use weir_executor::checkpoint::RestartStrategy;

@@ -18,7 +18,8 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::as_of_savepoint::rewrite_as_of_savepoint;
 use crate::commands::{Command, parse_command};
-use crate::tokens::{is_keyword, significant};
+use crate::nesting::check_nesting;
+use crate::tokens::{is_keyword, significant, to_sql};
 use crate::watermarks::{WatermarkDecl, strip_watermark};
 use crate::{Error, Result};
 
@@ -64,6 +65,7 @@ impl StatementParser {
             if tokens.iter().all(|t| matches!(t, Token::Whitespace(_))) {
                 continue;
             }
+            check_nesting(&tokens)?;
             let command = parse_command(&tokens)?;
             if command.is_some() || single_word(&tokens).as_deref() == Some("FLUSH") {
                 parsed.push(ParsedStatement {
@@ -84,7 +86,7 @@ impl StatementParser {
             let watermark = strip_watermark(&mut tokens)?;
             let source = source_as_table(&mut tokens);
             rewrite_as_of_savepoint(&mut tokens)?;
-            let text: String = tokens.iter().map(ToString::to_string).collect();
+            let text = to_sql(&tokens);
             for mut statement in self.compatible.parse(&text).map_err(syntax_error)? {
                 crate::windows::rewrite_windows(&mut statement)?;
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {

@@ -5,16 +5,20 @@
 //! registry: every session registers its (pid, secret key) at startup with a
 //! watch channel; a cancel request bumps that channel, and whatever the
 //! session is doing for its current query — executing, or streaming rows —
-//! stops with `57014`.
+//! stops with `57014`. A signal may also carry the session's
+//! `statement_timeout`, which stops the query the same way when it expires.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pgwire::api::cancel::CancelHandler;
+use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 type SessionKey = (i32, Vec<u8>);
 
@@ -56,12 +60,24 @@ impl SessionCancel {
         }
     }
 
+    /// The process id the session gave its client (0 before startup).
+    pub fn pid(&self) -> i32 {
+        self.key
+            .lock()
+            .ok()
+            .and_then(|k| k.as_ref().map(|(pid, _)| *pid))
+            .unwrap_or(0)
+    }
+
     /// The signal for the query about to run: fires on a cancel request
-    /// that arrives from now on.
-    pub fn signal(&self) -> CancelSignal {
+    /// that arrives from now on, and once `timeout` has passed, if given.
+    pub fn signal(&self, timeout: Option<Duration>) -> CancelSignal {
         let mut requests = self.requests.subscribe();
         requests.mark_unchanged();
-        CancelSignal(requests)
+        CancelSignal {
+            requests,
+            deadline: timeout.map(|t| Instant::now() + t),
+        }
     }
 }
 
@@ -74,13 +90,33 @@ impl Drop for SessionCancel {
     }
 }
 
-pub(crate) struct CancelSignal(watch::Receiver<u64>);
+pub(crate) struct CancelSignal {
+    requests: watch::Receiver<u64>,
+    deadline: Option<Instant>,
+}
 
 impl CancelSignal {
-    /// Resolves when the query is cancelled; otherwise never.
-    pub async fn cancelled(&mut self) {
-        if self.0.changed().await.is_err() {
-            std::future::pending::<()>().await;
+    /// Resolves when the query is cancelled or times out, with the error
+    /// that ends it; otherwise never.
+    pub async fn cancelled(&mut self) -> PgWireError {
+        let requested = async {
+            if self.requests.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let expired = async {
+            match self.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = requested => PgWireError::QueryCanceled,
+            () = expired => PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "57014".into(),
+                "canceling statement due to statement timeout".into(),
+            ))),
         }
     }
 }

@@ -8,7 +8,6 @@
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
-use arrow_pg::datatypes::df::deserialize_parameters;
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
@@ -31,8 +30,10 @@ use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
 
 use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
 use crate::errors::{error_info, to_pgwire};
-use crate::rows::{encode_batches, encode_rows};
+use crate::parameters::bind_parameters;
+use crate::rows::{TextOptions, encode_batches, encode_rows};
 use crate::session::SessionParameters;
+use crate::session_functions::{SessionHandles, register_session_functions};
 use crate::startup::Startup;
 
 /// A statement prepared through the extended protocol.
@@ -128,7 +129,7 @@ impl QueryParser for StatementPreparer {
 pub(crate) struct Connection {
     database: Arc<Database>,
     ctx: SessionContext,
-    parameters: Mutex<SessionParameters>,
+    parameters: Arc<Mutex<SessionParameters>>,
     preparer: Arc<StatementPreparer>,
     cancel: Arc<SessionCancel>,
 }
@@ -136,6 +137,15 @@ pub(crate) struct Connection {
 impl Connection {
     pub fn new(database: Arc<Database>, cancel: Arc<SessionCancel>) -> Self {
         let ctx = database.session_context();
+        let parameters = Arc::default();
+        register_session_functions(
+            &ctx,
+            &SessionHandles {
+                database: Arc::clone(&database),
+                parameters: Arc::clone(&parameters),
+                cancel: Arc::clone(&cancel),
+            },
+        );
         let preparer = Arc::new(StatementPreparer {
             database: Arc::clone(&database),
             ctx: ctx.clone(),
@@ -143,7 +153,7 @@ impl Connection {
         Self {
             database,
             ctx,
-            parameters: Mutex::default(),
+            parameters,
             preparer,
             cancel,
         }
@@ -161,22 +171,23 @@ impl Connection {
         mut cancel: CancelSignal,
     ) -> PgWireResult<Response> {
         let schema = result_schema(&prepared);
+        let options = self.text_options();
         let outcome = tokio::select! {
             outcome = self.database.execute(&self.ctx, prepared, params) => outcome.map_err(to_pgwire)?,
-            _ = cancel.cancelled() => return Err(PgWireError::QueryCanceled),
+            e = cancel.cancelled() => return Err(e),
         };
         let reply = match outcome {
             Outcome::Rows(rows) if materialize => {
                 let schema = rows.schema();
                 let batches = tokio::select! {
                     batches = collect(rows) => batches.map_err(|e| to_pgwire(e.into()))?,
-                    _ = cancel.cancelled() => return Err(PgWireError::QueryCanceled),
+                    e = cancel.cancelled() => return Err(e),
                 };
                 return Ok(Response::Query(encode_batches(
-                    batches, schema, format, cancel,
+                    batches, schema, format, options, cancel,
                 )?));
             }
-            Outcome::Rows(rows) => return Ok(Response::Query(encode_rows(rows, format, cancel)?)),
+            Outcome::Rows(rows) => return Ok(Response::Query(encode_rows(rows, format, options, cancel)?)),
             Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
             Outcome::Session(statement) => self.session_statement(statement).map_err(to_pgwire)?,
         };
@@ -193,12 +204,32 @@ impl Connection {
                     .collect();
                 let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
                     .map_err(|e| to_pgwire(Error::Internal(e.to_string())))?;
-                Response::Query(encode_batches(vec![batch], schema, format, cancel)?)
+                Response::Query(encode_batches(vec![batch], schema, format, options, cancel)?)
             }
             SessionReply::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             SessionReply::End(tag) => Response::TransactionEnd(Tag::new(tag)),
             SessionReply::Done(tag) => Response::Execution(Tag::new(tag)),
         })
+    }
+
+    /// The cancel signal of the statement about to run, with the session's
+    /// `statement_timeout`.
+    fn signal(&self) -> CancelSignal {
+        let timeout = self
+            .parameters
+            .lock()
+            .ok()
+            .and_then(|p| p.statement_timeout());
+        self.cancel.signal(timeout)
+    }
+
+    /// How this session's values are written as text.
+    fn text_options(&self) -> TextOptions {
+        let extra_float_digits = self
+            .parameters
+            .lock()
+            .map_or(1, |p| p.extra_float_digits());
+        TextOptions { extra_float_digits }
     }
 
     /// Carries out a session statement.
@@ -265,7 +296,7 @@ impl SimpleQueryHandler for Connection {
                     break;
                 }
             };
-            let cancel = self.cancel.signal();
+            let cancel = self.signal();
             let materialize = index < last;
             match self
                 .run(prepared, None, &Format::UnifiedText, materialize, cancel)
@@ -305,22 +336,18 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let statement = &portal.statement.statement;
-        let params = if portal.parameter_len() == 0 {
-            None
-        } else {
-            let types: Vec<Option<&DataType>> = statement
-                .parameter_types
-                .iter()
-                .map(Option::as_ref)
-                .collect();
-            Some(deserialize_parameters(portal, &types)?)
-        };
+        let types: Vec<Option<&DataType>> = statement
+            .parameter_types
+            .iter()
+            .map(Option::as_ref)
+            .collect();
+        let params = bind_parameters(portal, &types)?;
         self.run(
             statement.prepared.clone(),
             params,
             &portal.result_column_format,
             false,
-            self.cancel.signal(),
+            self.signal(),
         )
         .await
     }

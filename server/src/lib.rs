@@ -15,12 +15,31 @@ pub mod config;
 mod connection;
 mod errors;
 mod nexmark_bench;
+mod parameters;
+mod pg_text;
 mod rows;
 mod savepoint_bench;
 mod server;
 mod session;
+mod session_functions;
 mod startup;
 mod view_bench;
 
 pub use config::Config;
 pub use server::{RunningServer, shutdown_signal};
+
+/// Stack of every thread that runs statements. A statement may nest
+/// [`weir_planner::MAX_NESTING`] levels deep, and parsing, planning,
+/// optimizing and evaluating it each recurse once per level; these stacks
+/// hold that with room to spare (they are reserved, not used, until a
+/// deep statement needs them).
+pub const THREAD_STACK_BYTES: usize = 64 << 20;
+
+/// The tokio runtime weir serves on: its threads have stacks of
+/// [`THREAD_STACK_BYTES`].
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+}

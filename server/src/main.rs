@@ -51,9 +51,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = weir_server::runtime()?;
     match cli.command {
         Some(Command::Bench { benchmark }) => runtime.block_on(bench::run(benchmark)),
         None => {

@@ -1,8 +1,9 @@
 //! Arrow batches to Postgres DataRows.
 //!
-//! Values are encoded by `arrow-pg`; NULLs are written here for every type,
-//! because arrow-pg 0.16 encodes a NULL interval as whatever bits its slot
-//! holds. Errors while the query streams keep their SQLSTATE.
+//! Values are encoded by `arrow-pg`, but for the text of floats and times,
+//! which is PostgreSQL's ([`crate::pg_text`]); NULLs are written here for
+//! every type, because arrow-pg 0.16 encodes a NULL interval as whatever
+//! bits its slot holds. Errors while the query streams keep their SQLSTATE.
 
 use std::sync::Arc;
 
@@ -14,22 +15,41 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
+use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 use weir_planner::Error;
 
 use crate::cancel::CancelSignal;
 use crate::errors::to_pgwire;
+use crate::pg_text::pg_text;
 
-fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> Vec<PgWireResult<DataRow>> {
+/// How values are written as text: the session parameters that shape it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TextOptions {
+    pub extra_float_digits: i8,
+}
+
+fn encode_batch(
+    fields: &Arc<Vec<FieldInfo>>,
+    batch: &RecordBatch,
+    options: TextOptions,
+) -> Vec<PgWireResult<DataRow>> {
     let schema = batch.schema();
     let mut encoder = DataRowEncoder::new(Arc::clone(fields));
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         for (i, (column, pg_field)) in batch.columns().iter().zip(fields.iter()).enumerate() {
+            let text = match pg_field.format() {
+                FieldFormat::Text if !column.is_null(row) => {
+                    pg_text(column, row, options.extra_float_digits)
+                }
+                _ => None,
+            };
             let encoded = if column.is_null(row) {
                 Encoder::encode_field(&mut encoder, &None::<i8>, pg_field)
+            } else if let Some(text) = text {
+                Encoder::encode_field(&mut encoder, &text, pg_field)
             } else {
                 encode_value(&mut encoder, column, row, schema.field(i), pg_field)
             };
@@ -48,10 +68,11 @@ pub(crate) fn encode_batches(
     batches: Vec<RecordBatch>,
     schema: SchemaRef,
     format: &Format,
+    options: TextOptions,
     cancel: CancelSignal,
 ) -> PgWireResult<QueryResponse> {
     let rows = MemoryStream::try_new(batches, schema, None).map_err(|e| to_pgwire(e.into()))?;
-    encode_rows(Box::pin(rows), format, cancel)
+    encode_rows(Box::pin(rows), format, options, cancel)
 }
 
 /// Streams `rows` to the client in `format`, ending with `57014` if the
@@ -59,19 +80,20 @@ pub(crate) fn encode_batches(
 pub(crate) fn encode_rows(
     rows: SendableRecordBatchStream,
     format: &Format,
+    options: TextOptions,
     cancel: CancelSignal,
 ) -> PgWireResult<QueryResponse> {
     let fields = Arc::new(arrow_schema_to_pg_fields(&rows.schema(), format, None)?);
     let row_fields = Arc::clone(&fields);
     let data_rows = rows.flat_map(move |batch| match batch {
-        Ok(batch) => stream::iter(encode_batch(&row_fields, &batch)),
+        Ok(batch) => stream::iter(encode_batch(&row_fields, &batch, options)),
         Err(e) => stream::iter(vec![Err(to_pgwire(Error::DataFusion(e)))]),
     });
     let cancellable = stream::unfold(Some((Box::pin(data_rows), cancel)), |state| async move {
         let (mut rows, mut cancel) = state?;
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => Some((Err(PgWireError::QueryCanceled), None)),
+            e = cancel.cancelled() => Some((Err(e), None)),
             row = rows.next() => row.map(|row| (row, Some((rows, cancel)))),
         }
     });

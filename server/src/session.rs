@@ -6,6 +6,7 @@
 //! parameters describe the server.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use weir_planner::Error;
 
@@ -70,7 +71,7 @@ const PARAMETERS: &[Parameter] = &[
     writable(
         "statement_timeout",
         "0",
-        "Accepted for drivers; not enforced yet.",
+        "Longest a statement may run (ms, or with a unit); 0 disables.",
     ),
     writable(
         "timezone",
@@ -160,6 +161,20 @@ impl SessionParameters {
             .unwrap_or_else(|| parameter.default.to_string()))
     }
 
+    /// `extra_float_digits`, which shapes the text of floats.
+    pub fn extra_float_digits(&self) -> i8 {
+        self.get("extra_float_digits")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// `statement_timeout`, unless it is 0 (off).
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        let value = self.get("statement_timeout").ok()?;
+        duration(&value).filter(|d| !d.is_zero())
+    }
+
     /// Every parameter as (name, value, description).
     pub fn all(&self) -> Vec<(&'static str, String, &'static str)> {
         PARAMETERS
@@ -194,8 +209,33 @@ fn checked(name: &str, value: String) -> Result<String, Error> {
             Ok(digits) if (-15..=3).contains(&digits) => Ok(digits.to_string()),
             _ => Err(invalid(name, &value)),
         },
+        "statement_timeout" => match duration(&value) {
+            Some(_) => Ok(value),
+            None => Err(invalid(name, &value)),
+        },
         _ => Ok(value),
     }
+}
+
+/// A time parameter as PostgreSQL reads it: a number of milliseconds, or a
+/// number with a unit (`us`, `ms`, `s`, `min`, `h`, `d`).
+fn duration(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * millis / 1_000.0).ok()
 }
 
 #[cfg(test)]
@@ -249,5 +289,29 @@ mod tests {
             ),
             "22023"
         );
+        assert_eq!(
+            code(
+                params
+                    .set("statement_timeout", Some("soon".into()))
+                    .unwrap_err()
+            ),
+            "22023"
+        );
+    }
+
+    #[test]
+    fn statement_timeout_reads_postgres_units() {
+        let mut params = SessionParameters::default();
+        assert_eq!(params.statement_timeout(), None);
+        for (value, millis) in [("50", 50), ("50ms", 50), ("2s", 2_000), ("1min", 60_000)] {
+            params.set("statement_timeout", Some(value.into())).unwrap();
+            assert_eq!(
+                params.statement_timeout(),
+                Some(Duration::from_millis(millis)),
+                "{value}"
+            );
+        }
+        params.set("statement_timeout", Some("0".into())).unwrap();
+        assert_eq!(params.statement_timeout(), None);
     }
 }

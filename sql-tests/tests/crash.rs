@@ -45,10 +45,7 @@ pub(crate) const BACKEND_ENV: &str = "WEIR_TEST_STATE_BACKEND";
 
 pub fn serve_if_child() -> Option<ExitCode> {
     let dir = std::env::var_os(CHILD_ENV)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .ok()?;
+    let runtime = weir_server::runtime().ok()?;
     let result: anyhow::Result<()> = runtime.block_on(async {
         let mut config = weir_server::Config::ephemeral(Path::new(&dir));
         config.restore_savepoint = std::env::var(RESTORE_ENV).ok();

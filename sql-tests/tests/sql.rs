@@ -114,10 +114,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     files.sort();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match weir_server::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start a runtime: {e}");

@@ -1,0 +1,157 @@
+//! PostgreSQL's catalog and information functions that drivers and tools
+//! call first, where `datafusion-pg-catalog` has none or answers for a
+//! server that is not weir:
+//!
+//! - `version()`: `PostgreSQL 16.6 (weir x.y.z) ...`, the form drivers parse
+//!   for the server version (SQLAlchemy, pgjdbc).
+//! - `session_user` / `current_user`: the user weir lets in, `weir`.
+//! - `pg_function_is_visible(oid)`: true; every function is in the path.
+//! - `to_regtype(text)`: the type's canonical name, NULL for an unknown one.
+//!
+//! Functions that read the session (`current_setting`, `set_config`,
+//! `pg_backend_pid`) belong to the server, which owns sessions.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{ScalarValue, exec_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+
+/// The server version weir answers as, kept equal to `server_version`.
+pub const SERVER_VERSION: &str = "16.6";
+/// The one user weir lets in.
+pub const USER: &str = "weir";
+
+/// Every function of this module.
+pub fn pg_functions() -> Vec<ScalarUDF> {
+    vec![
+        constant_text("version", &version_text()),
+        constant_text("session_user", USER),
+        create_udf(
+            "pg_function_is_visible",
+            vec![DataType::Int64],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(function_is_visible),
+        ),
+        create_udf(
+            "to_regtype",
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(to_regtype),
+        ),
+    ]
+}
+
+fn version_text() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (weir {}) on {}-linux, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// A function of no arguments that answers `text`.
+fn constant_text(name: &str, text: &str) -> ScalarUDF {
+    let value = ScalarValue::Utf8(Some(text.to_string()));
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(value.clone()))),
+    )
+}
+
+fn function_is_visible(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let [oid] = args else {
+        return exec_err!("pg_function_is_visible takes one argument");
+    };
+    Ok(match oid {
+        ColumnarValue::Scalar(v) => ColumnarValue::Scalar(ScalarValue::Boolean(
+            (!v.is_null()).then_some(true),
+        )),
+        ColumnarValue::Array(a) => {
+            let visible: BooleanArray = (0..a.len())
+                .map(|i| (!a.is_null(i)).then_some(true))
+                .collect();
+            ColumnarValue::Array(Arc::new(visible))
+        }
+    })
+}
+
+fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let [name] = args else {
+        return exec_err!("to_regtype takes one argument");
+    };
+    Ok(match name {
+        ColumnarValue::Scalar(v) => {
+            let name = match v {
+                ScalarValue::Utf8(Some(n)) | ScalarValue::LargeUtf8(Some(n)) => Some(n.as_str()),
+                _ => None,
+            };
+            ColumnarValue::Scalar(ScalarValue::Utf8(
+                name.and_then(canonical_type_name).map(str::to_string),
+            ))
+        }
+        ColumnarValue::Array(a) => {
+            let names = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+            let names: StringArray = names
+                .as_string::<i32>()
+                .iter()
+                .map(|n| n.and_then(canonical_type_name))
+                .collect();
+            ColumnarValue::Array(Arc::new(names) as ArrayRef)
+        }
+    })
+}
+
+/// PostgreSQL's name for a type weir knows, from any of its spellings.
+fn canonical_type_name(name: &str) -> Option<&'static str> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    Some(match name {
+        "bool" | "boolean" => "boolean",
+        "int2" | "smallint" => "smallint",
+        "int4" | "int" | "integer" => "integer",
+        "int8" | "bigint" => "bigint",
+        "float4" | "real" => "real",
+        "float8" | "double precision" => "double precision",
+        "numeric" | "decimal" => "numeric",
+        "text" => "text",
+        "varchar" | "character varying" => "character varying",
+        "bpchar" | "char" | "character" => "character",
+        "bytea" => "bytea",
+        "date" => "date",
+        "time" | "time without time zone" => "time without time zone",
+        "timestamp" | "timestamp without time zone" => "timestamp without time zone",
+        "timestamptz" | "timestamp with time zone" => "timestamp with time zone",
+        "interval" => "interval",
+        "oid" => "oid",
+        "regclass" => "regclass",
+        "regtype" => "regtype",
+        "name" => "name",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_reads_as_postgres_then_weir() {
+        let text = version_text();
+        assert!(text.starts_with("PostgreSQL 16.6 (weir "), "{text}");
+    }
+
+    #[test]
+    fn type_names_are_canonical() {
+        assert_eq!(canonical_type_name("int4"), Some("integer"));
+        assert_eq!(canonical_type_name("pg_catalog.TIMESTAMPTZ"), Some("timestamp with time zone"));
+        assert_eq!(canonical_type_name("no_such_type"), None);
+    }
+}
