@@ -30,9 +30,10 @@ use weir_storage::{SharedMemory, TableStore};
 use crate::catalog::{Catalog, PublicSchema};
 use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
+use crate::file_roots::FileRoots;
 use crate::functions::weir_functions;
-use crate::pg_functions::pg_functions;
 use crate::parser::{ParsedStatement, StatementParser};
+use crate::pg_functions::pg_functions;
 use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
 use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
@@ -178,6 +179,8 @@ pub struct Database {
     /// Started with the views, by [`Database::start_views`].
     checkpoints: Arc<OnceLock<CheckpointCoordinator>>,
     savepoints: Arc<SavepointRegistry>,
+    /// Where SQL may name `file://` locations.
+    file_roots: FileRoots,
 }
 
 impl Database {
@@ -226,10 +229,12 @@ impl Database {
         }
         let data_dir = std::fs::canonicalize(data_dir)
             .map_err(|e| Error::Internal(format!("{}: {e}", data_dir.display())))?;
+        let file_roots = FileRoots::new([data_dir.as_path()]);
         Ok(Self {
             catalog,
             parser,
             base,
+            file_roots,
             data_dir,
             runtime: StreamingRuntime::start(CheckpointSettings::default().barrier_interval),
             memory: SharedMemory::new(256 << 20, 256 << 20),
@@ -285,6 +290,9 @@ impl Database {
 
     /// Changes a database setting durably and applies it at once.
     async fn set_setting(&self, name: &str, value: Option<String>) -> Result<()> {
+        if let (true, Some(url)) = (name == "checkpoint_storage", &value) {
+            self.file_roots.check(url)?;
+        }
         let _ddl = self.catalog.lock_ddl().await;
         let coordinator = self.coordinator()?;
         let mut settings = coordinator.settings();
@@ -308,6 +316,12 @@ impl Database {
         self.runtime.set_barrier_interval(settings.barrier_interval);
         coordinator.update(settings, storage);
         Ok(())
+    }
+
+    /// Lets SQL name `file://` locations under `dirs` too, besides the
+    /// data directory.
+    pub fn allow_file_roots<'a>(&mut self, dirs: impl IntoIterator<Item = &'a Path>) {
+        self.file_roots.extend(FileRoots::new(dirs));
     }
 
     /// A fresh planning context for one session; all share the catalog.
@@ -355,6 +369,7 @@ impl Database {
         }
         match &statement {
             Statement::CreateTable(create) if source => {
+                self.file_roots.check_source(create)?;
                 let mut spec = source_spec(create)?;
                 spec.watermark = source_watermark(&ctx.state(), &spec, watermark)?;
                 Ok(Prepared::CreateSource {

@@ -173,7 +173,11 @@ mod tests {
     use super::*;
 
     fn bound(sql: &str) -> usize {
-        nesting_bound(&Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().unwrap())
+        nesting_bound(
+            &Tokenizer::new(&PostgreSqlDialect {}, sql)
+                .tokenize()
+                .unwrap(),
+        )
     }
 
     #[test]
@@ -184,7 +188,10 @@ mod tests {
         assert!(bound(&values) <= 3, "{}", bound(&values));
         let cases = format!(
             "SELECT CASE {} END FROM t",
-            (0..3000).map(|i| format!("WHEN a = {i} THEN {i}")).collect::<Vec<_>>().join(" ")
+            (0..3000)
+                .map(|i| format!("WHEN a = {i} THEN {i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         assert!(bound(&cases) <= 2);
         let unions = format!("SELECT 1{}", " UNION ALL SELECT 1".repeat(2500));
@@ -195,11 +202,15 @@ mod tests {
     #[test]
     fn too_deep_is_54001() {
         let chain = format!("SELECT 1{}", " OR true".repeat(MAX_NESTING + 1));
-        let tokens = Tokenizer::new(&PostgreSqlDialect {}, &chain).tokenize().unwrap();
+        let tokens = Tokenizer::new(&PostgreSqlDialect {}, &chain)
+            .tokenize()
+            .unwrap();
         let err = check_nesting(&tokens).unwrap_err();
         assert!(matches!(err, Error::User { code: "54001", .. }), "{err}");
         let fine = format!("SELECT 1{}", " OR true".repeat(MAX_NESTING));
-        let tokens = Tokenizer::new(&PostgreSqlDialect {}, &fine).tokenize().unwrap();
+        let tokens = Tokenizer::new(&PostgreSqlDialect {}, &fine)
+            .tokenize()
+            .unwrap();
         check_nesting(&tokens).unwrap();
     }
 }

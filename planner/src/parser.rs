@@ -19,6 +19,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use crate::as_of_savepoint::rewrite_as_of_savepoint;
 use crate::commands::{Command, parse_command};
 use crate::nesting::check_nesting;
+use crate::subqueries::protect_projection_subqueries;
 use crate::tokens::{is_keyword, significant, to_sql};
 use crate::watermarks::{WatermarkDecl, strip_watermark};
 use crate::{Error, Result};
@@ -87,6 +88,7 @@ impl StatementParser {
             let source = source_as_table(&mut tokens);
             rewrite_as_of_savepoint(&mut tokens)?;
             let text = to_sql(&tokens);
+            let text = protect_projection_subqueries(&tokens, &text).unwrap_or(text);
             for mut statement in self.compatible.parse(&text).map_err(syntax_error)? {
                 crate::windows::rewrite_windows(&mut statement)?;
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {

@@ -71,9 +71,9 @@ fn function_is_visible(args: &[ColumnarValue]) -> Result<ColumnarValue> {
         return exec_err!("pg_function_is_visible takes one argument");
     };
     Ok(match oid {
-        ColumnarValue::Scalar(v) => ColumnarValue::Scalar(ScalarValue::Boolean(
-            (!v.is_null()).then_some(true),
-        )),
+        ColumnarValue::Scalar(v) => {
+            ColumnarValue::Scalar(ScalarValue::Boolean((!v.is_null()).then_some(true)))
+        }
         ColumnarValue::Array(a) => {
             let visible: BooleanArray = (0..a.len())
                 .map(|i| (!a.is_null(i)).then_some(true))
@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn type_names_are_canonical() {
         assert_eq!(canonical_type_name("int4"), Some("integer"));
-        assert_eq!(canonical_type_name("pg_catalog.TIMESTAMPTZ"), Some("timestamp with time zone"));
+        assert_eq!(
+            canonical_type_name("pg_catalog.TIMESTAMPTZ"),
+            Some("timestamp with time zone")
+        );
         assert_eq!(canonical_type_name("no_such_type"), None);
     }
 }

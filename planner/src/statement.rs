@@ -28,6 +28,11 @@ pub enum SessionStatement {
     Rollback,
     /// `DISCARD ALL` and friends, sent by connection pools.
     Discard,
+    /// `DEALLOCATE name`, or `DEALLOCATE ALL` (`None`): drivers drop the
+    /// statements they prepared through the protocol this way.
+    Deallocate {
+        name: Option<String>,
+    },
 }
 
 /// Recognises a session statement; `None` for every other statement.
@@ -56,6 +61,10 @@ pub(crate) fn session_statement(statement: &Statement) -> Option<Result<SessionS
             savepoint: None, ..
         } => Ok(SessionStatement::Rollback),
         Statement::Discard { .. } => Ok(SessionStatement::Discard),
+        Statement::Deallocate { name, .. } => Ok(SessionStatement::Deallocate {
+            name: (!(name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all")))
+                .then(|| name.value.clone()),
+        }),
         _ => return None,
     };
     Some(recognised)
@@ -155,5 +164,15 @@ mod tests {
         assert_eq!(session("BEGIN"), SessionStatement::Begin);
         assert_eq!(session("COMMIT"), SessionStatement::Commit);
         assert_eq!(session("ROLLBACK"), SessionStatement::Rollback);
+        assert_eq!(
+            session("DEALLOCATE _pg3_0"),
+            SessionStatement::Deallocate {
+                name: Some("_pg3_0".into())
+            }
+        );
+        assert_eq!(
+            session("DEALLOCATE PREPARE ALL"),
+            SessionStatement::Deallocate { name: None }
+        );
     }
 }

@@ -69,7 +69,9 @@ mod tests {
     use super::*;
 
     fn tokens(sql: &str) -> Vec<Token> {
-        Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().unwrap()
+        Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .tokenize()
+            .unwrap()
     }
 
     #[test]
@@ -78,7 +80,10 @@ mod tests {
             ("SELECT 'it''s'", "SELECT 'it''s'"),
             ("SELECT E'a\\'b\\\\c'", "SELECT 'a''b\\c'"),
             ("SELECT N'O''Brien'", "SELECT N'O''Brien'"),
-            ("SELECT 1 AS \"say \"\"hi\"\"\"", "SELECT 1 AS \"say \"\"hi\"\"\""),
+            (
+                "SELECT 1 AS \"say \"\"hi\"\"\"",
+                "SELECT 1 AS \"say \"\"hi\"\"\"",
+            ),
             ("SELECT $$it's$$", "SELECT $$it's$$"),
         ] {
             let text = to_sql(&tokens(sql));

@@ -21,6 +21,9 @@ pub struct Config {
     /// The state backend a restored savepoint goes into (`rocksdb` or
     /// `memory`), where it differs from the one it was taken on.
     pub restore_state_backend: Option<String>,
+    /// Directories besides the data directory that SQL may name as
+    /// `file://` locations (file sources, checkpoint storage, savepoints).
+    pub file_roots: Vec<PathBuf>,
 }
 
 /// The keys a configuration file may set.
@@ -29,6 +32,8 @@ pub struct Config {
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub file_roots: Vec<PathBuf>,
 }
 
 impl FileConfig {
@@ -61,16 +66,20 @@ impl Config {
             data_dir,
             restore_savepoint: None,
             restore_state_backend: None,
+            file_roots: file.file_roots,
         })
     }
 
-    /// A server on `data_dir`, listening on an ephemeral loopback port.
+    /// A server on `data_dir`, listening on an ephemeral loopback port,
+    /// that may use files under the system's temporary directory (where
+    /// tests and benchmarks keep theirs).
     pub fn ephemeral(data_dir: &Path) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.to_path_buf(),
             restore_savepoint: None,
             restore_state_backend: None,
+            file_roots: vec![std::env::temp_dir()],
         }
     }
 }

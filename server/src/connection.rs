@@ -43,6 +43,18 @@ pub(crate) struct PreparedStatement {
     parameter_types: Vec<Option<DataType>>,
 }
 
+/// pgwire builds a portal only from a default one; weir builds one to hand
+/// arrow-pg a subset of a Bind's values ([`bind_parameters`]). The default
+/// statement is replaced before use and never runs.
+impl Default for PreparedStatement {
+    fn default() -> Self {
+        Self {
+            prepared: Prepared::Flush,
+            parameter_types: Vec::new(),
+        }
+    }
+}
+
 /// Plans statements for the extended protocol, in its session's context.
 pub(crate) struct StatementPreparer {
     database: Arc<Database>,
@@ -187,7 +199,9 @@ impl Connection {
                     batches, schema, format, options, cancel,
                 )?));
             }
-            Outcome::Rows(rows) => return Ok(Response::Query(encode_rows(rows, format, options, cancel)?)),
+            Outcome::Rows(rows) => {
+                return Ok(Response::Query(encode_rows(rows, format, options, cancel)?));
+            }
             Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
             Outcome::Session(statement) => self.session_statement(statement).map_err(to_pgwire)?,
         };
@@ -204,7 +218,13 @@ impl Connection {
                     .collect();
                 let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
                     .map_err(|e| to_pgwire(Error::Internal(e.to_string())))?;
-                Response::Query(encode_batches(vec![batch], schema, format, options, cancel)?)
+                Response::Query(encode_batches(
+                    vec![batch],
+                    schema,
+                    format,
+                    options,
+                    cancel,
+                )?)
             }
             SessionReply::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             SessionReply::End(tag) => Response::TransactionEnd(Tag::new(tag)),
@@ -225,10 +245,7 @@ impl Connection {
 
     /// How this session's values are written as text.
     fn text_options(&self) -> TextOptions {
-        let extra_float_digits = self
-            .parameters
-            .lock()
-            .map_or(1, |p| p.extra_float_digits());
+        let extra_float_digits = self.parameters.lock().map_or(1, |p| p.extra_float_digits());
         TextOptions { extra_float_digits }
     }
 
@@ -263,7 +280,13 @@ impl Connection {
             SessionStatement::Begin => SessionReply::Begin,
             SessionStatement::Commit => SessionReply::End("COMMIT"),
             SessionStatement::Rollback => SessionReply::End("ROLLBACK"),
-            SessionStatement::Discard => SessionReply::Done("DISCARD ALL"),
+            SessionStatement::Discard => {
+                parameters.reset(None)?;
+                SessionReply::Done("DISCARD ALL")
+            }
+            // The statement itself leaves the client's store in `do_query`,
+            // where the store is in reach; DEALLOCATE ALL leaves them there.
+            SessionStatement::Deallocate { .. } => SessionReply::Done("DEALLOCATE"),
         })
     }
 }
@@ -278,7 +301,7 @@ enum SessionReply {
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -296,6 +319,10 @@ impl SimpleQueryHandler for Connection {
                     break;
                 }
             };
+            if let Prepared::Session(SessionStatement::Deallocate { name: Some(name) }) = &prepared
+            {
+                client.portal_store().rm_statement(name);
+            }
             let cancel = self.signal();
             let materialize = index < last;
             match self

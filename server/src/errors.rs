@@ -49,6 +49,11 @@ fn storage_error(e: &StorageError) -> (&'static str, String) {
 
 fn arrow_error(e: &ArrowError) -> (&'static str, String) {
     let message = e.to_string();
+    if let ArrowError::ComputeError(m) = e
+        && let Some(code) = math_code(m)
+    {
+        return (code, message);
+    }
     let code = match e {
         ArrowError::DivideByZero => "22012",
         // "Can't cast value 70000 to type Int16": a number that does not fit.
@@ -79,6 +84,19 @@ fn external_error(
         Some(datafusion_error(df))
     } else {
         e.downcast_ref::<ArrowError>().map(arrow_error)
+    }
+}
+
+/// PostgreSQL's codes for math functions given arguments outside their
+/// domain (`sqrt(-1)`, `power(0, -5)`, `ln(0)`).
+fn math_code(message: &str) -> Option<&'static str> {
+    let lower = message.to_lowercase();
+    if lower.contains("square root of a negative") {
+        Some("2201F")
+    } else if lower.contains("raised to a negative power") || lower.contains("logarithm of") {
+        Some("2201E")
+    } else {
+        None
     }
 }
 
@@ -120,6 +138,13 @@ fn datafusion_error(e: &DataFusionError) -> (&'static str, String) {
             external_error(inner.as_ref()).unwrap_or(("XX000", message))
         }
         DataFusionError::SQL(_, _) => ("42601", message),
+        DataFusionError::NotImplemented(text) if text.contains("Subquery") => (
+            "0A000",
+            format!(
+                "this correlated subquery is not supported: only subqueries correlated by \
+                 equality (inner.col = outer.col) can be planned ({text})"
+            ),
+        ),
         DataFusionError::NotImplemented(_) => ("0A000", message),
         DataFusionError::SchemaError(schema, _) => {
             let code = match schema.as_ref() {
@@ -135,6 +160,13 @@ fn datafusion_error(e: &DataFusionError) -> (&'static str, String) {
             let lower = text.to_lowercase();
             let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
                 "22012"
+            } else if let Some(code) = math_code(text) {
+                code
+            } else if lower.contains("subquery returned more than one row") {
+                return (
+                    "21000",
+                    "more than one row returned by a subquery used as an expression".into(),
+                );
             } else if lower.contains("cast") || lower.contains("parse") {
                 "22P02"
             } else {
@@ -179,6 +211,26 @@ mod tests {
             None,
         ));
         assert_eq!(classify(&e).0, "22P02");
+    }
+
+    #[test]
+    fn math_domain_errors_read_as_postgres() {
+        let e = |m: &str| {
+            Error::DataFusion(DataFusionError::ArrowError(
+                Box::new(ArrowError::ComputeError(m.into())),
+                None,
+            ))
+        };
+        let sqrt = e("Execution error: cannot take square root of a negative number");
+        assert_eq!(classify(&sqrt).0, "2201F");
+        assert_eq!(
+            classify(&e("zero raised to a negative power is undefined")).0,
+            "2201E"
+        );
+        let rows = Error::DataFusion(DataFusionError::Execution(
+            "Scalar subquery returned more than one row".into(),
+        ));
+        assert_eq!(classify(&rows).0, "21000");
     }
 
     #[test]

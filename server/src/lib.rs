@@ -16,7 +16,7 @@ mod connection;
 mod errors;
 mod nexmark_bench;
 mod parameters;
-mod pg_text;
+pub mod pg_text;
 mod rows;
 mod savepoint_bench;
 mod server;

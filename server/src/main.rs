@@ -20,7 +20,12 @@ struct Cli {
     /// Directory that holds all of weir's data.
     #[arg(long, env = "WEIR_DATA_DIR", global = true, help = format!("Directory for all data [default: {DEFAULT_DATA_DIR}]"))]
     data_dir: Option<PathBuf>,
-    /// TOML file with the same keys as the flags (listen, data_dir).
+    /// A directory, besides the data directory, that SQL may name as a
+    /// file:// location (file sources, checkpoint storage, savepoints);
+    /// repeat for more. Also `file_roots` in the config file.
+    #[arg(long = "file-root", value_name = "DIR")]
+    file_roots: Vec<PathBuf>,
+    /// TOML file with the same keys as the flags (listen, data_dir, file_roots).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Start from this savepoint (the URL of its directory): every table,
@@ -62,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             let mut config = Config::resolve(cli.listen, cli.data_dir, file)?;
             config.restore_savepoint = cli.restore_savepoint;
             config.restore_state_backend = cli.state_backend;
+            config.file_roots.extend(cli.file_roots);
             runtime.block_on(serve(config))
         }
     }

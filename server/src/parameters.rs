@@ -7,6 +7,8 @@
 //! it with `22003`. A Bind whose parameter count differs from the
 //! statement's is a protocol violation (`08P01`), as in PostgreSQL.
 
+use std::sync::Arc;
+
 use arrow_pg::datatypes::df::deserialize_parameters;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, DecimalType};
 use datafusion::common::{ParamValues, ScalarValue};
@@ -16,7 +18,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
 /// The values of `portal`'s parameters, typed as the statement infers them
 /// (`types`, one per parameter); `None` when there are none.
-pub(crate) fn bind_parameters<S: Clone>(
+pub(crate) fn bind_parameters<S: Clone + Default>(
     portal: &Portal<S>,
     types: &[Option<&DataType>],
 ) -> PgWireResult<Option<ParamValues>> {
@@ -36,42 +38,68 @@ pub(crate) fn bind_parameters<S: Clone>(
     }
     let mut padded = types.to_vec();
     padded.resize(declared, None);
-    let mut values = deserialize_parameters(portal, &padded)?;
+    let numerics: Vec<Option<Option<(u8, i8)>>> = (0..declared)
+        .map(|i| numeric_target(portal, i, padded[i]))
+        .collect();
+    let numeric = |i: usize| numerics[i].is_some();
+    let mut values = if (0..declared).any(numeric) {
+        // arrow-pg fails on a numeric it cannot hold, so it is handed the
+        // others only, and NULL in the numerics' places.
+        let mut others = Portal::<S>::default();
+        others.statement = Arc::clone(&portal.statement);
+        others.parameter_format = portal.parameter_format.clone();
+        others.parameters = (0..declared)
+            .map(|i| {
+                if numeric(i) {
+                    None
+                } else {
+                    portal.parameters[i].clone()
+                }
+            })
+            .collect();
+        deserialize_parameters(&others, &padded)?
+    } else {
+        deserialize_parameters(portal, &padded)?
+    };
     if let ParamValues::List(list) = &mut values {
         list.truncate(types.len());
         for (i, value) in list.iter_mut().enumerate() {
-            let client_type = portal.statement.parameter_types.get(i).cloned().flatten();
-            let numeric = match (&client_type, types[i]) {
-                (Some(t), _) => *t == Type::NUMERIC,
-                (None, inferred) => matches!(inferred, Some(DataType::Decimal128(..))),
-            };
-            if !numeric {
-                continue;
-            }
-            let Some(bytes) = &portal.parameters[i] else {
+            let (Some(Some(target)), Some(bytes)) = (numerics.get(i), &portal.parameters[i]) else {
                 continue;
             };
-            let target = match types[i] {
-                Some(DataType::Decimal128(p, s)) => Some((*p, *s)),
-                _ => None,
-            };
-            if target.is_none() && types[i].is_some() {
-                // numeric bound to an integer or float: arrow-pg converts it.
-                continue;
-            }
-            let decimal = if portal.parameter_format.is_binary(i) {
-                binary_numeric(bytes, target)?
+            value.value = if portal.parameter_format.is_binary(i) {
+                binary_numeric(bytes, *target)?
             } else {
-                text_numeric(bytes, target)?
+                text_numeric(bytes, *target)?
             };
-            value.value = decimal;
         }
     }
     Ok(Some(values))
 }
 
+/// For a parameter weir decodes as numeric, `Some` of the precision and
+/// scale it goes into, if the statement says; `None` for a parameter
+/// arrow-pg decodes (a numeric bound to an integer or float converts there).
+fn numeric_target<S>(
+    portal: &Portal<S>,
+    i: usize,
+    inferred: Option<&DataType>,
+) -> Option<Option<(u8, i8)>> {
+    let client_type = portal.statement.parameter_types.get(i).cloned().flatten();
+    match (client_type, inferred) {
+        (None, Some(DataType::Decimal128(p, s))) => Some(Some((*p, *s))),
+        (Some(t), Some(DataType::Decimal128(p, s))) if t == Type::NUMERIC => Some(Some((*p, *s))),
+        (Some(t), None) if t == Type::NUMERIC => Some(None),
+        _ => None,
+    }
+}
+
 fn error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
 }
 
 fn overflow() -> PgWireError {
@@ -85,7 +113,12 @@ fn binary_numeric(bytes: &[u8], target: Option<(u8, i8)>) -> PgWireResult<Scalar
         bytes
             .get(2 * i..2 * i + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            .ok_or_else(|| error("08P01", "insufficient data left in numeric parameter".into()))
+            .ok_or_else(|| {
+                error(
+                    "08P01",
+                    "insufficient data left in numeric parameter".into(),
+                )
+            })
     };
     let (ndigits, weight, sign, dscale) = (word(0)?, word(1)? as i16, word(2)?, word(3)?);
     if sign == 0xC000 || sign == 0xD000 || sign == 0xF000 {
@@ -139,15 +172,16 @@ fn text_numeric(bytes: &[u8], target: Option<(u8, i8)>) -> PgWireResult<ScalarVa
         let scale = text.split_once('.').map_or(0, |(_, f)| f.len().min(38));
         (38, scale as i8)
     });
-    let mantissa = datafusion::arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(
-        text, 38, scale,
-    )
-    .map_err(|_| {
-        error(
-            "22P02",
-            format!("invalid input syntax for type numeric: \"{text}\""),
+    let mantissa =
+        datafusion::arrow::compute::kernels::cast_utils::parse_decimal::<Decimal128Type>(
+            text, 38, scale,
         )
-    })?;
+        .map_err(|_| {
+            error(
+                "22P02",
+                format!("invalid input syntax for type numeric: \"{text}\""),
+            )
+        })?;
     decimal(mantissa, precision, scale, target.is_some())
 }
 
@@ -159,7 +193,10 @@ fn decimal(mantissa: i128, precision: u8, scale: i8, declared: bool) -> PgWireRe
             .map_err(|_| overflow())?;
         return Ok(ScalarValue::Decimal128(Some(mantissa), precision, scale));
     }
-    let digits = mantissa.unsigned_abs().checked_ilog10().map_or(1, |d| d as u8 + 1);
+    let digits = mantissa
+        .unsigned_abs()
+        .checked_ilog10()
+        .map_or(1, |d| d as u8 + 1);
     let precision = digits.max(scale.max(0) as u8).clamp(1, 38);
     Ok(ScalarValue::Decimal128(Some(mantissa), precision, scale))
 }

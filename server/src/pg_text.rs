@@ -1,6 +1,7 @@
 //! PostgreSQL's text output for the types whose text arrow-pg writes
 //! differently: floats (`1`, `1e+20`, `Infinity`, not `1.0`, `1e20`, `inf`)
-//! and times (`2024-01-01 00:00:00`, a fraction only when there is one).
+//! and times (`2024-01-01 00:00:00`, a fraction only when there is one),
+//! and numerics of more than 28 digits, which arrow-pg cannot write.
 //! Clients and test suites written against PostgreSQL compare these texts.
 
 use std::fmt::Write;
@@ -8,7 +9,7 @@ use std::fmt::Write;
 use chrono::{DateTime, NaiveDateTime, NaiveTime, Timelike};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Time32MillisecondType, Time32SecondType,
+    DataType, Decimal128Type, Float32Type, Float64Type, Time32MillisecondType, Time32SecondType,
     Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
@@ -18,15 +19,14 @@ use datafusion::arrow::datatypes::{
 /// `extra_float_digits` is the session's parameter of that name.
 pub(crate) fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> Option<String> {
     Some(match column.data_type() {
-        DataType::Float64 => {
-            let v = column.as_primitive::<Float64Type>().value(row);
-            float_text(v, (format!("{v:e}"), v.to_string()), 15, extra_float_digits)
-        }
-        DataType::Float32 => {
-            let v = column.as_primitive::<Float32Type>().value(row);
-            let shortest = (format!("{v:e}"), v.to_string());
-            float_text(f64::from(v), shortest, 6, extra_float_digits)
-        }
+        DataType::Float64 => float8_text(
+            column.as_primitive::<Float64Type>().value(row),
+            extra_float_digits,
+        ),
+        DataType::Float32 => float4_text(
+            column.as_primitive::<Float32Type>().value(row),
+            extra_float_digits,
+        ),
         DataType::Timestamp(unit, zone) => {
             let nanos = timestamp_nanos(column, row, unit)?;
             let time = DateTime::from_timestamp_nanos(nanos).naive_utc();
@@ -38,8 +38,21 @@ pub(crate) fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> 
             text
         }
         DataType::Time32(_) | DataType::Time64(_) => time_text(&time_of_day(column, row)?),
+        // Every digit: arrow-pg's numeric text goes through a 28-digit decimal.
+        DataType::Decimal128(..) => column.as_primitive::<Decimal128Type>().value_as_string(row),
         _ => return None,
     })
+}
+
+/// A float8 as PostgreSQL writes it.
+pub fn float8_text(v: f64, extra_float_digits: i8) -> String {
+    float_text(v, (format!("{v:e}"), v.to_string()), 15, extra_float_digits)
+}
+
+/// A float4 as PostgreSQL writes it.
+pub fn float4_text(v: f32, extra_float_digits: i8) -> String {
+    let shortest = (format!("{v:e}"), v.to_string());
+    float_text(f64::from(v), shortest, 6, extra_float_digits)
 }
 
 /// A float's shortest exact digits (`extra_float_digits` > 0, the default
@@ -136,7 +149,7 @@ fn time_of_day(column: &ArrayRef, row: usize) -> Option<NaiveTime> {
 }
 
 /// `2024-01-01 12:00:00.5`: microseconds at most, trailing zeros dropped.
-fn datetime_text(time: &NaiveDateTime) -> String {
+pub fn datetime_text(time: &NaiveDateTime) -> String {
     let mut text = time.format("%Y-%m-%d ").to_string();
     text.push_str(&time_text(&time.time()));
     text

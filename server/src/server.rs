@@ -1,6 +1,7 @@
 //! Accepting connections, and stopping cleanly.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use pgwire::tokio::process_socket;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use weir_planner::{Database, RestartStrategy};
+use weir_planner::{CheckpointSettings, Database, RestartStrategy};
 
 use crate::Config;
 use crate::cancel::CancelRegistry;
@@ -26,11 +27,12 @@ impl RunningServer {
     /// Opens the database in `config.data_dir` and starts listening.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         let data_dir = config.data_dir.clone();
-        let database = tokio::task::spawn_blocking(move || Database::open(&data_dir))
+        let mut database = tokio::task::spawn_blocking(move || Database::open(&data_dir))
             .await?
             .with_context(|| {
                 format!("cannot open the database in {}", config.data_dir.display())
             })?;
+        database.allow_file_roots(config.file_roots.iter().map(PathBuf::as_path));
         if let Some(url) = &config.restore_savepoint {
             let manifest = database
                 .stage_savepoint(url, config.restore_state_backend.as_deref())
@@ -78,49 +80,64 @@ impl RunningServer {
     }
 }
 
-/// The restart strategy: views restart from the last completed checkpoint,
-/// up to `restart_attempts` times, `restart_delay` apart (doubling each
-/// time with `exponential_delay`); then, or at once with `none`, they are
-/// left as they are, loudly.
-async fn restart_views(database: &Database) {
-    let settings = database.checkpoint_settings();
-    if settings.restart_strategy == RestartStrategy::NoRestart {
-        tracing::error!("restart_strategy is none: views keep running as they are");
+/// Restarts views each time checkpoints fail more often in a row than
+/// `tolerable_checkpoint_failures`, in a task of its own: connections,
+/// queries on tables and shutdown are served while views wait out
+/// `restart_delay` and restart. Attempts count across failures for the life
+/// of the server, so `restart_attempts` caps them however often the
+/// failures recur, and `exponential_delay` doubles from one to the next.
+async fn supervise_restarts(database: Arc<Database>) {
+    let Some(mut restarts) = database.checkpoint_restarts() else {
         return;
-    }
-    for attempt in 1..=settings.restart_attempts {
-        let delay = settings
-            .restart_strategy
-            .delay(settings.restart_delay, attempt);
+    };
+    let mut attempts = 0u32;
+    while restarts.changed().await.is_ok() {
+        let settings = database.checkpoint_settings();
+        let Some(delay) = next_restart(&settings, attempts) else {
+            if settings.restart_strategy == RestartStrategy::NoRestart {
+                tracing::error!("restart_strategy is none: views keep running as they are");
+            } else {
+                tracing::error!(
+                    attempts,
+                    "restart_attempts used up: views are not restarted again and keep running as they are"
+                );
+            }
+            continue;
+        };
+        attempts += 1;
         tokio::time::sleep(delay).await;
         match database.restart_views().await {
-            Ok(()) => {
-                tracing::warn!(
-                    attempt,
-                    "views restarted from the last completed checkpoint"
-                );
-                return;
-            }
-            Err(e) => tracing::error!(attempt, error = %e, "restarting views failed"),
+            Ok(()) => tracing::warn!(
+                attempt = attempts,
+                "views restarted from the last completed checkpoint"
+            ),
+            Err(e) => tracing::error!(attempt = attempts, error = %e, "restarting views failed"),
         }
     }
-    tracing::error!(
-        attempts = settings.restart_attempts,
-        "giving up restarting views; they keep running as they are"
-    );
+}
+
+/// How long to wait before the restart that follows `attempts` earlier
+/// ones, or `None` when the strategy allows no more.
+fn next_restart(settings: &CheckpointSettings, attempts: u32) -> Option<Duration> {
+    if settings.restart_strategy == RestartStrategy::NoRestart
+        || attempts >= settings.restart_attempts
+    {
+        return None;
+    }
+    Some(
+        settings
+            .restart_strategy
+            .delay(settings.restart_delay, attempts + 1),
+    )
 }
 
 async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: oneshot::Receiver<()>) {
     let cancels = Arc::new(CancelRegistry::default());
     let mut sessions = JoinSet::new();
-    let mut restarts = database.checkpoint_restarts();
+    let restarts = tokio::spawn(supervise_restarts(Arc::clone(&database)));
     loop {
         tokio::select! {
             _ = &mut stopped => break,
-            Some(Ok(())) = async { match restarts.as_mut() {
-                Some(r) => Some(r.changed().await),
-                None => None,
-            } } => restart_views(&database).await,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&cancels));
@@ -139,6 +156,8 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
         }
     }
     drop(listener);
+    restarts.abort();
+    let _ = restarts.await;
     sessions.shutdown().await;
     database.stop_views().await;
     // The last handle: closing it waits for the commit thread to finish.
@@ -152,5 +171,25 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
     tokio::select! {
         result = tokio::signal::ctrl_c() => result,
         _ = terminate.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_attempts_cap_restarts_and_exponential_delay_doubles() {
+        let mut settings = CheckpointSettings::default();
+        settings.restart_attempts = 2;
+        settings.restart_delay = Duration::from_secs(1);
+        settings.restart_strategy = RestartStrategy::ExponentialDelay;
+        assert_eq!(next_restart(&settings, 0), Some(Duration::from_secs(1)));
+        assert_eq!(next_restart(&settings, 1), Some(Duration::from_secs(2)));
+        assert_eq!(next_restart(&settings, 2), None);
+        settings.restart_strategy = RestartStrategy::FixedDelay;
+        assert_eq!(next_restart(&settings, 1), Some(Duration::from_secs(1)));
+        settings.restart_strategy = RestartStrategy::NoRestart;
+        assert_eq!(next_restart(&settings, 0), None);
     }
 }

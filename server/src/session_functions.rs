@@ -64,7 +64,11 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, handles: &Session
         vec![],
         DataType::Int32,
         Volatility::Stable,
-        Arc::new(move |_| Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(cancel.pid()))))),
+        Arc::new(move |_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Int32(Some(
+                cancel.pid(),
+            ))))
+        }),
     ));
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use weir_server::pg_text::{datetime_text, float4_text, float8_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -121,17 +122,17 @@ fn render(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<String, toki
         Type::INT2 => show(row.try_get::<_, Option<i16>>(i)?),
         Type::INT4 => show(row.try_get::<_, Option<i32>>(i)?),
         Type::INT8 => show(row.try_get::<_, Option<i64>>(i)?),
-        // As the text protocol prints them (20.0, not Postgres's 20).
-        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i)?.map(|v| format!("{v:?}")),
-        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(|v| format!("{v:?}")),
+        // As PostgreSQL prints them: 20, not 20.0; 1e+20.
+        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i)?.map(|v| float4_text(v, 1)),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(|v| float8_text(v, 1)),
         Type::NUMERIC => show(row.try_get::<_, Option<rust_decimal::Decimal>>(i)?),
         Type::DATE => show(row.try_get::<_, Option<NaiveDate>>(i)?),
         Type::TIMESTAMP => row
             .try_get::<_, Option<NaiveDateTime>>(i)?
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+            .map(|t| datetime_text(&t)),
         Type::TIMESTAMPTZ => row
             .try_get::<_, Option<DateTime<Utc>>>(i)?
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()),
+            .map(|t| format!("{}+00", datetime_text(&t.naive_utc()))),
         Type::INTERVAL => show(row.try_get::<_, Option<Interval>>(i)?),
         Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(|bytes| {
             let mut hex = String::from("\\x");

@@ -29,6 +29,10 @@ pub const TESTS: &[(&str, Test)] = &[
     ("protocol/unknown user and database are refused", || {
         Box::pin(refused_logins())
     }),
+    (
+        "protocol/numeric parameters keep every digit; Bind counts are checked",
+        || Box::pin(numeric_parameters_and_bind_counts()),
+    ),
 ];
 
 async fn connect_as(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
@@ -276,6 +280,109 @@ async fn refused_logins() -> anyhow::Result<()> {
         .context("unknown database accepted")?;
     ensure!(db.code() == Some(&SqlState::INVALID_CATALOG_NAME), "{db:?}");
     connect(port).await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A numeric in PostgreSQL's binary form, written as given.
+#[derive(Debug)]
+struct RawNumeric(Vec<u8>);
+
+impl tokio_postgres::types::ToSql for RawNumeric {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::NUMERIC
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Binary numerics wider than 28 digits keep their scale (they used to be
+/// stored divided by ten), text ones too, and a Bind with more values than
+/// the statement takes is a protocol violation (08P01) that leaves the
+/// session usable.
+async fn numeric_parameters_and_bind_counts() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let port = server.local_addr().port();
+    let client = connect(port).await?;
+    client
+        .batch_execute("CREATE TABLE m (id INT PRIMARY KEY, x NUMERIC(38, 10))")
+        .await?;
+    // 1234567890123456789.0123456789: base-10000 digits, weight 4, scale 10.
+    let mut binary = Vec::new();
+    for word in [8u16, 4, 0, 10, 123, 4567, 8901, 2345, 6789, 123, 4567, 8900] {
+        binary.extend_from_slice(&word.to_be_bytes());
+    }
+    let insert = client.prepare("INSERT INTO m VALUES ($1, $2)").await?;
+    client
+        .execute(&insert, &[&1i32, &RawNumeric(binary)])
+        .await?;
+    client
+        .execute(
+            "INSERT INTO m VALUES (2, $1::text::numeric(38, 10))",
+            &[&"-98765432109876543210.5"],
+        )
+        .await?;
+    let rows = client.simple_query("SELECT x FROM m ORDER BY id").await?;
+    let values: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    ensure!(
+        values
+            == [
+                "1234567890123456789.0123456789",
+                "-98765432109876543210.5000000000"
+            ],
+        "numerics stored as {values:?}"
+    );
+
+    let mut socket = started_session(port).await?;
+    let message = |kind: u8, body: &[u8]| {
+        let mut m = vec![kind];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let mut frames = message(b'P', b"\0SELECT 1\0\0\0");
+    // Two parameter values for a statement that takes none.
+    frames.extend(message(b'B', b"\0\0\0\0\0\x02\0\0\0\x011\0\0\0\x012\0\0"));
+    frames.extend(message(b'E', b"\0\0\0\0\0"));
+    frames.extend(message(b'S', b""));
+    socket.write_all(&frames).await?;
+    let mut codes = Vec::new();
+    loop {
+        let kind = socket.read_u8().await?;
+        let len = socket.read_u32().await? as usize;
+        let mut payload = vec![0; len.saturating_sub(4)];
+        socket.read_exact(&mut payload).await?;
+        match kind {
+            b'E' => codes.push(String::from_utf8_lossy(&payload).to_string()),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    ensure!(
+        codes.iter().any(|e| e.contains("C08P01")),
+        "a Bind with two values for no parameters answered {codes:?}"
+    );
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM m", &[])
+        .await?
+        .get(0);
+    ensure!(count == 2, "{count} rows");
     server.shutdown().await;
     Ok(())
 }

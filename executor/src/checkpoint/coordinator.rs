@@ -348,6 +348,11 @@ impl Coordinator {
             if !self.pending.is_empty() {
                 wake = wake.min(now + HEALTH_CHECK);
             }
+            // A checkpoint times out when its timeout expires, not at the
+            // next health check.
+            if let Some(deadline) = self.pending.values().map(|p| p.deadline).min() {
+                wake = wake.min(deadline);
+            }
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return,

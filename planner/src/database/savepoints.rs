@@ -101,6 +101,9 @@ impl Database {
                 format!("savepoint \"{name}\" already exists"),
             ));
         }
+        if let Some(parent) = &parent {
+            self.file_roots.check(parent)?;
+        }
         let parent = parent.unwrap_or_else(|| self.default_savepoint_parent());
         let url = SavepointLocation::child_url(&parent, name);
         let location = open_location(&url)?;
