@@ -180,10 +180,12 @@ mod tests {
 
     #[test]
     fn restart_attempts_cap_restarts_and_exponential_delay_doubles() {
-        let mut settings = CheckpointSettings::default();
-        settings.restart_attempts = 2;
-        settings.restart_delay = Duration::from_secs(1);
-        settings.restart_strategy = RestartStrategy::ExponentialDelay;
+        let mut settings = CheckpointSettings {
+            restart_attempts: 2,
+            restart_delay: Duration::from_secs(1),
+            restart_strategy: RestartStrategy::ExponentialDelay,
+            ..CheckpointSettings::default()
+        };
         assert_eq!(next_restart(&settings, 0), Some(Duration::from_secs(1)));
         assert_eq!(next_restart(&settings, 1), Some(Duration::from_secs(2)));
         assert_eq!(next_restart(&settings, 2), None);
