@@ -15,7 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::common::collect;
-use futures::Sink;
+use futures::{Sink, SinkExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -24,7 +24,7 @@ use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
 
@@ -144,6 +144,19 @@ pub(crate) struct Connection {
     parameters: Arc<Mutex<SessionParameters>>,
     preparer: Arc<StatementPreparer>,
     cancel: Arc<SessionCancel>,
+    transaction: Mutex<TransactionBlock>,
+}
+
+/// What weir knows of the session's `BEGIN ... COMMIT | ROLLBACK` block:
+/// every statement commits on its own, so a ROLLBACK after writes can only
+/// say that it undid nothing.
+#[derive(Debug, Default)]
+struct TransactionBlock {
+    open: bool,
+    /// Rows written since BEGIN.
+    writes: u64,
+    /// A warning for the client, sent before the statement's reply.
+    warning: Option<String>,
 }
 
 impl Connection {
@@ -168,6 +181,7 @@ impl Connection {
             parameters,
             preparer,
             cancel,
+            transaction: Mutex::default(),
         }
     }
 
@@ -202,7 +216,10 @@ impl Connection {
             Outcome::Rows(rows) => {
                 return Ok(Response::Query(encode_rows(rows, format, options, cancel)?));
             }
-            Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
+            Outcome::Command(tag) => {
+                self.count_writes(&tag);
+                return Ok(Response::Execution(Tag::new(&tag)));
+            }
             Outcome::Session(statement) => self.session_statement(statement).map_err(to_pgwire)?,
         };
         Ok(match reply {
@@ -243,6 +260,46 @@ impl Connection {
         self.cancel.signal(timeout)
     }
 
+    fn transaction_block(&self, change: impl FnOnce(&mut TransactionBlock)) {
+        if let Ok(mut block) = self.transaction.lock() {
+            change(&mut block);
+        }
+    }
+
+    /// Counts the rows an INSERT, UPDATE or DELETE wrote inside a block.
+    fn count_writes(&self, tag: &str) {
+        let rows = tag
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        self.transaction_block(|block| {
+            if block.open {
+                block.writes += rows;
+            }
+        });
+    }
+
+    /// Sends the client the warning the last statement left, if any.
+    async fn send_warning<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let warning = self
+            .transaction
+            .lock()
+            .ok()
+            .and_then(|mut block| block.warning.take());
+        if let Some(warning) = warning {
+            let notice = ErrorInfo::new("WARNING".into(), "01000".into(), warning);
+            client
+                .send(PgWireBackendMessage::NoticeResponse(notice.into()))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// How this session's values are written as text.
     fn text_options(&self) -> TextOptions {
         let extra_float_digits = self.parameters.lock().map_or(1, |p| p.extra_float_digits());
@@ -277,9 +334,32 @@ impl Connection {
                     })
                     .collect(),
             ),
-            SessionStatement::Begin => SessionReply::Begin,
-            SessionStatement::Commit => SessionReply::End("COMMIT"),
-            SessionStatement::Rollback => SessionReply::End("ROLLBACK"),
+            SessionStatement::Begin => {
+                self.transaction_block(|block| {
+                    *block = TransactionBlock {
+                        open: true,
+                        ..TransactionBlock::default()
+                    }
+                });
+                SessionReply::Begin
+            }
+            SessionStatement::Commit => {
+                self.transaction_block(|block| *block = TransactionBlock::default());
+                SessionReply::End("COMMIT")
+            }
+            SessionStatement::Rollback => {
+                self.transaction_block(|block| {
+                    let writes = block.writes;
+                    *block = TransactionBlock::default();
+                    if writes > 0 {
+                        block.warning = Some(format!(
+                            "ROLLBACK undid nothing: the {writes} rows written since BEGIN were \
+                             committed as each statement ran (weir has no multi-statement transactions)"
+                        ));
+                    }
+                });
+                SessionReply::End("ROLLBACK")
+            }
             SessionStatement::Discard => {
                 parameters.reset(None)?;
                 SessionReply::Done("DISCARD ALL")
@@ -325,10 +405,11 @@ impl SimpleQueryHandler for Connection {
             }
             let cancel = self.signal();
             let materialize = index < last;
-            match self
+            let result = self
                 .run(prepared, None, &Format::UnifiedText, materialize, cancel)
-                .await
-            {
+                .await;
+            self.send_warning(client).await?;
+            match result {
                 Ok(response) => responses.push(response),
                 Err(PgWireError::UserError(info)) => {
                     responses.push(Response::Error(info));
@@ -352,7 +433,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<PreparedStatement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -369,14 +450,17 @@ impl ExtendedQueryHandler for Connection {
             .map(Option::as_ref)
             .collect();
         let params = bind_parameters(portal, &types)?;
-        self.run(
-            statement.prepared.clone(),
-            params,
-            &portal.result_column_format,
-            false,
-            self.signal(),
-        )
-        .await
+        let result = self
+            .run(
+                statement.prepared.clone(),
+                params,
+                &portal.result_column_format,
+                false,
+                self.signal(),
+            )
+            .await;
+        self.send_warning(client).await?;
+        result
     }
 }
 

@@ -33,6 +33,10 @@ pub const TESTS: &[(&str, Test)] = &[
         "protocol/numeric parameters keep every digit; Bind counts are checked",
         || Box::pin(numeric_parameters_and_bind_counts()),
     ),
+    (
+        "protocol/ROLLBACK after writes warns that it undid nothing",
+        || Box::pin(rollback_warns()),
+    ),
 ];
 
 async fn connect_as(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
@@ -383,6 +387,52 @@ async fn numeric_parameters_and_bind_counts() -> anyhow::Result<()> {
         .await?
         .get(0);
     ensure!(count == 2, "{count} rows");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// weir commits each statement as it runs; a ROLLBACK after writes says so
+/// with a WARNING instead of pretending.
+async fn rollback_warns() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let url = format!(
+        "host=127.0.0.1 port={} user=weir dbname=weir",
+        server.local_addr().port()
+    );
+    let (client, mut connection) = tokio_postgres::connect(&url, NoTls).await?;
+    let (notices, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                let _ = notices.send(format!("{}: {}", notice.severity(), notice.message()));
+            }
+        }
+    });
+    client
+        .batch_execute("CREATE TABLE t (a INT PRIMARY KEY); BEGIN; ROLLBACK")
+        .await?;
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (1), (2); ROLLBACK")
+        .await?;
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await?
+        .get(0);
+    ensure!(count == 2, "{count} rows after ROLLBACK");
+    let warning = tokio::time::timeout(Duration::from_secs(5), received.recv())
+        .await
+        .context("no warning after ROLLBACK")?
+        .context("connection closed")?;
+    ensure!(
+        warning.starts_with("WARNING") && warning.contains("2 rows written since BEGIN"),
+        "{warning}"
+    );
+    ensure!(
+        received.try_recv().is_err(),
+        "a ROLLBACK without writes warned too"
+    );
     server.shutdown().await;
     Ok(())
 }
