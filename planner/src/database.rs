@@ -28,6 +28,7 @@ use weir_storage::checkpoint::CheckpointStorage;
 use weir_storage::{SharedMemory, TableStore};
 
 use crate::catalog::{Catalog, PublicSchema};
+use crate::column_names::{pg_column_names, rename_columns};
 use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
 use crate::file_roots::FileRoots;
@@ -456,7 +457,14 @@ impl Database {
                 Ok(Prepared::ExplainView(built.explain.lines()))
             }
             Statement::Flush { .. } => Ok(Prepared::Flush),
-            _ => self.plan(ctx, statement).await.map(Prepared::Plan),
+            _ => {
+                let names = pg_column_names(&statement);
+                let plan = self.plan(ctx, statement).await?;
+                Ok(Prepared::Plan(match names {
+                    Some(names) => rename_columns(plan, &names)?,
+                    None => plan,
+                }))
+            }
         }
     }
 

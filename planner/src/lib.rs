@@ -8,6 +8,7 @@
 
 mod as_of_savepoint;
 pub mod catalog;
+mod column_names;
 mod commands;
 mod database;
 mod ddl;

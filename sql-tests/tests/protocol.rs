@@ -37,6 +37,10 @@ pub const TESTS: &[(&str, Test)] = &[
         "protocol/ROLLBACK after writes warns that it undid nothing",
         || Box::pin(rollback_warns()),
     ),
+    (
+        "protocol/result columns are named as PostgreSQL names them",
+        || Box::pin(column_names()),
+    ),
 ];
 
 async fn connect_as(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
@@ -432,6 +436,25 @@ async fn rollback_warns() -> anyhow::Result<()> {
     ensure!(
         received.try_recv().is_err(),
         "a ROLLBACK without writes warned too"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn column_names() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let client = connect(server.local_addr().port()).await?;
+    client
+        .batch_execute("CREATE TABLE t (a INT PRIMARY KEY, b BIGINT)")
+        .await?;
+    let statement = client
+        .prepare("SELECT a, sum(t.b), 1 + 1, 1::int, count(*) AS n, (SELECT max(b) FROM t) FROM t GROUP BY a")
+        .await?;
+    let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+    ensure!(
+        names == ["a", "sum", "?column?", "int4", "n", "max"],
+        "columns named {names:?}"
     );
     server.shutdown().await;
     Ok(())
