@@ -142,6 +142,9 @@ impl Prepared {
     pub fn result_schema(&self) -> Option<SchemaRef> {
         match self {
             Prepared::Plan(LogicalPlan::Dml(_)) => None,
+            Prepared::Plan(LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) => {
+                Some(explain_schema())
+            }
             Prepared::Plan(plan) => Some(Arc::clone(plan.schema().inner())),
             Prepared::ExplainView(_) => Some(explain_schema()),
             Prepared::ShowDatabase(name) => Some(setting_schema(name)),
@@ -156,6 +159,34 @@ fn explain_schema() -> SchemaRef {
         DataType::Utf8,
         false,
     )]))
+}
+
+/// DataFusion's EXPLAIN rows (plan type, plan) as PostgreSQL's one `QUERY
+/// PLAN` column, a line a row; each plan under a line naming its type.
+fn query_plan(batches: Vec<RecordBatch>) -> Result<Outcome> {
+    let mut lines = Vec::new();
+    for batch in &batches {
+        let (Some(kinds), Some(plans)) = (
+            batch.column(0).as_any().downcast_ref::<StringArray>(),
+            batch.column(1).as_any().downcast_ref::<StringArray>(),
+        ) else {
+            return Err(Error::Internal("EXPLAIN rows are not text".into()));
+        };
+        for (kind, plan) in kinds.iter().zip(plans.iter()) {
+            lines.push(format!("{}:", kind.unwrap_or_default()));
+            lines.extend(plan.unwrap_or_default().lines().map(|l| format!("  {l}")));
+        }
+    }
+    let schema = explain_schema();
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(StringArray::from(lines))],
+    )
+    .map_err(datafusion::error::DataFusionError::from)?;
+    Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter([Ok(batch)]),
+    ))))
 }
 
 fn setting_schema(name: &str) -> SchemaRef {
@@ -684,6 +715,7 @@ impl Database {
                     LogicalPlan::Dml(DmlStatement { op, .. }) => Some(op.clone()),
                     _ => None,
                 };
+                let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
                 let frame = if op.is_none() && !self.catalog.views().is_empty() {
                     // One pin per query: every view it reads at one epoch.
                     let config = ctx
@@ -708,6 +740,7 @@ impl Database {
                     ctx.execute_logical_plan(plan).await?
                 };
                 match op {
+                    None if explain => query_plan(frame.collect().await?),
                     None => Ok(Outcome::Rows(frame.execute_stream().await?)),
                     Some(op) => {
                         let count = written_rows(frame).await?;

@@ -456,6 +456,21 @@ async fn column_names() -> anyhow::Result<()> {
         names == ["a", "sum", "?column?", "int4", "n", "max"],
         "columns named {names:?}"
     );
+    // EXPLAIN answers in one QUERY PLAN column, as PostgreSQL does.
+    let plan = client
+        .query("EXPLAIN SELECT a FROM t WHERE a = 1", &[])
+        .await?;
+    let first = plan.first().context("EXPLAIN returned no rows")?;
+    ensure!(
+        first.columns().len() == 1 && first.columns()[0].name() == "QUERY PLAN",
+        "EXPLAIN columns {:?}",
+        first.columns()
+    );
+    let first_line: String = first.get(0);
+    ensure!(
+        first_line == "logical_plan:",
+        "EXPLAIN begins with {first_line:?}"
+    );
     server.shutdown().await;
     Ok(())
 }
