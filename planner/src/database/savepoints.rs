@@ -118,6 +118,12 @@ impl Database {
                 format!("a savepoint already exists at {url}"),
             ));
         }
+        if !location.is_empty().await.map_err(savepoint_error)? {
+            return Err(Error::user(
+                "55000",
+                format!("{url} already holds files: a savepoint goes into a new or empty location"),
+            ));
+        }
         let started = std::time::Instant::now();
         let manifest = self
             .coordinator()?

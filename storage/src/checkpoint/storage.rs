@@ -272,6 +272,31 @@ impl CheckpointStorage {
         Ok(())
     }
 
+    /// Whether no object at all is stored under the location.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.list("").await?.is_empty())
+    }
+
+    /// Removes the location's local directories that hold nothing, deepest
+    /// first, and the location's own if it ends up empty; any directory
+    /// with something in it stays. Nothing to do for object stores.
+    pub fn remove_empty_dirs(&self) {
+        fn remove(dir: &std::path::Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove(&entry.path());
+                    }
+                }
+            }
+            // Fails, as it should, while the directory holds anything.
+            let _ = std::fs::remove_dir(dir);
+        }
+        if let Some(root) = &self.local_root {
+            remove(root);
+        }
+    }
+
     /// Every shared object key.
     pub async fn shared_keys(&self) -> Result<Vec<String>> {
         self.list(SHARED).await

@@ -92,10 +92,26 @@ impl SavepointLocation {
         Ok(Some(manifest))
     }
 
+    /// Whether nothing at all is stored here yet: a savepoint goes only
+    /// into a new or empty location, so that dropping it later deletes
+    /// nothing that was there before.
+    pub async fn is_empty(&self) -> Result<bool> {
+        self.storage.is_empty().await
+    }
+
     /// Deletes the savepoint: its manifest first, so it stops existing
-    /// before its files go.
+    /// before its files go, then the files the manifest lists and the
+    /// directories they leave empty. Anything else stored there stays; so
+    /// do the files of a savepoint whose manifest cannot be read.
     pub async fn delete(&self) -> Result<()> {
+        let manifest = self.read_manifest().await.ok().flatten();
         self.storage.delete(MANIFEST).await?;
-        self.storage.delete_all().await
+        if let Some(manifest) = manifest {
+            for file in manifest.files() {
+                self.storage.delete(&file.key).await?;
+            }
+        }
+        self.storage.remove_empty_dirs();
+        Ok(())
     }
 }
