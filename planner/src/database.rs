@@ -34,6 +34,7 @@ use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec
 use crate::file_roots::FileRoots;
 use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
+use crate::pg_class::PgCatalogSchema;
 use crate::pg_functions::pg_functions;
 use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
@@ -255,6 +256,18 @@ impl Database {
             )?;
         setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
+        let databases = base
+            .catalog(DATABASE_NAME)
+            .ok_or_else(|| Error::Internal("default catalog missing".into()))?;
+        if let Some(inner) = databases.schema("pg_catalog") {
+            databases.register_schema(
+                "pg_catalog",
+                Arc::new(PgCatalogSchema {
+                    inner,
+                    catalog: Arc::clone(&catalog),
+                }),
+            )?;
+        }
         // After pg_catalog's own, which these replace.
         for function in pg_functions() {
             base.register_udf(function);
