@@ -69,6 +69,22 @@ impl SessionCancel {
             .unwrap_or(0)
     }
 
+    /// Cancels the current query of the session with process id `pid`, as
+    /// `pg_cancel_backend(pid)` does; whether there is such a session.
+    pub fn cancel_backend(&self, pid: i32) -> bool {
+        let Ok(sessions) = self.registry.sessions.lock() else {
+            return false;
+        };
+        let mut found = false;
+        for ((session_pid, _), requests) in sessions.iter() {
+            if *session_pid == pid {
+                requests.send_modify(|count| *count += 1);
+                found = true;
+            }
+        }
+        found
+    }
+
     /// The signal for the query about to run: fires on a cancel request
     /// that arrives from now on, and once `timeout` has passed, if given.
     pub fn signal(&self, timeout: Option<Duration>) -> CancelSignal {

@@ -1,6 +1,8 @@
 //! Functions that read or change the session calling them, registered on
 //! each session's own context: `current_setting(name [, missing_ok])`,
-//! `set_config(name, value, is_local)` and `pg_backend_pid()`.
+//! `set_config(name, value, is_local)`, `pg_backend_pid()` and
+//! `pg_cancel_backend(pid)`, which cancels another session's running query
+//! as a cancel request would and says whether that session exists.
 //!
 //! `set_config` changes the parameter for the rest of the session whatever
 //! `is_local` says: weir has no transaction for it to end with.
@@ -56,6 +58,26 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, handles: &Session
                 .map_err(external)?;
             let value = parameters.get(&name.to_lowercase()).map_err(external)?;
             Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value))))
+        }),
+    ));
+    let cancel = Arc::clone(&handles.cancel);
+    ctx.register_udf(create_udf(
+        "pg_cancel_backend",
+        vec![DataType::Int64],
+        DataType::Boolean,
+        Volatility::Volatile,
+        Arc::new(move |args| {
+            let pid = match args.first() {
+                Some(ColumnarValue::Scalar(ScalarValue::Int64(pid))) => *pid,
+                _ => {
+                    return Err(external(Error::not_supported(
+                        "pg_cancel_backend takes a constant process id",
+                    )));
+                }
+            };
+            let cancelled =
+                pid.map(|pid| i32::try_from(pid).is_ok_and(|pid| cancel.cancel_backend(pid)));
+            Ok(ColumnarValue::Scalar(ScalarValue::Boolean(cancelled)))
         }),
     ));
     let cancel = Arc::clone(&handles.cancel);

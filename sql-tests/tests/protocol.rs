@@ -41,6 +41,10 @@ pub const TESTS: &[(&str, Test)] = &[
         "protocol/result columns are named as PostgreSQL names them",
         || Box::pin(column_names()),
     ),
+    (
+        "protocol/pg_cancel_backend stops another session's query",
+        || Box::pin(cancel_backend()),
+    ),
 ];
 
 async fn connect_as(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
@@ -471,6 +475,43 @@ async fn column_names() -> anyhow::Result<()> {
         first_line == "logical_plan:",
         "EXPLAIN begins with {first_line:?}"
     );
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn cancel_backend() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let port = server.local_addr().port();
+    let busy = connect(port).await?;
+    let other = connect(port).await?;
+    let pid: i32 = busy.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let own: i32 = other
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    ensure!(pid != own, "two sessions share process id {pid}");
+    let long = tokio::spawn(async move {
+        busy.simple_query("SELECT count(*) FROM generate_series(1, 2000000000)")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let found: bool = other
+        .query_one(&format!("SELECT pg_cancel_backend({pid})"), &[])
+        .await?
+        .get(0);
+    ensure!(found, "pg_cancel_backend({pid}) found no session");
+    let result = tokio::time::timeout(Duration::from_secs(10), long).await??;
+    let code = result.err().and_then(|e| e.code().cloned());
+    ensure!(
+        code == Some(SqlState::QUERY_CANCELED),
+        "the query ended with {code:?}"
+    );
+    let none: bool = other
+        .query_one("SELECT pg_cancel_backend(-7)", &[])
+        .await?
+        .get(0);
+    ensure!(!none, "pg_cancel_backend found a session of process id -7");
     server.shutdown().await;
     Ok(())
 }
