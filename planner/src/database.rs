@@ -178,6 +178,11 @@ fn query_plan(batches: Vec<RecordBatch>) -> Result<Outcome> {
             lines.extend(plan.unwrap_or_default().lines().map(|l| format!("  {l}")));
         }
     }
+    plan_lines(lines)
+}
+
+/// Lines of a plan as the rows of one `QUERY PLAN` column.
+fn plan_lines(lines: Vec<String>) -> Result<Outcome> {
     let schema = explain_schema();
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
@@ -662,18 +667,7 @@ impl Database {
                 }
                 Ok(Outcome::Command("DROP MATERIALIZED VIEW".into()))
             }
-            Prepared::ExplainView(lines) => {
-                let schema = explain_schema();
-                let batch = RecordBatch::try_new(
-                    Arc::clone(&schema),
-                    vec![Arc::new(StringArray::from(lines))],
-                )
-                .map_err(datafusion::error::DataFusionError::from)?;
-                Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::iter([Ok(batch)]),
-                ))))
-            }
+            Prepared::ExplainView(lines) => plan_lines(lines),
             Prepared::Flush => {
                 self.runtime.flush().await;
                 Ok(Outcome::Command("FLUSH".into()))

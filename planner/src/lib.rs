@@ -39,4 +39,4 @@ pub use nesting::MAX_NESTING;
 pub use pg_functions::{SERVER_VERSION, USER};
 pub use statement::SessionStatement;
 pub use watermarks::WatermarkDecl;
-pub use weir_executor::checkpoint::{CheckpointSettings, RestartStrategy};
+pub use weir_executor::checkpoint::{CheckpointSettings, RestartStrategy, parse_duration};

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use weir_planner::Error;
+use weir_planner::{Error, parse_duration};
 
 struct Parameter {
     name: &'static str,
@@ -217,25 +217,14 @@ fn checked(name: &str, value: String) -> Result<String, Error> {
     }
 }
 
-/// A time parameter as PostgreSQL reads it: a number of milliseconds, or a
-/// number with a unit (`us`, `ms`, `s`, `min`, `h`, `d`).
+/// A time parameter as PostgreSQL reads it: a bare number is milliseconds;
+/// with a unit (`ms`, `s`, `min`, `h`, ...) it reads as weir's durations.
 fn duration(value: &str) -> Option<Duration> {
     let value = value.trim();
-    let split = value
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let millis = match unit.trim() {
-        "" | "ms" => 1.0,
-        "us" => 0.001,
-        "s" => 1_000.0,
-        "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(number * millis / 1_000.0).ok()
+    match value.parse::<u64>() {
+        Ok(millis) => Some(Duration::from_millis(millis)),
+        Err(_) => parse_duration(value),
+    }
 }
 
 #[cfg(test)]
