@@ -34,7 +34,7 @@ use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec
 use crate::file_roots::FileRoots;
 use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
-use crate::pg_class::PgCatalogSchema;
+use crate::pg_catalog_schema::PgCatalogSchema;
 use crate::pg_functions::pg_functions;
 use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
@@ -270,6 +270,7 @@ impl Database {
                 Arc::new(PgCatalogSchema {
                     inner,
                     catalog: Arc::clone(&catalog),
+                    database: DATABASE_NAME.to_string(),
                 }),
             )?;
         }

@@ -18,7 +18,7 @@ mod functions;
 mod nesting;
 mod options;
 pub mod parser;
-mod pg_class;
+mod pg_catalog_schema;
 mod pg_functions;
 mod savepoint_registry;
 mod session_windows;

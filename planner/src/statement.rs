@@ -52,6 +52,9 @@ pub(crate) fn session_statement(statement: &Statement) -> Option<Result<SessionS
                 "time zone" => Ok(SessionStatement::Show {
                     name: "timezone".into(),
                 }),
+                "transaction isolation level" => Ok(SessionStatement::Show {
+                    name: "transaction_isolation".into(),
+                }),
                 name => Ok(SessionStatement::Show { name: name.into() }),
             }
         }
@@ -161,6 +164,12 @@ mod tests {
             }
         );
         assert_eq!(session("RESET ALL"), SessionStatement::Reset { name: None });
+        assert_eq!(
+            session("SHOW TRANSACTION ISOLATION LEVEL"),
+            SessionStatement::Show {
+                name: "transaction_isolation".into()
+            }
+        );
         assert_eq!(session("BEGIN"), SessionStatement::Begin);
         assert_eq!(session("COMMIT"), SessionStatement::Commit);
         assert_eq!(session("ROLLBACK"), SessionStatement::Rollback);

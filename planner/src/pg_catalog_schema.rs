@@ -1,7 +1,10 @@
-//! `pg_catalog` as `datafusion-pg-catalog` serves it, but for `pg_class`,
-//! whose `relkind` is `m` for weir's materialized views (it knows only
-//! tables and views, and calls every view a table). psql's `\dm` lists
-//! relations of kind `m`, and `\d` names a relation's kind from it.
+//! `pg_catalog` as `datafusion-pg-catalog` serves it, but for
+//! - `pg_class`, whose `relkind` is `m` for weir's materialized views (it
+//!   knows only tables and views, and calls every view a table): psql's
+//!   `\dm` lists relations of kind `m`, and `\d` names a relation's kind
+//!   from it;
+//! - `pg_database`, which lists only the database weir serves (it also
+//!   listed a `postgres` database that refuses connections, in psql's `\l`).
 
 use std::sync::Arc;
 
@@ -20,6 +23,8 @@ use crate::catalog::Catalog;
 pub struct PgCatalogSchema {
     pub inner: Arc<dyn SchemaProvider>,
     pub catalog: Arc<Catalog>,
+    /// The one database weir serves.
+    pub database: String,
 }
 
 #[async_trait]
@@ -32,6 +37,13 @@ impl SchemaProvider for PgCatalogSchema {
         let table = self.inner.table(name).await?;
         match table {
             Some(pg_class) if name == "pg_class" => Ok(Some(self.with_view_kinds(pg_class)?)),
+            Some(pg_database) if name == "pg_database" => {
+                let plan =
+                    LogicalPlanBuilder::scan("pg_database", provider_as_source(pg_database), None)?
+                        .filter(col("datname").eq(lit(self.database.clone())))?
+                        .build()?;
+                Ok(Some(Arc::new(ViewTable::new(plan, None))))
+            }
             other => Ok(other),
         }
     }
