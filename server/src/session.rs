@@ -1,7 +1,8 @@
 //! Session parameters: what `SET`, `SHOW` and `RESET` act on.
 //!
 //! These are the parameters Postgres drivers send or ask for. weir keeps
-//! them per session and reports them back; values that change how weir
+//! them per session and reports them back. `statement_timeout` and
+//! `extra_float_digits` take effect; the others that would change how weir
 //! computes (a time zone for `now()`, say) are not applied yet. Read-only
 //! parameters describe the server.
 
