@@ -18,6 +18,7 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 type SessionKey = (i32, Vec<u8>);
@@ -30,6 +31,9 @@ fn key(pid: i32, secret: &SecretKey) -> SessionKey {
 #[derive(Debug, Default)]
 pub(crate) struct CancelRegistry {
     sessions: Mutex<HashMap<SessionKey, watch::Sender<u64>>>,
+    /// Each started session's connection task, by process id, for
+    /// `pg_terminate_backend`.
+    tasks: Mutex<HashMap<i32, AbortHandle>>,
 }
 
 /// One session's end of the registry.
@@ -38,6 +42,8 @@ pub(crate) struct SessionCancel {
     registry: Arc<CancelRegistry>,
     requests: watch::Sender<u64>,
     key: Mutex<Option<SessionKey>>,
+    /// The task serving the connection, once spawned.
+    task: Mutex<Option<AbortHandle>>,
 }
 
 impl SessionCancel {
@@ -46,6 +52,7 @@ impl SessionCancel {
             registry,
             requests: watch::Sender::new(0),
             key: Mutex::new(None),
+            task: Mutex::new(None),
         }
     }
 
@@ -57,6 +64,44 @@ impl SessionCancel {
         }
         if let Ok(mut own) = self.key.lock() {
             *own = Some(key);
+        }
+        self.register_task();
+    }
+
+    /// Makes the session's connection task the one `pg_terminate_backend`
+    /// ends; it may be given before or after the session starts up.
+    pub fn set_task(&self, task: AbortHandle) {
+        if let Ok(mut own) = self.task.lock() {
+            *own = Some(task);
+        }
+        self.register_task();
+    }
+
+    /// Files the task under the session's pid once both are known.
+    fn register_task(&self) {
+        let task = self.task.lock().ok().and_then(|t| t.clone());
+        if let (Some(task), true) = (task, self.pid() != 0)
+            && let Ok(mut tasks) = self.registry.tasks.lock()
+        {
+            tasks.insert(self.pid(), task);
+        }
+    }
+
+    /// Ends the connection of the session with process id `pid`, as
+    /// `pg_terminate_backend(pid)` does; whether there is such a session.
+    pub fn terminate_backend(&self, pid: i32) -> bool {
+        let task = self
+            .registry
+            .tasks
+            .lock()
+            .ok()
+            .and_then(|tasks| tasks.get(&pid).cloned());
+        match task {
+            Some(task) => {
+                task.abort();
+                true
+            }
+            None => false,
         }
     }
 
@@ -100,6 +145,11 @@ impl SessionCancel {
 impl Drop for SessionCancel {
     fn drop(&mut self) {
         let own = self.key.lock().ok().and_then(|mut k| k.take());
+        if let Some((pid, _)) = &own
+            && let Ok(mut tasks) = self.registry.tasks.lock()
+        {
+            tasks.remove(pid);
+        }
         if let (Some(key), Ok(mut sessions)) = (own, self.registry.sessions.lock()) {
             sessions.remove(&key);
         }

@@ -482,6 +482,13 @@ impl ConnectionHandlers {
     }
 }
 
+impl ConnectionHandlers {
+    /// The session's cancellation, which also learns the task serving it.
+    pub fn cancel(&self) -> Arc<SessionCancel> {
+        Arc::clone(&self.startup.cancel)
+    }
+}
+
 impl PgWireServerHandlers for ConnectionHandlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
         Arc::clone(&self.connection)

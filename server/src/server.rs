@@ -141,11 +141,13 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&cancels));
-                    sessions.spawn(async move {
+                    let cancel = handlers.cancel();
+                    let task = sessions.spawn(async move {
                         if let Err(e) = process_socket(socket, None, handlers).await {
                             tracing::debug!("connection from {peer} ended: {e}");
                         }
                     });
+                    cancel.set_task(task);
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");

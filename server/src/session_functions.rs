@@ -2,7 +2,8 @@
 //! each session's own context: `current_setting(name [, missing_ok])`,
 //! `set_config(name, value, is_local)`, `pg_backend_pid()` and
 //! `pg_cancel_backend(pid)`, which cancels another session's running query
-//! as a cancel request would and says whether that session exists.
+//! as a cancel request would, and `pg_terminate_backend(pid)`, which ends
+//! its connection; both say whether that session exists.
 //!
 //! `set_config` changes the parameter for the rest of the session whatever
 //! `is_local` says: weir has no transaction for it to end with.
@@ -60,26 +61,33 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, handles: &Session
             Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value))))
         }),
     ));
-    let cancel = Arc::clone(&handles.cancel);
-    ctx.register_udf(create_udf(
-        "pg_cancel_backend",
-        vec![DataType::Int64],
-        DataType::Boolean,
-        Volatility::Volatile,
-        Arc::new(move |args| {
-            let pid = match args.first() {
-                Some(ColumnarValue::Scalar(ScalarValue::Int64(pid))) => *pid,
-                _ => {
-                    return Err(external(Error::not_supported(
-                        "pg_cancel_backend takes a constant process id",
-                    )));
-                }
-            };
-            let cancelled =
-                pid.map(|pid| i32::try_from(pid).is_ok_and(|pid| cancel.cancel_backend(pid)));
-            Ok(ColumnarValue::Scalar(ScalarValue::Boolean(cancelled)))
-        }),
-    ));
+    for (name, end) in [
+        (
+            "pg_cancel_backend",
+            SessionCancel::cancel_backend as fn(&SessionCancel, i32) -> bool,
+        ),
+        ("pg_terminate_backend", SessionCancel::terminate_backend),
+    ] {
+        let cancel = Arc::clone(&handles.cancel);
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Boolean,
+            Volatility::Volatile,
+            Arc::new(move |args| {
+                let pid = match args.first() {
+                    Some(ColumnarValue::Scalar(ScalarValue::Int64(pid))) => *pid,
+                    _ => {
+                        return Err(external(Error::not_supported(
+                            "pg_cancel_backend and pg_terminate_backend take a constant process id",
+                        )));
+                    }
+                };
+                let found = pid.map(|pid| i32::try_from(pid).is_ok_and(|pid| end(&cancel, pid)));
+                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(found)))
+            }),
+        ));
+    }
     let cancel = Arc::clone(&handles.cancel);
     ctx.register_udf(create_udf(
         "pg_backend_pid",

@@ -42,7 +42,7 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(column_names()),
     ),
     (
-        "protocol/pg_cancel_backend stops another session's query",
+        "protocol/pg_cancel_backend stops another session's query; pg_terminate_backend ends its connection",
         || Box::pin(cancel_backend()),
     ),
 ];
@@ -512,6 +512,32 @@ async fn cancel_backend() -> anyhow::Result<()> {
         .await?
         .get(0);
     ensure!(!none, "pg_cancel_backend found a session of process id -7");
+
+    // pg_terminate_backend ends the other session's connection; this one goes on.
+    let doomed = connect(port).await?;
+    let doomed_pid: i32 = doomed
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    let ended: bool = other
+        .query_one(&format!("SELECT pg_terminate_backend({doomed_pid})"), &[])
+        .await?
+        .get(0);
+    ensure!(ended, "pg_terminate_backend({doomed_pid}) found no session");
+    let mut closed = false;
+    for _ in 0..50 {
+        if doomed.is_closed() || doomed.simple_query("SELECT 1").await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(closed, "the terminated session still answers");
+    let gone: bool = other
+        .query_one(&format!("SELECT pg_terminate_backend({doomed_pid})"), &[])
+        .await?
+        .get(0);
+    ensure!(!gone, "a terminated session is still registered");
     server.shutdown().await;
     Ok(())
 }
