@@ -14,12 +14,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pgwire::api::cancel::CancelHandler;
-use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::error::PgWireError;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use weir_planner::Error;
+
+use crate::errors::to_pgwire;
 
 type SessionKey = (i32, Vec<u8>);
 
@@ -178,11 +181,10 @@ impl CancelSignal {
         };
         tokio::select! {
             () = requested => PgWireError::QueryCanceled,
-            () = expired => PgWireError::UserError(Box::new(ErrorInfo::new(
-                "ERROR".into(),
-                "57014".into(),
-                "canceling statement due to statement timeout".into(),
-            ))),
+            () = expired => to_pgwire(Error::user(
+                "57014",
+                "canceling statement due to statement timeout",
+            )),
         }
     }
 }

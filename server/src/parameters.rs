@@ -14,7 +14,10 @@ use datafusion::arrow::datatypes::{DataType, Decimal128Type, DecimalType};
 use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::Type;
 use pgwire::api::portal::Portal;
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::error::{PgWireError, PgWireResult};
+use weir_planner::Error;
+
+use crate::errors::to_pgwire;
 
 /// The values of `portal`'s parameters, typed as the statement infers them
 /// (`types`, one per parameter); `None` when there are none.
@@ -94,12 +97,8 @@ fn numeric_target<S>(
     }
 }
 
-fn error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".into(),
-        code.into(),
-        message,
-    )))
+fn error(code: &'static str, message: String) -> PgWireError {
+    to_pgwire(Error::user(code, message))
 }
 
 fn overflow() -> PgWireError {

@@ -260,18 +260,6 @@ impl CheckpointStorage {
         Ok(Some(bytes.to_vec()))
     }
 
-    /// Deletes every object under the location, and the location's own
-    /// directory when it is local.
-    pub async fn delete_all(&self) -> Result<()> {
-        for key in self.list("").await? {
-            self.delete(&key).await?;
-        }
-        if let Some(root) = &self.local_root {
-            let _ = std::fs::remove_dir_all(root);
-        }
-        Ok(())
-    }
-
     /// Whether no object at all is stored under the location.
     pub async fn is_empty(&self) -> Result<bool> {
         Ok(self.list("").await?.is_empty())
