@@ -34,4 +34,4 @@ pub mod runtime;
 pub mod state;
 pub mod watermark;
 
-pub use batch::StoredTable;
+pub use batch::{Committing, StoredTable, Transaction};

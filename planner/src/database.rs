@@ -44,8 +44,11 @@ use crate::system_tables::{SHOW_CHECKPOINTS, SHOW_SAVEPOINTS, SYSTEM_SCHEMA, Sys
 use crate::views::{ViewSpec, build_view, view_spec, views_to_drop, without_rules};
 use crate::{Error, Result};
 
+mod in_block;
 mod savepoints;
 mod view_lifecycle;
+
+pub use in_block::InBlock;
 
 /// A statement ready to run, possibly many times with different parameters.
 #[derive(Debug, Clone)]

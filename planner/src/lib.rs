@@ -33,7 +33,7 @@ mod views;
 mod watermarks;
 mod windows;
 
-pub use database::{Database, Outcome, Prepared};
+pub use database::{Database, InBlock, Outcome, Prepared};
 pub use error::{Error, Result};
 pub use nesting::MAX_NESTING;
 pub use pg_functions::{SERVER_VERSION, USER};

@@ -22,10 +22,23 @@ pub enum SessionStatement {
         name: String,
     },
     ShowAll,
-    /// `BEGIN` / `START TRANSACTION`: accepted, every statement commits on its own.
+    /// `BEGIN` / `START TRANSACTION`: table writes are held until COMMIT.
     Begin,
     Commit,
     Rollback,
+    /// `SAVEPOINT name` inside a transaction block (not weir's
+    /// `CREATE SAVEPOINT`, which saves the whole database's state).
+    Savepoint {
+        name: String,
+    },
+    /// `ROLLBACK TO SAVEPOINT name`.
+    RollbackTo {
+        name: String,
+    },
+    /// `RELEASE SAVEPOINT name`.
+    Release {
+        name: String,
+    },
     /// `DISCARD ALL` and friends, sent by connection pools.
     Discard,
     /// `DEALLOCATE name`, or `DEALLOCATE ALL` (`None`): drivers drop the
@@ -63,6 +76,18 @@ pub(crate) fn session_statement(statement: &Statement) -> Option<Result<SessionS
         Statement::Rollback {
             savepoint: None, ..
         } => Ok(SessionStatement::Rollback),
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Ok(SessionStatement::RollbackTo {
+            name: normalize(name),
+        }),
+        Statement::Savepoint { name } => Ok(SessionStatement::Savepoint {
+            name: normalize(name),
+        }),
+        Statement::ReleaseSavepoint { name } => Ok(SessionStatement::Release {
+            name: normalize(name),
+        }),
         Statement::Discard { .. } => Ok(SessionStatement::Discard),
         Statement::Deallocate { name, .. } => Ok(SessionStatement::Deallocate {
             name: (!(name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all")))
@@ -173,6 +198,18 @@ mod tests {
         assert_eq!(session("BEGIN"), SessionStatement::Begin);
         assert_eq!(session("COMMIT"), SessionStatement::Commit);
         assert_eq!(session("ROLLBACK"), SessionStatement::Rollback);
+        assert_eq!(
+            session("ROLLBACK TO SAVEPOINT \"S1\""),
+            SessionStatement::RollbackTo { name: "S1".into() }
+        );
+        assert_eq!(
+            session("SAVEPOINT s1"),
+            SessionStatement::Savepoint { name: "s1".into() }
+        );
+        assert_eq!(
+            session("RELEASE SAVEPOINT S1"),
+            SessionStatement::Release { name: "s1".into() }
+        );
         assert_eq!(
             session("DEALLOCATE _pg3_0"),
             SessionStatement::Deallocate {

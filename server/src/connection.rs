@@ -26,6 +26,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use weir_executor::Transaction;
 use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
 
 use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
@@ -35,6 +36,7 @@ use crate::rows::{TextOptions, encode_batches, encode_rows};
 use crate::session::SessionParameters;
 use crate::session_functions::{SessionHandles, register_session_functions};
 use crate::startup::Startup;
+use crate::transaction_block::{BlockReply, TransactionBlock};
 
 /// A statement prepared through the extended protocol.
 #[derive(Debug, Clone)]
@@ -144,24 +146,17 @@ pub(crate) struct Connection {
     parameters: Arc<Mutex<SessionParameters>>,
     preparer: Arc<StatementPreparer>,
     cancel: Arc<SessionCancel>,
-    transaction: Mutex<TransactionBlock>,
-}
-
-/// What weir knows of the session's `BEGIN ... COMMIT | ROLLBACK` block:
-/// every statement commits on its own, so a ROLLBACK after writes can only
-/// say that it undid nothing.
-#[derive(Debug, Default)]
-struct TransactionBlock {
-    open: bool,
-    /// Rows written since BEGIN.
-    writes: u64,
-    /// A warning for the client, sent before the statement's reply.
-    warning: Option<String>,
+    block: TransactionBlock,
 }
 
 impl Connection {
     pub fn new(database: Arc<Database>, cancel: Arc<SessionCancel>) -> Self {
         let ctx = database.session_context();
+        let transaction = Arc::new(Transaction::default());
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::clone(&transaction));
         let parameters = Arc::default();
         register_session_functions(
             &ctx,
@@ -181,14 +176,40 @@ impl Connection {
             parameters,
             preparer,
             cancel,
-            transaction: Mutex::default(),
+            block: TransactionBlock::new(transaction),
         }
+    }
+
+    /// Runs one statement as [`Connection::execute`] does, within the
+    /// session's transaction block: refused if the block does not allow
+    /// it, and failing the block if it fails.
+    async fn run(
+        &self,
+        prepared: Prepared,
+        params: Option<ParamValues>,
+        format: &Format,
+        materialize: bool,
+        cancel: CancelSignal,
+    ) -> PgWireResult<Response> {
+        if let Err(e) = self.block.check(&prepared) {
+            self.block.failed();
+            return Err(to_pgwire(e));
+        }
+        let rule = prepared.clone();
+        let result = self
+            .execute(prepared, params, format, materialize, cancel)
+            .await;
+        match &result {
+            Ok(_) => self.block.ran(&rule),
+            Err(_) => self.block.failed(),
+        }
+        result
     }
 
     /// Runs one statement. Rows stream to the client lazily, unless
     /// `materialize` asks for them to be computed here first (so that any
     /// error surfaces before the next statement of a batch runs).
-    async fn run(
+    async fn execute(
         &self,
         prepared: Prepared,
         params: Option<ParamValues>,
@@ -216,11 +237,15 @@ impl Connection {
             Outcome::Rows(rows) => {
                 return Ok(Response::Query(encode_rows(rows, format, options, cancel)?));
             }
-            Outcome::Command(tag) => {
-                self.count_writes(&tag);
-                return Ok(Response::Execution(Tag::new(&tag)));
-            }
-            Outcome::Session(statement) => self.session_statement(statement).map_err(to_pgwire)?,
+            Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
+            Outcome::Session(statement) => match self.block.run(&statement).await {
+                Some(reply) => match reply.map_err(to_pgwire)? {
+                    BlockReply::Begin => SessionReply::Begin,
+                    BlockReply::End(tag) => SessionReply::End(tag),
+                    BlockReply::Done(tag) => SessionReply::Done(tag),
+                },
+                None => self.session_statement(statement).map_err(to_pgwire)?,
+            },
         };
         Ok(match reply {
             SessionReply::Rows(rows) => {
@@ -260,39 +285,14 @@ impl Connection {
         self.cancel.signal(timeout)
     }
 
-    fn transaction_block(&self, change: impl FnOnce(&mut TransactionBlock)) {
-        if let Ok(mut block) = self.transaction.lock() {
-            change(&mut block);
-        }
-    }
-
-    /// Counts the rows an INSERT, UPDATE or DELETE wrote inside a block.
-    fn count_writes(&self, tag: &str) {
-        let rows = tag
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        self.transaction_block(|block| {
-            if block.open {
-                block.writes += rows;
-            }
-        });
-    }
-
     /// Sends the client the warning the last statement left, if any.
     async fn send_warning<C>(&self, client: &mut C) -> PgWireResult<()>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let warning = self
-            .transaction
-            .lock()
-            .ok()
-            .and_then(|mut block| block.warning.take());
-        if let Some(warning) = warning {
-            let notice = ErrorInfo::new("WARNING".into(), "01000".into(), warning);
+        if let Some((code, warning)) = self.block.take_notice() {
+            let notice = ErrorInfo::new("WARNING".into(), code.into(), warning);
             client
                 .send(PgWireBackendMessage::NoticeResponse(notice.into()))
                 .await?;
@@ -334,32 +334,6 @@ impl Connection {
                     })
                     .collect(),
             ),
-            SessionStatement::Begin => {
-                self.transaction_block(|block| {
-                    *block = TransactionBlock {
-                        open: true,
-                        ..TransactionBlock::default()
-                    }
-                });
-                SessionReply::Begin
-            }
-            SessionStatement::Commit => {
-                self.transaction_block(|block| *block = TransactionBlock::default());
-                SessionReply::End("COMMIT")
-            }
-            SessionStatement::Rollback => {
-                self.transaction_block(|block| {
-                    let writes = block.writes;
-                    *block = TransactionBlock::default();
-                    if writes > 0 {
-                        block.warning = Some(format!(
-                            "ROLLBACK undid nothing: the {writes} rows written since BEGIN were \
-                             committed as each statement ran (weir has no multi-statement transactions)"
-                        ));
-                    }
-                });
-                SessionReply::End("ROLLBACK")
-            }
             SessionStatement::Discard => {
                 parameters.reset(None)?;
                 SessionReply::Done("DISCARD ALL")
@@ -367,6 +341,16 @@ impl Connection {
             // The statement itself leaves the client's store in `do_query`,
             // where the store is in reach; DEALLOCATE ALL leaves them there.
             SessionStatement::Deallocate { .. } => SessionReply::Done("DEALLOCATE"),
+            SessionStatement::Begin
+            | SessionStatement::Commit
+            | SessionStatement::Rollback
+            | SessionStatement::Savepoint { .. }
+            | SessionStatement::RollbackTo { .. }
+            | SessionStatement::Release { .. } => {
+                return Err(Error::Internal(
+                    "transaction statement outside the transaction block".into(),
+                ));
+            }
         })
     }
 }

@@ -23,6 +23,7 @@ mod server;
 mod session;
 mod session_functions;
 mod startup;
+mod transaction_block;
 mod view_bench;
 
 pub use config::Config;

@@ -34,8 +34,8 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(numeric_parameters_and_bind_counts()),
     ),
     (
-        "protocol/ROLLBACK after writes warns that it undid nothing",
-        || Box::pin(rollback_warns()),
+        "protocol/transactions through a driver: rollback, commit, a dropped connection, kept DDL",
+        || Box::pin(driver_transactions()),
     ),
     (
         "protocol/result columns are named as PostgreSQL names them",
@@ -399,48 +399,77 @@ async fn numeric_parameters_and_bind_counts() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// weir commits each statement as it runs; a ROLLBACK after writes says so
-/// with a WARNING instead of pretending.
-async fn rollback_warns() -> anyhow::Result<()> {
+/// A driver's transaction API: rollback undoes, commit writes, a
+/// connection dropped mid-block writes nothing; DDL kept by ROLLBACK and
+/// COMMIT outside a block are WARNINGs.
+async fn driver_transactions() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let server = crate::start_server(dir.path()).await?;
     let url = format!(
         "host=127.0.0.1 port={} user=weir dbname=weir",
         server.local_addr().port()
     );
-    let (client, mut connection) = tokio_postgres::connect(&url, NoTls).await?;
+    let (mut client, mut connection) = tokio_postgres::connect(&url, NoTls).await?;
     let (notices, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
             if let tokio_postgres::AsyncMessage::Notice(notice) = message {
-                let _ = notices.send(format!("{}: {}", notice.severity(), notice.message()));
+                let _ = notices.send(format!("{} {}", notice.code().code(), notice.message()));
             }
         }
     });
+    let mut next_notice = async || {
+        tokio::time::timeout(Duration::from_secs(5), received.recv())
+            .await
+            .context("no warning")?
+            .context("connection closed")
+    };
     client
-        .batch_execute("CREATE TABLE t (a INT PRIMARY KEY); BEGIN; ROLLBACK")
+        .batch_execute("BEGIN; CREATE TABLE t (a INT PRIMARY KEY); ROLLBACK")
         .await?;
-    client
-        .batch_execute("BEGIN; INSERT INTO t VALUES (1), (2); ROLLBACK")
-        .await?;
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM t", &[])
-        .await?
-        .get(0);
-    ensure!(count == 2, "{count} rows after ROLLBACK");
-    let warning = tokio::time::timeout(Duration::from_secs(5), received.recv())
-        .await
-        .context("no warning after ROLLBACK")?
-        .context("connection closed")?;
+    let warning = next_notice().await?;
     ensure!(
-        warning.starts_with("WARNING") && warning.contains("2 rows written since BEGIN"),
+        warning.starts_with("01000 ROLLBACK kept CREATE TABLE"),
         "{warning}"
     );
+    client.batch_execute("COMMIT").await?;
+    let warning = next_notice().await?;
+    ensure!(warning.starts_with("25P01"), "{warning}");
+
+    let count = async |client: &tokio_postgres::Client| -> anyhow::Result<i64> {
+        Ok(client
+            .query_one("SELECT count(*) FROM t", &[])
+            .await?
+            .get(0))
+    };
+    let insert = client.prepare("INSERT INTO t VALUES ($1)").await?;
+    let transaction = client.transaction().await?;
+    for a in [1, 2] {
+        transaction.execute(&insert, &[&a]).await?;
+    }
+    transaction.rollback().await?;
+    ensure!(count(&client).await? == 0, "rows after rollback");
+
+    let transaction = client.transaction().await?;
+    for a in [1, 2] {
+        transaction.execute(&insert, &[&a]).await?;
+    }
+    transaction.commit().await?;
+    ensure!(count(&client).await? == 2, "rows after commit");
+
+    let (other, other_connection) = tokio_postgres::connect(&url, NoTls).await?;
+    let serving = tokio::spawn(other_connection);
+    other
+        .batch_execute("BEGIN; INSERT INTO t VALUES (3)")
+        .await?;
+    drop(other);
+    let _ = serving.await;
     ensure!(
-        received.try_recv().is_err(),
-        "a ROLLBACK without writes warned too"
+        count(&client).await? == 2,
+        "a dropped connection's block was written"
     );
+    ensure!(received.try_recv().is_err(), "an unexpected warning");
     server.shutdown().await;
     Ok(())
 }

@@ -46,6 +46,11 @@ pub(crate) enum Request {
         write: TableWrite,
         reply: Reply,
     },
+    /// A transaction's changes to several tables: every one or none.
+    Transaction {
+        changes: Vec<(TableId, Changes)>,
+        reply: Reply,
+    },
     TruncateLog {
         table: TableId,
         below: LogOffset,
@@ -103,6 +108,23 @@ fn run(shared: &Shared, receiver: &mpsc::Receiver<Request>) {
             }
         }
     }
+}
+
+/// Row changes by storage key: what a transaction's writes to one table
+/// come to. Deleted keys that no longer exist are skipped.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub deletes: Vec<Vec<u8>>,
+    pub inserts: Vec<RecordBatch>,
+}
+
+/// One table's validated changes, ready to join the group.
+struct Staged {
+    table: TableId,
+    /// The log entry and the table's bounds after it.
+    log: Option<((Vec<u8>, Vec<u8>), LogBounds)>,
+    rows: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    outcome: WriteOutcome,
 }
 
 /// Requests accepted since the last sync, not yet durable.
@@ -170,6 +192,7 @@ impl<'a> Group<'a> {
                 write,
                 reply,
             } => (reply, self.write(table, write)),
+            Request::Transaction { changes, reply } => (reply, self.transaction(changes)),
             Request::TruncateLog {
                 table,
                 below,
@@ -212,7 +235,7 @@ impl<'a> Group<'a> {
     }
 
     /// The row stored under `key` as this group sees it, with `staged`
-    /// (the current request's own changes) on top.
+    /// (the current table's own changes) on top.
     fn row(
         &self,
         staged: &HashMap<Vec<u8>, Option<Vec<u8>>>,
@@ -225,48 +248,84 @@ impl<'a> Group<'a> {
     }
 
     fn write(&mut self, table: TableId, write: TableWrite) -> Result<WriteOutcome> {
+        let codec = self.codec(table)?;
+        let deletes = if write.delete_keys.is_empty() {
+            Vec::new()
+        } else {
+            let keys = codec.encode_key_columns(&write.delete_keys)?;
+            keys.iter().map(|k| keys::row(table, k.as_ref())).collect()
+        };
+        let changes = Changes {
+            deletes,
+            inserts: write.inserts,
+        };
+        let staged = self.stage(table, &codec, changes)?;
+        Ok(self.apply_staged(staged))
+    }
+
+    /// Checks every table's changes before applying any, so a violation in
+    /// one leaves the group as it was.
+    fn transaction(&mut self, changes: Vec<(TableId, Changes)>) -> Result<WriteOutcome> {
+        let staged = changes
+            .into_iter()
+            .map(|(table, changes)| {
+                let codec = self.codec(table)?;
+                self.stage(table, &codec, changes)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut total = WriteOutcome::default();
+        for staged in staged {
+            let outcome = self.apply_staged(staged);
+            total.inserted += outcome.inserted;
+            total.deleted += outcome.deleted;
+        }
+        Ok(total)
+    }
+
+    fn codec(&self, table: TableId) -> Result<Arc<TableCodec>> {
         if self.dropped.contains(&table) {
             return Err(Error::NoSuchTable(format!("table id {}", table.0)));
         }
-        let codec = self.shared.codec(table)?;
+        self.shared.codec(table)
+    }
+
+    /// Validates `changes` against committed state and the group so far,
+    /// and prepares their rows and log entry without applying them.
+    fn stage(&self, table: TableId, codec: &TableCodec, changes: Changes) -> Result<Staged> {
         let layout = &codec.layout;
         let mut bounds = self.bounds(table)?;
-        let mut staged: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        let mut rows: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
 
         let mut deleted = Vec::new();
-        if !write.delete_keys.is_empty() {
-            let delete_keys = codec.encode_key_columns(&write.delete_keys)?;
-            for key in delete_keys.iter() {
-                let key = keys::row(table, key.as_ref());
-                if let Some(old) = self.row(&staged, &key)? {
-                    deleted.push(old);
-                    staged.insert(key, None);
-                }
+        for key in changes.deletes {
+            if let Some(old) = self.row(&rows, &key)? {
+                deleted.push(old);
+                rows.insert(key, None);
             }
         }
 
         let mut next_offset = bounds.end.0 + deleted.len() as u64;
         let mut inserted = 0u64;
-        let inserts = write
+        let inserts = changes
             .inserts
             .iter()
             .map(|batch| conform(layout, batch))
             .collect::<Result<Vec<_>>>()?;
         for batch in &inserts {
-            let rows = codec.encode_rows(batch)?;
+            let encoded = codec.encode_rows(batch)?;
             let keys = codec.encode_keys(batch)?;
             for i in 0..batch.num_rows() {
                 let key = match (&layout.key, &keys) {
                     (TableKey::Primary(_), Some(keys)) => keys::row(table, keys.row(i).as_ref()),
                     _ => keys::row(table, &(next_offset + i as u64).to_be_bytes()),
                 };
-                if self.row(&staged, &key)?.is_some() {
+                if self.row(&rows, &key)?.is_some() {
                     return Err(ConstraintViolation::UniqueKey {
                         table: layout.name.clone(),
                     }
                     .into());
                 }
-                staged.insert(key, Some(rows.row(i).as_ref().to_vec()));
+                rows.insert(key, Some(encoded.row(i).as_ref().to_vec()));
             }
             next_offset += batch.num_rows() as u64;
             inserted += batch.num_rows() as u64;
@@ -280,27 +339,43 @@ impl<'a> Group<'a> {
         for batch in inserts.iter().filter(|b| b.num_rows() > 0) {
             chunks.push(LogEntry::chunk_of(ChangeOp::Insert, batch)?);
         }
-        if let Some(first) = chunks.first() {
-            let chunk: RecordBatch = concat_batches(&first.schema(), &chunks)?;
-            self.batch.put(
-                &keys::log(table, bounds.end),
-                &LogEntry::encode_chunk(&chunk)?,
-            );
-            bounds.end = LogOffset(next_offset);
-            self.set_bounds(table, bounds);
+        let log = match chunks.first() {
+            Some(first) => {
+                let chunk: RecordBatch = concat_batches(&first.schema(), &chunks)?;
+                let entry = (
+                    keys::log(table, bounds.end),
+                    LogEntry::encode_chunk(&chunk)?,
+                );
+                bounds.end = LogOffset(next_offset);
+                Some((entry, bounds))
+            }
+            None => None,
+        };
+        Ok(Staged {
+            table,
+            log,
+            rows,
+            outcome: WriteOutcome {
+                inserted,
+                deleted: deleted.len() as u64,
+                log_end: bounds.end,
+            },
+        })
+    }
+
+    fn apply_staged(&mut self, staged: Staged) -> WriteOutcome {
+        if let Some(((key, entry), bounds)) = staged.log {
+            self.batch.put(&key, &entry);
+            self.set_bounds(staged.table, bounds);
         }
-        for (key, row) in staged {
+        for (key, row) in staged.rows {
             match &row {
                 Some(row) => self.batch.put(&key, row),
                 None => self.batch.delete(&key),
             }
             self.rows.insert(key, row);
         }
-        Ok(WriteOutcome {
-            inserted,
-            deleted: deleted.len() as u64,
-            log_end: bounds.end,
-        })
+        staged.outcome
     }
 
     fn truncate(&mut self, table: TableId, below: LogOffset) -> Result<WriteOutcome> {
@@ -385,7 +460,7 @@ impl<'a> Group<'a> {
 }
 
 /// `batch` with the table's own schema, after checking NOT NULL columns.
-fn conform(layout: &TableLayout, batch: &RecordBatch) -> Result<RecordBatch> {
+pub(crate) fn conform(layout: &TableLayout, batch: &RecordBatch) -> Result<RecordBatch> {
     let fields = layout.schema.fields();
     if batch.num_columns() != fields.len() {
         return Err(Error::Internal(format!(

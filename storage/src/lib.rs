@@ -25,6 +25,7 @@ mod keys;
 mod log_entry;
 mod memory_state;
 mod object_url;
+mod pending;
 mod rocks;
 pub mod savepoint;
 mod state_store;
@@ -34,6 +35,7 @@ pub use error::{ConstraintViolation, Error, Result};
 pub use log_entry::{CHANGE_OP_COLUMN, ChangeOp, LogEntry};
 pub use memory_state::{ENTRIES_FILE, MemorySnapshot, MemoryStateStore};
 pub use object_url::open_object_store;
+pub use pending::{PendingTable, PendingWrites};
 pub use rocks::SharedMemory;
 pub use state_store::{FrozenState, RocksStateStore, ScanVisitor, StateChanges, StateStore};
 pub use table_store::{

@@ -198,6 +198,10 @@ impl TableStore {
         })
     }
 
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// The catalog document last stored with a DDL change.
     pub fn catalog(&self) -> Result<Option<Vec<u8>>> {
         self.shared.engine.get(&keys::catalog())
@@ -323,7 +327,10 @@ impl TableStore {
         Ok(())
     }
 
-    async fn submit(&self, request: impl FnOnce(commit::Reply) -> Request) -> Result<WriteOutcome> {
+    pub(crate) async fn submit(
+        &self,
+        request: impl FnOnce(commit::Reply) -> Request,
+    ) -> Result<WriteOutcome> {
         let (reply, outcome) = tokio::sync::oneshot::channel();
         let requests = self.requests.as_ref().ok_or_else(closed)?;
         requests.send(request(reply)).map_err(|_| closed())?;

@@ -4,17 +4,20 @@
 //! table whole); a filter `key = literal` or `key IN (...)` on a single-column
 //! primary key becomes point lookups. Writes run as DataFusion
 //! `DataSinkExec`s, so expressions are evaluated by DataFusion and the
-//! statement's changes reach storage as one atomic, durable write.
+//! statement's changes reach storage as one atomic, durable write, unless
+//! the session's [`Transaction`] block holds them until COMMIT.
 
 mod generated_table;
 mod key_lookup;
 mod scan;
 mod sink;
 mod stored_table;
+mod transaction;
 mod view_table;
 
 pub use generated_table::GeneratedTable;
 pub use stored_table::StoredTable;
+pub use transaction::{Committing, Transaction};
 pub use view_table::{QueryPin, VIEW_ROWS_TABLE, ViewTable};
 
 use std::sync::Arc;

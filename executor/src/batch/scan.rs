@@ -1,16 +1,21 @@
-//! Streams a stored table into DataFusion, as a full scan or key lookups.
+//! Streams a stored table into DataFusion, as a full scan or key lookups,
+//! with the session's uncommitted writes on top.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
-use futures::{StreamExt, stream};
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
 use weir_storage::{TableId, TableStore};
 
 use super::storage_error;
+use super::transaction::Transaction;
 
 /// One partition reading one table at the time it starts.
 #[derive(Debug)]
@@ -29,24 +34,47 @@ impl PartitionStream for TableScan {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let schema = Arc::clone(&self.schema);
+        let committed = self.committed(ctx.session_config().batch_size());
+        let pending = ctx
+            .session_config()
+            .get_extension::<Transaction>()
+            .and_then(|transaction| transaction.pending(self.table));
+        let Some(pending) = pending else {
+            return Box::pin(RecordBatchStreamAdapter::new(schema, committed));
+        };
+        // The session's own uncommitted writes, over the committed rows.
+        let store = Arc::clone(&self.store);
+        let table = self.table;
+        let hidden = Arc::clone(&pending);
+        let visible = committed.map(move |batch| {
+            batch.and_then(|b| store.hide_pending(table, &hidden, b).map_err(storage_error))
+        });
+        let added = match self.store.pending_rows(table, &pending) {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(storage_error(e))],
+        };
+        let rows = visible.chain(stream::iter(added));
+        Box::pin(RecordBatchStreamAdapter::new(schema, rows))
+    }
+}
+
+impl TableScan {
+    /// The committed rows this scan reads.
+    fn committed(&self, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
         if let Some(keys) = &self.keys {
             let rows = self
                 .store
                 .get_rows(self.table, std::slice::from_ref(keys))
                 .map_err(storage_error);
-            return Box::pin(RecordBatchStreamAdapter::new(schema, stream::iter([rows])));
+            return stream::iter([rows]).boxed();
         }
-        let batches = match self
-            .store
-            .scan(self.table, ctx.session_config().batch_size())
-        {
+        match self.store.scan(self.table, batch_rows) {
             Ok(receiver) => stream::unfold(receiver, |mut receiver| async move {
                 let batch = receiver.recv().await?;
                 Some((batch.map_err(storage_error), receiver))
             })
-            .left_stream(),
-            Err(e) => stream::iter([Err(storage_error(e))]).right_stream(),
-        };
-        Box::pin(RecordBatchStreamAdapter::new(schema, batches))
+            .boxed(),
+            Err(e) => stream::iter([Err(storage_error(e))]).boxed(),
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Applies a statement's rows to a stored table as one durable write.
+//! Applies a statement's rows to a stored table as one durable write, or
+//! stages them in the session's open transaction block.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use futures::TryStreamExt;
 use weir_storage::{TableId, TableStore, TableWrite};
 
 use super::storage_error;
+use super::transaction::Transaction;
 
 /// What the incoming rows mean.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +67,7 @@ impl DataSink for TableSink {
     async fn write_all(
         &self,
         data: SendableRecordBatchStream,
-        _: &Arc<TaskContext>,
+        ctx: &Arc<TaskContext>,
     ) -> Result<u64> {
         let batches: Vec<RecordBatch> = data.try_collect().await?;
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
@@ -96,11 +98,15 @@ impl DataSink for TableSink {
                 }
             }
         };
-        let outcome = self
-            .store
-            .write(self.table, write)
-            .await
-            .map_err(storage_error)?;
+        let transaction = ctx
+            .session_config()
+            .get_extension::<Transaction>()
+            .filter(|t| t.is_open());
+        let outcome = match transaction {
+            Some(transaction) => transaction.stage(&self.store, self.table, write),
+            None => self.store.write(self.table, write).await,
+        }
+        .map_err(storage_error)?;
         Ok(match self.kind {
             WriteKind::Insert | WriteKind::Update { .. } => outcome.inserted,
             WriteKind::Delete => outcome.deleted,
