@@ -1,6 +1,7 @@
 //! [`Database`]: one weir database — its storage, catalog and the
 //! DataFusion context every session's queries are planned in.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -12,6 +13,8 @@ use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -27,6 +30,7 @@ use weir_executor::runtime::StreamingRuntime;
 use weir_storage::checkpoint::CheckpointStorage;
 use weir_storage::{SharedMemory, TableStore};
 
+use crate::backends::Backends;
 use crate::catalog::{Catalog, PublicSchema};
 use crate::column_names::{pg_column_names, rename_columns};
 use crate::commands::Command;
@@ -198,6 +202,18 @@ fn plan_lines(lines: Vec<String>) -> Result<Outcome> {
     ))))
 }
 
+/// The runtime every query runs in: one memory pool for all sessions,
+/// whose errors name the largest consumers.
+fn query_runtime(memory_limit: usize) -> Result<Arc<RuntimeEnv>> {
+    let pool = TrackConsumersPool::new(
+        FairSpillPool::new(memory_limit),
+        NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+    );
+    Ok(RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()?)
+}
+
 fn setting_schema(name: &str) -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
 }
@@ -222,12 +238,16 @@ pub struct Database {
     savepoints: Arc<SavepointRegistry>,
     /// Where SQL may name `file://` locations.
     file_roots: FileRoots,
+    backends: Arc<Backends>,
 }
 
 impl Database {
-    /// Opens the database kept under `data_dir`, creating it if needed.
-    /// Views start with [`Database::start_views`]. Needs a tokio runtime.
-    pub fn open(data_dir: &Path) -> Result<Self> {
+    /// Opens the database kept under `data_dir`, creating it if needed;
+    /// the queries of all sessions together may hold `query_memory_limit`
+    /// bytes (sorts spill to disk past their share, other operators fail
+    /// with 53200). Views start with [`Database::start_views`]. Needs a
+    /// tokio runtime.
+    pub fn open(data_dir: &Path, query_memory_limit: usize) -> Result<Self> {
         let store = Arc::new(TableStore::open(&data_dir.join("tables"))?);
         let parser = StatementParser::default();
         let catalog = Arc::new(Catalog::load(store, &parser)?);
@@ -236,7 +256,7 @@ impl Database {
             .with_information_schema(true);
         // `1.5` is numeric, as in PostgreSQL: exact, never through a float.
         config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let base = SessionContext::new_with_config(config);
+        let base = SessionContext::new_with_config_rt(config, query_runtime(query_memory_limit)?);
         for function in weir_functions() {
             base.register_udf(function);
         }
@@ -262,6 +282,7 @@ impl Database {
                     savepoints: Arc::clone(&savepoints),
                 }),
             )?;
+        let backends = Arc::new(Backends::default());
         setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)
             .map_err(|e| Error::DataFusion(*e))?;
         let databases = base
@@ -274,6 +295,7 @@ impl Database {
                     inner,
                     catalog: Arc::clone(&catalog),
                     database: DATABASE_NAME.to_string(),
+                    backends: Arc::clone(&backends),
                 }),
             )?;
         }
@@ -294,7 +316,13 @@ impl Database {
             memory: SharedMemory::new(256 << 20, 256 << 20),
             checkpoints,
             savepoints,
+            backends,
         })
+    }
+
+    /// The sessions connected to this database, for `pg_stat_activity`.
+    pub fn backends(&self) -> &Arc<Backends> {
+        &self.backends
     }
 
     /// The checkpoint settings as stored; a stored value this weir refuses

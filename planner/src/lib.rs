@@ -7,6 +7,7 @@
 //! catalog as its schema provider, and executed over stored tables.
 
 mod as_of_savepoint;
+mod backends;
 pub mod catalog;
 mod column_names;
 mod commands;
@@ -33,6 +34,7 @@ mod views;
 mod watermarks;
 mod windows;
 
+pub use backends::{BackendEntry, BackendStart, Backends, RunningQuery, TransactionStatus};
 pub use database::{Database, InBlock, Outcome, Prepared};
 pub use error::{Error, Result};
 pub use nesting::MAX_NESTING;

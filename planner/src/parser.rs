@@ -91,6 +91,7 @@ impl StatementParser {
             let text = protect_projection_subqueries(&tokens, &text).unwrap_or(text);
             for mut statement in self.compatible.parse(&text).map_err(syntax_error)? {
                 crate::windows::rewrite_windows(&mut statement)?;
+                crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
                     return Err(syntax_error(
                         "APPEND ONLY is only allowed at the end of CREATE TABLE",

@@ -4,19 +4,43 @@
 //!   `\dm` lists relations of kind `m`, and `\d` names a relation's kind
 //!   from it;
 //! - `pg_database`, which lists only the database weir serves (it also
-//!   listed a `postgres` database that refuses connections, in psql's `\l`).
+//!   listed a `postgres` database that refuses connections, in psql's `\l`);
+//! - `pg_stat_activity`, which it lacks: the server's sessions
+//!   ([`Backends`]).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::catalog::Session;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{Column, DataFusionError};
-use datafusion::datasource::provider_as_source;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::logical_expr::{LogicalPlanBuilder, lit, when};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{Expr, col};
+use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, Statement, visit_relations_mut};
 
+use crate::backends::Backends;
 use crate::catalog::Catalog;
+
+const PG_STAT_ACTIVITY: &str = "pg_stat_activity";
+
+/// Qualifies `pg_stat_activity` with `pg_catalog`, as PostgreSQL's search
+/// path finds it (pg-catalog's parser does so only for its own tables).
+pub fn qualify_pg_tables(statement: &mut Statement) {
+    let _ = visit_relations_mut(statement, |name| {
+        if let [ObjectNamePart::Identifier(table)] = name.0.as_slice()
+            && table.value.eq_ignore_ascii_case(PG_STAT_ACTIVITY)
+        {
+            name.0
+                .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
 
 /// `pg_catalog` with weir's `pg_class`.
 #[derive(Debug)]
@@ -25,15 +49,23 @@ pub struct PgCatalogSchema {
     pub catalog: Arc<Catalog>,
     /// The one database weir serves.
     pub database: String,
+    pub backends: Arc<Backends>,
 }
 
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.push(PG_STAT_ACTIVITY.to_string());
+        names
     }
 
     async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        if name == PG_STAT_ACTIVITY {
+            return Ok(Some(Arc::new(ActivityTable {
+                backends: Arc::clone(&self.backends),
+            })));
+        }
         let table = self.inner.table(name).await?;
         match table {
             Some(pg_class) if name == "pg_class" => Ok(Some(self.with_view_kinds(pg_class)?)),
@@ -49,7 +81,7 @@ impl SchemaProvider for PgCatalogSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        name == PG_STAT_ACTIVITY || self.inner.table_exist(name)
     }
 }
 
@@ -87,5 +119,42 @@ impl PgCatalogSchema {
             .project(columns)?
             .build()?;
         Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+}
+
+/// `pg_stat_activity`: the sessions as they are when a query runs (not
+/// when it was planned, which for a prepared statement is earlier).
+#[derive(Debug)]
+struct ActivityTable {
+    backends: Arc<Backends>,
+}
+
+#[async_trait]
+impl TableProvider for ActivityTable {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        Backends::schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let batch = self
+            .backends
+            .activity()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let scan = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            Backends::schema(),
+            projection.cloned(),
+        )?;
+        Ok(scan)
     }
 }

@@ -26,6 +26,10 @@ use weir_executor::checkpoint::parse_duration;
 use crate::session_windows::{SESSION_END, SESSION_START};
 use crate::{Error, Result};
 
+/// How many windows `HOP` may put one row in: each is a branch of a
+/// `UNION ALL`, so this is also the bound on the plan it makes.
+pub const MAX_WINDOWS_PER_ROW: u64 = 1000;
+
 /// Rewrites every `TUMBLE(...)`, `HOP(...)` and `SESSION(...)` in
 /// `statement`.
 pub fn rewrite_windows(statement: &mut Statement) -> Result<()> {
@@ -184,6 +188,15 @@ fn binned_subquery(function: &str, args: &[&Expr], alias: Option<String>) -> Res
             "HOP: the size ({size} ms) must be a multiple of the slide ({slide} ms)"
         )));
     }
+    if size / slide > MAX_WINDOWS_PER_ROW {
+        return Err(Error::user(
+            "54000",
+            format!(
+                "HOP puts each row in {} windows (size / slide); at most {MAX_WINDOWS_PER_ROW} are allowed",
+                size / slide
+            ),
+        ));
+    }
     let is_column = matches!(time, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
     let (source, time) = if is_column {
         (table.to_string(), time.to_string())
@@ -258,6 +271,7 @@ mod tests {
             "SELECT * FROM TUMBLE(bid, date_time, 10)",
             "SELECT * FROM HOP(bid, date_time, INTERVAL '3' SECOND, INTERVAL '10' SECOND)",
             "SELECT * FROM TUMBLE(bid, date_time, INTERVAL '1' DAY)",
+            "SELECT * FROM HOP(bid, date_time, INTERVAL '1' SECOND, INTERVAL '100000000' SECOND)",
         ] {
             assert!(matches!(rewritten(sql), Err(Error::User { .. })), "{sql}");
         }

@@ -20,7 +20,7 @@ use pgwire::messages::startup::SecretKey;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use weir_planner::Error;
+use weir_planner::{Error, RunningQuery};
 
 use crate::errors::to_pgwire;
 
@@ -133,6 +133,12 @@ impl SessionCancel {
         found
     }
 
+    /// The client has gone: its running query, if any, stops as if
+    /// cancelled, since nobody will read its answer.
+    pub fn hang_up(&self) {
+        self.requests.send_modify(|count| *count += 1);
+    }
+
     /// The signal for the query about to run: fires on a cancel request
     /// that arrives from now on, and once `timeout` has passed, if given.
     pub fn signal(&self, timeout: Option<Duration>) -> CancelSignal {
@@ -141,6 +147,7 @@ impl SessionCancel {
         CancelSignal {
             requests,
             deadline: timeout.map(|t| Instant::now() + t),
+            running: None,
         }
     }
 }
@@ -162,6 +169,9 @@ impl Drop for SessionCancel {
 pub(crate) struct CancelSignal {
     requests: watch::Receiver<u64>,
     deadline: Option<Instant>,
+    /// A signal lives as long as its statement, rows sent included: the
+    /// statement shows as `active` in `pg_stat_activity` until it drops.
+    pub running: Option<RunningQuery>,
 }
 
 impl CancelSignal {

@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
 pub const DEFAULT_DATA_DIR: &str = "./weir-data";
+/// What the queries of all sessions together may hold in memory.
+pub const DEFAULT_QUERY_MEMORY_LIMIT: &str = "4GB";
 
 /// What a server needs to start.
 #[derive(Debug, Clone)]
@@ -24,6 +26,9 @@ pub struct Config {
     /// Directories besides the data directory that SQL may name as
     /// `file://` locations (file sources, checkpoint storage, savepoints).
     pub file_roots: Vec<PathBuf>,
+    /// Bytes the queries of all sessions together may hold; past it a
+    /// query spills (sorts) or fails with 53200.
+    pub query_memory_limit: usize,
 }
 
 /// The keys a configuration file may set.
@@ -34,6 +39,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub file_roots: Vec<PathBuf>,
+    pub query_memory_limit: Option<String>,
 }
 
 impl FileConfig {
@@ -50,6 +56,7 @@ impl Config {
     pub fn resolve(
         listen: Option<String>,
         data_dir: Option<PathBuf>,
+        query_memory_limit: Option<String>,
         file: FileConfig,
     ) -> anyhow::Result<Self> {
         let listen = listen
@@ -61,12 +68,19 @@ impl Config {
         let data_dir = data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let memory = query_memory_limit
+            .or(file.query_memory_limit)
+            .unwrap_or_else(|| DEFAULT_QUERY_MEMORY_LIMIT.to_string());
+        let query_memory_limit = parse_size(&memory).with_context(|| {
+            format!("--query-memory-limit {memory} is not a size like 512MB or 4GB")
+        })?;
         Ok(Self {
             listen,
             data_dir,
             restore_savepoint: None,
             restore_state_backend: None,
             file_roots: file.file_roots,
+            query_memory_limit,
         })
     }
 
@@ -80,8 +94,33 @@ impl Config {
             restore_savepoint: None,
             restore_state_backend: None,
             file_roots: vec![std::env::temp_dir()],
+            query_memory_limit: 1 << 30,
         }
     }
+}
+
+/// A size in bytes, as PostgreSQL writes memory settings: a number with
+/// an optional unit `kB`, `MB`, `GB` or `TB` (powers of 1024; `KiB`,
+/// `MiB`, ... also).
+pub fn parse_size(text: &str) -> anyhow::Result<usize> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: usize = number.parse().context("no number")?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "kb" | "kib" => 10,
+        "mb" | "mib" => 20,
+        "gb" | "gib" => 30,
+        "tb" | "tib" => 40,
+        other => anyhow::bail!("unknown unit {other}"),
+    };
+    number
+        .checked_mul(1 << shift)
+        .filter(|bytes| *bytes > 0)
+        .context("a size must be above zero and fit in memory")
 }
 
 #[cfg(test)]
@@ -92,16 +131,37 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let file: FileConfig =
             toml::from_str("listen = \"127.0.0.1:7000\"\ndata_dir = \"/tmp/x\"").unwrap();
-        let config = Config::resolve(Some("127.0.0.1:7001".into()), None, file).unwrap();
+        let config = Config::resolve(Some("127.0.0.1:7001".into()), None, None, file).unwrap();
         assert_eq!(config.listen.port(), 7001);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
-        let config = Config::resolve(None, None, FileConfig::default()).unwrap();
+        let config = Config::resolve(None, None, None, FileConfig::default()).unwrap();
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.query_memory_limit, 4 << 30);
     }
 
     #[test]
     fn bad_values_are_refused() {
-        assert!(Config::resolve(Some("nowhere".into()), None, FileConfig::default()).is_err());
+        let resolve = |listen: &str, memory: &str| {
+            Config::resolve(
+                Some(listen.into()),
+                None,
+                Some(memory.into()),
+                FileConfig::default(),
+            )
+        };
+        assert!(resolve("nowhere", "1GB").is_err());
+        assert!(resolve(DEFAULT_LISTEN, "lots").is_err());
+        assert!(resolve(DEFAULT_LISTEN, "0").is_err());
         assert!(toml::from_str::<FileConfig>("listn = \"x\"").is_err());
+    }
+
+    #[test]
+    fn sizes_read_as_postgres_writes_them() {
+        assert_eq!(parse_size("512MB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("64kB").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("5 parsecs").is_err());
+        assert!(parse_size("99999999999TB").is_err());
     }
 }

@@ -6,16 +6,18 @@
 //! types) and runs it at Execute with the bound parameters.
 
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::common::collect;
-use futures::{Sink, SinkExt};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{Sink, SinkExt, TryStreamExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -26,8 +28,11 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use tokio::task::AbortHandle;
 use weir_executor::Transaction;
-use weir_planner::{Database, Error, Outcome, Prepared, SessionStatement};
+use weir_planner::{
+    BackendEntry, Database, Error, Outcome, Prepared, SessionStatement, TransactionStatus,
+};
 
 use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
 use crate::errors::{error_info, to_pgwire};
@@ -41,6 +46,8 @@ use crate::transaction_block::{BlockReply, TransactionBlock};
 /// A statement prepared through the extended protocol.
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedStatement {
+    /// Its text, as `pg_stat_activity` shows it.
+    sql: String,
     prepared: Prepared,
     parameter_types: Vec<Option<DataType>>,
 }
@@ -51,6 +58,7 @@ pub(crate) struct PreparedStatement {
 impl Default for PreparedStatement {
     fn default() -> Self {
         Self {
+            sql: String::new(),
             prepared: Prepared::Flush,
             parameter_types: Vec::new(),
         }
@@ -61,6 +69,8 @@ impl Default for PreparedStatement {
 pub(crate) struct StatementPreparer {
     database: Arc<Database>,
     ctx: SessionContext,
+    /// A statement that fails to prepare fails the open block, if any.
+    block: Arc<TransactionBlock>,
 }
 
 /// The columns a statement returns, if any.
@@ -79,19 +89,8 @@ fn result_schema(prepared: &Prepared) -> Option<SchemaRef> {
     }
 }
 
-#[async_trait]
-impl QueryParser for StatementPreparer {
-    type Statement = PreparedStatement;
-
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<PreparedStatement>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
+impl StatementPreparer {
+    async fn prepare(&self, sql: &str) -> PgWireResult<Option<PreparedStatement>> {
         let mut parsed = self.database.parse(sql).map_err(to_pgwire)?;
         if parsed.len() > 1 {
             return Err(to_pgwire(Error::user(
@@ -109,9 +108,31 @@ impl QueryParser for StatementPreparer {
             .map_err(to_pgwire)?;
         let parameter_types = prepared.parameter_types().map_err(to_pgwire)?;
         Ok(Some(PreparedStatement {
+            sql: sql.to_string(),
             prepared,
             parameter_types,
         }))
+    }
+}
+
+#[async_trait]
+impl QueryParser for StatementPreparer {
+    type Statement = PreparedStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<PreparedStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let prepared = self.prepare(sql).await;
+        if prepared.is_err() {
+            self.block.failed();
+        }
+        prepared
     }
 
     fn get_parameter_types(&self, statement: &PreparedStatement) -> PgWireResult<Vec<Type>> {
@@ -146,7 +167,12 @@ pub(crate) struct Connection {
     parameters: Arc<Mutex<SessionParameters>>,
     preparer: Arc<StatementPreparer>,
     cancel: Arc<SessionCancel>,
-    block: TransactionBlock,
+    block: Arc<TransactionBlock>,
+    /// The session's row in `pg_stat_activity`, once startup filed it.
+    backend: Arc<OnceLock<BackendEntry>>,
+    /// Closes the connection once it has idled in an open block for
+    /// `idle_in_transaction_session_timeout`.
+    idle_timer: Mutex<Option<AbortHandle>>,
 }
 
 impl Connection {
@@ -166,9 +192,11 @@ impl Connection {
                 cancel: Arc::clone(&cancel),
             },
         );
+        let block = Arc::new(TransactionBlock::new(transaction));
         let preparer = Arc::new(StatementPreparer {
             database: Arc::clone(&database),
             ctx: ctx.clone(),
+            block: Arc::clone(&block),
         });
         Self {
             database,
@@ -176,7 +204,9 @@ impl Connection {
             parameters,
             preparer,
             cancel,
-            block: TransactionBlock::new(transaction),
+            block,
+            backend: Arc::default(),
+            idle_timer: Mutex::default(),
         }
     }
 
@@ -203,7 +233,45 @@ impl Connection {
             Ok(_) => self.block.ran(&rule),
             Err(_) => self.block.failed(),
         }
+        self.statement_ended();
         result
+    }
+
+    /// `rows` as they stream to the client after the statement returned:
+    /// an error among them fails the open block, as one before would.
+    fn failing_block_on_error(&self, rows: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        let block = Arc::clone(&self.block);
+        let backend = Arc::clone(&self.backend);
+        let schema = rows.schema();
+        let rows = rows.inspect_err(move |_| {
+            block.failed();
+            if let Some(backend) = backend.get() {
+                backend.set_transaction(block.status());
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, rows))
+    }
+
+    /// A statement that did not get as far as [`Connection::run`] failed
+    /// (it did not parse or plan): inside a block, the block fails.
+    fn failed_early(&self) {
+        self.block.failed();
+        self.statement_ended();
+    }
+
+    /// After each statement: the session's row in `pg_stat_activity`, and
+    /// the idle clock of an open block.
+    fn statement_ended(&self) {
+        if let Some(backend) = self.backend.get() {
+            let application_name = self
+                .parameters
+                .lock()
+                .ok()
+                .and_then(|p| p.get("application_name").ok())
+                .unwrap_or_default();
+            backend.statement_ended(self.block.status(), &application_name);
+        }
+        self.arm_idle_timer();
     }
 
     /// Runs one statement. Rows stream to the client lazily, unless
@@ -235,6 +303,7 @@ impl Connection {
                 )?));
             }
             Outcome::Rows(rows) => {
+                let rows = self.failing_block_on_error(rows);
                 return Ok(Response::Query(encode_rows(rows, format, options, cancel)?));
             }
             Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
@@ -274,15 +343,65 @@ impl Connection {
         })
     }
 
-    /// The cancel signal of the statement about to run, with the session's
-    /// `statement_timeout`.
-    fn signal(&self) -> CancelSignal {
+    /// The cancel signal of the statement `sql` about to run, with the
+    /// session's `statement_timeout`; while it lives the session is
+    /// `active` with `sql`.
+    fn signal(&self, sql: &str) -> CancelSignal {
         let timeout = self
             .parameters
             .lock()
             .ok()
             .and_then(|p| p.statement_timeout());
-        self.cancel.signal(timeout)
+        self.disarm_idle_timer();
+        let mut signal = self.cancel.signal(timeout);
+        signal.running = self.backend.get().map(|b| b.query_started(sql));
+        signal
+    }
+
+    /// With a block left open, starts the clock of
+    /// `idle_in_transaction_session_timeout`: if no statement starts
+    /// before it runs out (rows still being sent do not count as idle),
+    /// the connection closes and the block's writes are dropped.
+    fn arm_idle_timer(&self) {
+        let timeout = self
+            .parameters
+            .lock()
+            .ok()
+            .and_then(|p| p.idle_in_transaction_timeout());
+        let (Some(timeout), TransactionStatus::InBlock | TransactionStatus::Failed) =
+            (timeout, self.block.status())
+        else {
+            return;
+        };
+        let cancel = Arc::clone(&self.cancel);
+        let backend = Arc::clone(&self.backend);
+        let timer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(timeout).await;
+                if !backend.get().is_some_and(BackendEntry::is_active) {
+                    break;
+                }
+            }
+            let pid = cancel.pid();
+            tracing::info!(
+                pid,
+                "terminating connection due to idle-in-transaction timeout"
+            );
+            cancel.terminate_backend(pid);
+        });
+        if let Some(earlier) = self.idle_timer_slot().replace(timer.abort_handle()) {
+            earlier.abort();
+        }
+    }
+
+    fn disarm_idle_timer(&self) {
+        if let Some(timer) = self.idle_timer_slot().take() {
+            timer.abort();
+        }
+    }
+
+    fn idle_timer_slot(&self) -> std::sync::MutexGuard<'_, Option<AbortHandle>> {
+        self.idle_timer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends the client the warning the last statement left, if any.
@@ -372,13 +491,20 @@ impl SimpleQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = self.database.parse(query).map_err(to_pgwire)?;
+        let statements = match self.database.parse(query) {
+            Ok(statements) => statements,
+            Err(e) => {
+                self.failed_early();
+                return Err(to_pgwire(e));
+            }
+        };
         let mut responses = Vec::with_capacity(statements.len());
         let last = statements.len().saturating_sub(1);
         for (index, statement) in statements.into_iter().enumerate() {
             let prepared = match self.database.prepare(&self.ctx, statement).await {
                 Ok(prepared) => prepared,
                 Err(e) => {
+                    self.failed_early();
                     responses.push(Response::Error(Box::new(error_info(&e))));
                     break;
                 }
@@ -387,7 +513,7 @@ impl SimpleQueryHandler for Connection {
             {
                 client.portal_store().rm_statement(name);
             }
-            let cancel = self.signal();
+            let cancel = self.signal(query);
             let materialize = index < last;
             let result = self
                 .run(prepared, None, &Format::UnifiedText, materialize, cancel)
@@ -440,11 +566,17 @@ impl ExtendedQueryHandler for Connection {
                 params,
                 &portal.result_column_format,
                 false,
-                self.signal(),
+                self.signal(&statement.sql),
             )
             .await;
         self.send_warning(client).await?;
         result
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.disarm_idle_timer();
     }
 }
 
@@ -458,9 +590,17 @@ pub(crate) struct ConnectionHandlers {
 impl ConnectionHandlers {
     pub fn new(database: Arc<Database>, registry: Arc<CancelRegistry>) -> Self {
         let cancel = Arc::new(SessionCancel::new(Arc::clone(&registry)));
+        let backends = Arc::clone(database.backends());
+        let connection = Connection::new(database, Arc::clone(&cancel));
+        let startup = Startup {
+            cancel,
+            backends,
+            backend: Arc::clone(&connection.backend),
+            parameters: Arc::clone(&connection.parameters),
+        };
         Self {
-            connection: Arc::new(Connection::new(database, Arc::clone(&cancel))),
-            startup: Arc::new(Startup { cancel }),
+            connection: Arc::new(connection),
+            startup: Arc::new(startup),
             canceller: Arc::new(Canceller { registry }),
         }
     }

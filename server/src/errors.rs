@@ -174,7 +174,7 @@ fn datafusion_error(e: &DataFusionError) -> (&'static str, String) {
             };
             (code, message)
         }
-        DataFusionError::ResourcesExhausted(_) => ("53000", message),
+        DataFusionError::ResourcesExhausted(_) => ("53200", message),
         DataFusionError::ExecutionJoin(_) | DataFusionError::Internal(_) => ("XX000", message),
         _ => ("XX000", message),
     }

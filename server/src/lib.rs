@@ -14,6 +14,7 @@ mod checkpoint_bench;
 pub mod config;
 mod connection;
 mod errors;
+mod hangup;
 mod nexmark_bench;
 mod parameters;
 pub mod pg_text;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use weir_server::config::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, FileConfig};
+use weir_server::config::{
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_QUERY_MEMORY_LIMIT, FileConfig,
+};
 use weir_server::{Config, RunningServer, bench, shutdown_signal};
 
 #[derive(Debug, Parser)]
@@ -25,7 +27,13 @@ struct Cli {
     /// repeat for more. Also `file_roots` in the config file.
     #[arg(long = "file-root", value_name = "DIR")]
     file_roots: Vec<PathBuf>,
-    /// TOML file with the same keys as the flags (listen, data_dir, file_roots).
+    /// Memory the queries of all sessions together may hold, like 512MB or
+    /// 4GB; past it sorts spill to disk and other queries fail with 53200.
+    /// Also `query_memory_limit` in the config file.
+    #[arg(long, env = "WEIR_QUERY_MEMORY_LIMIT", value_name = "SIZE", help = format!("Memory for queries [default: {DEFAULT_QUERY_MEMORY_LIMIT}]"))]
+    query_memory_limit: Option<String>,
+    /// TOML file with the same keys as the flags (listen, data_dir,
+    /// file_roots, query_memory_limit).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Start from this savepoint (the URL of its directory): every table,
@@ -64,7 +72,8 @@ fn main() -> anyhow::Result<()> {
                 Some(path) => FileConfig::load(path)?,
                 None => FileConfig::default(),
             };
-            let mut config = Config::resolve(cli.listen, cli.data_dir, file)?;
+            let mut config =
+                Config::resolve(cli.listen, cli.data_dir, cli.query_memory_limit, file)?;
             config.restore_savepoint = cli.restore_savepoint;
             config.restore_state_backend = cli.state_backend;
             config.file_roots.extend(cli.file_roots);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pgwire::tokio::process_socket;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use weir_planner::{CheckpointSettings, Database, RestartStrategy};
@@ -15,6 +15,7 @@ use weir_planner::{CheckpointSettings, Database, RestartStrategy};
 use crate::Config;
 use crate::cancel::CancelRegistry;
 use crate::connection::ConnectionHandlers;
+use crate::hangup;
 
 /// A server accepting connections in the background.
 pub struct RunningServer {
@@ -27,7 +28,8 @@ impl RunningServer {
     /// Opens the database in `config.data_dir` and starts listening.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         let data_dir = config.data_dir.clone();
-        let mut database = tokio::task::spawn_blocking(move || Database::open(&data_dir))
+        let memory = config.query_memory_limit;
+        let mut database = tokio::task::spawn_blocking(move || Database::open(&data_dir, memory))
             .await?
             .with_context(|| {
                 format!("cannot open the database in {}", config.data_dir.display())
@@ -143,7 +145,7 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
                     let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&cancels));
                     let cancel = handlers.cancel();
                     let task = sessions.spawn(async move {
-                        if let Err(e) = process_socket(socket, None, handlers).await {
+                        if let Err(e) = serve_connection(socket, handlers).await {
                             tracing::debug!("connection from {peer} ended: {e}");
                         }
                     });
@@ -165,6 +167,23 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
     // The last handle: closing it waits for the commit thread to finish.
     let _ = tokio::task::spawn_blocking(move || drop(database)).await;
     tracing::info!("weir stopped");
+}
+
+/// Serves one client until it leaves; if it leaves while a statement
+/// runs, the statement stops.
+async fn serve_connection(socket: TcpStream, handlers: ConnectionHandlers) -> std::io::Result<()> {
+    let cancel = handlers.cancel();
+    let (socket, watch) = hangup::watched(socket)?;
+    let serving = process_socket(socket, None, handlers);
+    tokio::pin!(serving);
+    tokio::select! {
+        served = &mut serving => served,
+        () = hangup::client_gone(&watch) => {
+            cancel.hang_up();
+            drop(watch);
+            serving.await
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: the signals that stop weir cleanly.

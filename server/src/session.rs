@@ -1,8 +1,9 @@
 //! Session parameters: what `SET`, `SHOW` and `RESET` act on.
 //!
 //! These are the parameters Postgres drivers send or ask for. weir keeps
-//! them per session and reports them back. `statement_timeout` and
-//! `extra_float_digits` take effect; the others that would change how weir
+//! them per session and reports them back. `statement_timeout`,
+//! `idle_in_transaction_session_timeout` and `extra_float_digits` take
+//! effect; the others that would change how weir
 //! computes (a time zone for `now()`, say) are not applied yet. Read-only
 //! parameters describe the server.
 
@@ -60,12 +61,17 @@ const PARAMETERS: &[Parameter] = &[
     writable(
         "default_transaction_isolation",
         "read committed",
-        "Accepted for drivers; every statement commits on its own.",
+        "Accepted for drivers; blocks read committed.",
     ),
     writable(
         "extra_float_digits",
         "1",
         "Extra digits for floating-point output.",
+    ),
+    writable(
+        "idle_in_transaction_session_timeout",
+        "0",
+        "Longest a session may idle in an open transaction block before its connection closes (ms, or with a unit); 0 disables.",
     ),
     writable("intervalstyle", "postgres", "Display format for intervals."),
     writable("search_path", "public", "Schema search order."),
@@ -176,6 +182,12 @@ impl SessionParameters {
         duration(&value).filter(|d| !d.is_zero())
     }
 
+    /// `idle_in_transaction_session_timeout`, unless it is 0 (off).
+    pub fn idle_in_transaction_timeout(&self) -> Option<Duration> {
+        let value = self.get("idle_in_transaction_session_timeout").ok()?;
+        duration(&value).filter(|d| !d.is_zero())
+    }
+
     /// Every parameter as (name, value, description).
     pub fn all(&self) -> Vec<(&'static str, String, &'static str)> {
         PARAMETERS
@@ -210,7 +222,7 @@ fn checked(name: &str, value: String) -> Result<String, Error> {
             Ok(digits) if (-15..=3).contains(&digits) => Ok(digits.to_string()),
             _ => Err(invalid(name, &value)),
         },
-        "statement_timeout" => match duration(&value) {
+        "statement_timeout" | "idle_in_transaction_session_timeout" => match duration(&value) {
             Some(_) => Ok(value),
             None => Err(invalid(name, &value)),
         },

@@ -12,15 +12,25 @@ use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use std::sync::{Mutex, OnceLock};
+use weir_planner::{BackendEntry, BackendStart, Backends};
+
 use crate::cancel::SessionCancel;
+use crate::session::SessionParameters;
 
 pub const USER: &str = "weir";
 pub const DATABASE: &str = "weir";
 
-#[derive(Debug)]
 pub(crate) struct Startup {
     /// The session's cancellation, registered once the client is let in.
     pub cancel: Arc<SessionCancel>,
+    /// Where the session files itself for `pg_stat_activity`...
+    pub backends: Arc<Backends>,
+    /// ... and the entry it gets, which the session keeps.
+    pub backend: Arc<OnceLock<BackendEntry>>,
+    /// The session's parameters, which the startup's `application_name`
+    /// sets.
+    pub parameters: Arc<Mutex<SessionParameters>>,
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
@@ -66,6 +76,21 @@ impl NoopStartupHandler for Startup {
         }
         let (pid, secret) = client.pid_and_secret_key();
         self.cancel.register(pid, &secret);
+        let application_name = client
+            .metadata()
+            .get("application_name")
+            .cloned()
+            .unwrap_or_default();
+        if let Ok(mut parameters) = self.parameters.lock() {
+            let _ = parameters.set("application_name", Some(application_name.clone()));
+        }
+        let _ = self.backend.set(self.backends.register(BackendStart {
+            pid,
+            user,
+            database,
+            application_name,
+            client: client.socket_addr(),
+        }));
         Ok(())
     }
 }

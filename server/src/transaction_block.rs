@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use weir_executor::Transaction;
-use weir_planner::{Error, InBlock, Prepared, SessionStatement};
+use weir_planner::{Error, InBlock, Prepared, SessionStatement, TransactionStatus};
 use weir_storage::PendingWrites;
 
 /// A notice for the client: SQLSTATE and message, sent as a WARNING.
@@ -92,6 +92,15 @@ impl TransactionBlock {
             && self.transaction.is_open()
         {
             self.state().committed_ddl.push(what);
+        }
+    }
+
+    /// Where the block stands, for `pg_stat_activity`.
+    pub fn status(&self) -> TransactionStatus {
+        match (self.transaction.is_open(), self.state().failed) {
+            (false, _) => TransactionStatus::Idle,
+            (true, false) => TransactionStatus::InBlock,
+            (true, true) => TransactionStatus::Failed,
         }
     }
 

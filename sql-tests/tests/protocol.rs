@@ -45,6 +45,18 @@ pub const TESTS: &[(&str, Test)] = &[
         "protocol/pg_cancel_backend stops another session's query; pg_terminate_backend ends its connection",
         || Box::pin(cancel_backend()),
     ),
+    (
+        "protocol/pg_stat_activity shows each session; a query stops when its client leaves",
+        || Box::pin(session_activity()),
+    ),
+    (
+        "protocol/idle_in_transaction_session_timeout closes an idle block and drops its writes",
+        || Box::pin(idle_in_transaction_timeout()),
+    ),
+    (
+        "protocol/a query past query_memory_limit fails with 53200 and the server goes on",
+        || Box::pin(query_memory_limit()),
+    ),
 ];
 
 async fn connect_as(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
@@ -567,6 +579,188 @@ async fn cancel_backend() -> anyhow::Result<()> {
         .await?
         .get(0);
     ensure!(!gone, "a terminated session is still registered");
+    server.shutdown().await;
+    Ok(())
+}
+
+/// `(state, query, application_name)` of the session with process id `pid`.
+async fn activity_of(
+    client: &Client,
+    pid: i32,
+) -> anyhow::Result<Option<(String, String, String)>> {
+    let rows = client
+        .query(
+            "SELECT state, query, application_name FROM pg_stat_activity WHERE pid = $1",
+            &[&pid],
+        )
+        .await?;
+    Ok(rows.first().map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
+/// How many sessions run `query` now.
+async fn running(client: &Client, query: &str) -> anyhow::Result<i64> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1",
+            &[&query],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Polls until `check` holds, for up to ten seconds.
+async fn eventually<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    for _ in 0..100 {
+        if check().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{what} did not happen within ten seconds")
+}
+
+async fn session_activity() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let port = server.local_addr().port();
+    let url = format!("host=127.0.0.1 port={port} user=weir dbname=weir application_name=watcher");
+    let (watcher, connection) = tokio_postgres::connect(&url, NoTls).await?;
+    tokio::spawn(connection);
+    let own: i32 = watcher
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    let (state, query, application) = activity_of(&watcher, own)
+        .await?
+        .context("no row for the session itself")?;
+    ensure!(state == "active", "the asking session is {state}");
+    ensure!(query.contains("pg_stat_activity"), "its query is {query:?}");
+    ensure!(
+        application == "watcher",
+        "its application_name is {application:?}"
+    );
+
+    let other = connect(port).await?;
+    let other_pid: i32 = other
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    other.batch_execute("CREATE TABLE t (x INT)").await?;
+    other
+        .batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+        .await?;
+    let state = activity_of(&watcher, other_pid).await?.map(|a| a.0);
+    ensure!(
+        state.as_deref() == Some("idle in transaction"),
+        "after BEGIN: {state:?}"
+    );
+    ensure!(other.simple_query("SELECT 1/0").await.is_err());
+    let state = activity_of(&watcher, other_pid).await?.map(|a| a.0);
+    ensure!(
+        state.as_deref() == Some("idle in transaction (aborted)"),
+        "after a failed statement: {state:?}"
+    );
+    other.batch_execute("ROLLBACK").await?;
+    let state = activity_of(&watcher, other_pid).await?.map(|a| a.0);
+    ensure!(
+        state.as_deref() == Some("idle"),
+        "after ROLLBACK: {state:?}"
+    );
+
+    // A client that leaves mid-query: its query stops and its session goes.
+    let mut leaving = started_session(port).await?;
+    let endless = "SELECT count(*) FROM generate_series(1, 1000000000000)";
+    let mut message = vec![b'Q'];
+    message.extend_from_slice(&(endless.len() as u32 + 5).to_be_bytes());
+    message.extend_from_slice(endless.as_bytes());
+    message.push(0);
+    leaving.write_all(&message).await?;
+    let watching = &watcher;
+    eventually("the endless query showing as active", || async move {
+        Ok(running(watching, endless).await? == 1)
+    })
+    .await?;
+    drop(leaving);
+    eventually("the departed client's query ending", || async move {
+        Ok(running(watching, endless).await? == 0)
+    })
+    .await?;
+    eventually(
+        "the departed client's session leaving pg_stat_activity",
+        || async move {
+            let sessions: i64 = watching
+                .query_one("SELECT count(*) FROM pg_stat_activity", &[])
+                .await?
+                .get(0);
+            Ok(sessions == 2)
+        },
+    )
+    .await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn idle_in_transaction_timeout() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let port = server.local_addr().port();
+    let observer = connect(port).await?;
+    observer.batch_execute("CREATE TABLE t (x INT)").await?;
+    let idler = connect(port).await?;
+    idler
+        .batch_execute("SET idle_in_transaction_session_timeout = '300ms'")
+        .await?;
+    // Outside a block, idling is fine.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    idler
+        .batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+        .await?;
+    // Busy statements inside the block do not count as idle time.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        idler.batch_execute("INSERT INTO t VALUES (2)").await?;
+    }
+    // Any statement would restart the clock: wait well past it, then try.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure!(
+        idler.simple_query("SELECT 1").await.is_err(),
+        "the session idled 1.5 s in a block under a 300 ms timeout and still answers"
+    );
+    let rows: i64 = observer
+        .query_one("SELECT count(*) FROM t", &[])
+        .await?
+        .get(0);
+    ensure!(
+        rows == 0,
+        "{rows} rows of the timed-out block were committed"
+    );
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn query_memory_limit() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = weir_server::Config {
+        query_memory_limit: 8 << 20,
+        ..weir_server::Config::ephemeral(dir.path())
+    };
+    let server = weir_server::RunningServer::start(&config).await?;
+    let client = connect(server.local_addr().port()).await?;
+    let error = client
+        .simple_query("SELECT array_agg(x) FROM generate_series(1, 20000000) AS t(x)")
+        .await
+        .err()
+        .context("an aggregate of 160 MB ran under an 8 MB limit")?;
+    ensure!(
+        error.code().map(SqlState::code) == Some("53200"),
+        "the query ended with {error:?}"
+    );
+    let one: i64 = client.query_one("SELECT 1", &[]).await?.get(0);
+    ensure!(one == 1);
     server.shutdown().await;
     Ok(())
 }
