@@ -118,11 +118,14 @@ pub(crate) struct Changes {
     pub inserts: Vec<RecordBatch>,
 }
 
+/// A log entry: its key and its encoded changes.
+type EncodedEntry = (Vec<u8>, Vec<u8>);
+
 /// One table's validated changes, ready to join the group.
 struct Staged {
     table: TableId,
     /// The log entry and the table's bounds after it.
-    log: Option<((Vec<u8>, Vec<u8>), LogBounds)>,
+    log: Option<(EncodedEntry, LogBounds)>,
     rows: HashMap<Vec<u8>, Option<Vec<u8>>>,
     outcome: WriteOutcome,
 }
