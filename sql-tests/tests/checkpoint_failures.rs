@@ -23,6 +23,10 @@ pub const TESTS: &[(&str, Test)] = &[
         "checkpoints/damaged newest checkpoint: the one before is used; none usable: views rebuilt",
         || Box::pin(damaged_checkpoints()),
     ),
+    (
+        "checkpoints/delete_on_cancellation: a clean stop leaves no checkpoint, complete or not",
+        || Box::pin(delete_on_cancellation()),
+    ),
 ];
 
 pub(crate) async fn one_i64(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<i64> {
@@ -265,5 +269,43 @@ async fn damaged_checkpoints() -> anyhow::Result<()> {
     ensure!(n == 1002, "the rebuilt view counts {n} rows, not 1002");
     drop(client);
     server.shutdown().await;
+    Ok(())
+}
+
+async fn delete_on_cancellation() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let client = connect(server.local_addr().port()).await?;
+    let store = dir.path().join("store");
+    client
+        .batch_execute(&format!(
+            "SET checkpoint_storage = 'file://{}';
+             SET checkpoint_retention = delete_on_cancellation;
+             CREATE TABLE t (k BIGINT PRIMARY KEY, v BIGINT);
+             INSERT INTO t SELECT value, value % 10 FROM generate_series(1, 1000);
+             CREATE MATERIALIZED VIEW totals AS SELECT sum(v) AS total, count(*) AS n FROM t;
+             CREATE SOURCE bids WITH (connector = 'nexmark', table = 'bid', event_rate = '200000');
+             CREATE MATERIALIZED VIEW per_auction AS
+               SELECT auction, count(*) AS n FROM bids GROUP BY auction;
+             CHECKPOINT;
+             SET checkpoint_interval = '20ms';",
+            store.display()
+        ))
+        .await?;
+    let completed = one_i64(
+        &client,
+        "SELECT count(*) FROM weir_catalog.checkpoints WHERE status = 'completed'",
+    )
+    .await?;
+    ensure!(completed >= 1, "no checkpoint completed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(client);
+    server.shutdown().await;
+    let left: Vec<String> = std::fs::read_dir(&store)?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("chk-"))
+        .collect();
+    ensure!(left.is_empty(), "left behind after a clean stop: {left:?}");
     Ok(())
 }

@@ -895,6 +895,10 @@ impl Coordinator {
                 let _ = self.storage.delete_checkpoint(id).await;
             }
         }
+        // Checkpoints still in progress left some files but no `_metadata`.
+        if let Err(e) = self.storage.delete_incomplete().await {
+            tracing::warn!(error = %e, "cannot delete the checkpoints in progress");
+        }
         if let Ok(keys) = self.storage.shared_keys().await {
             for key in keys {
                 let _ = self.storage.delete(&key).await;
