@@ -1,5 +1,6 @@
 //! Statements only weir has, recognised from their tokens before sqlparser
-//! sees them: `CHECKPOINT`, `ALTER SOURCE name PAUSE | RESUME`, and
+//! sees them: `CHECKPOINT`, `ALTER SOURCE name PAUSE | RESUME`,
+//! `ALTER MATERIALIZED VIEW name RESUME`, and
 //! `CREATE SAVEPOINT name [TO 'url']`, `RESTORE SAVEPOINT name`,
 //! `DROP SAVEPOINT [IF EXISTS] name`.
 
@@ -28,6 +29,8 @@ pub enum Command {
     RestoreSavepoint { name: String },
     /// Deletes a savepoint and its files.
     DropSavepoint { name: String, if_exists: bool },
+    /// Restarts failed views (all views, from the newest checkpoint).
+    ResumeView { name: String },
 }
 
 /// The command `tokens` spell, if they start like one.
@@ -43,6 +46,16 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
     if word(1, "SAVEPOINT") && (word(0, "CREATE") || word(0, "RESTORE") || word(0, "DROP")) {
         return savepoint_command(&significant).map(Some);
     }
+    let last_is = |text: &str| significant.last().is_some_and(|t| is_keyword(t, text));
+    if word(0, "ALTER") && word(1, "MATERIALIZED") && word(2, "VIEW") && last_is("RESUME") {
+        let name = dotted_name(&significant[3..significant.len() - 1]).ok_or_else(|| {
+            Error::user(
+                "42601",
+                "syntax error: expected ALTER MATERIALIZED VIEW name RESUME",
+            )
+        })??;
+        return Ok(Some(Command::ResumeView { name }));
+    }
     if !(word(0, "ALTER") && word(1, "SOURCE")) {
         return Ok(None);
     }
@@ -57,7 +70,13 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
         Some(t) if is_keyword(t, "RESUME") => false,
         _ => return Err(syntax()),
     };
-    let name = &significant[2..significant.len() - 1];
+    let name = dotted_name(&significant[2..significant.len() - 1]).ok_or_else(syntax)??;
+    Ok(Some(Command::AlterSource { name, paused }))
+}
+
+/// A relation's name spelled by `name` (`a` or `schema.a`, quoted or
+/// not), or `None` if the tokens spell none.
+fn dotted_name(name: &[&Token]) -> Option<Result<String>> {
     let mut parts = Vec::new();
     for (i, token) in name.iter().enumerate() {
         match (i % 2, token) {
@@ -66,14 +85,13 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
                 None => Ident::new(w.value.clone()),
             }),
             (1, Token::Period) => {}
-            _ => return Err(syntax()),
+            _ => return None,
         }
     }
     if parts.is_empty() || name.len().is_multiple_of(2) {
-        return Err(syntax());
+        return None;
     }
-    let name = table_name(&ObjectName::from(parts))?;
-    Ok(Some(Command::AlterSource { name, paused }))
+    Some(table_name(&ObjectName::from(parts)))
 }
 
 /// A savepoint's name: one identifier.
@@ -150,6 +168,13 @@ mod tests {
                 paused: false
             })
         );
+        assert_eq!(
+            command("ALTER MATERIALIZED VIEW Totals RESUME").unwrap(),
+            Some(Command::ResumeView {
+                name: "totals".into()
+            })
+        );
+        assert!(command("ALTER MATERIALIZED VIEW RESUME").is_err());
         assert_eq!(command(" CHECKPOINT ").unwrap(), Some(Command::Checkpoint));
         assert_eq!(command("ALTER TABLE t ADD COLUMN c INT").unwrap(), None);
         assert_eq!(command("CHECKPOINT now").unwrap(), None);

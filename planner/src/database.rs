@@ -3,6 +3,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, UInt64Array};
@@ -82,6 +83,8 @@ pub enum Prepared {
         name: String,
         paused: bool,
     },
+    /// `ALTER MATERIALIZED VIEW name RESUME`.
+    ResumeView(String),
     CreateView(Box<ViewSpec>),
     DropViews {
         names: Vec<String>,
@@ -239,6 +242,8 @@ pub struct Database {
     /// Where SQL may name `file://` locations.
     file_roots: FileRoots,
     backends: Arc<Backends>,
+    /// Restarts of the views counted against `restart_attempts`.
+    restarts_used: AtomicU32,
 }
 
 impl Database {
@@ -272,6 +277,7 @@ impl Database {
             .ok_or_else(|| Error::Internal("default catalog missing".into()))?
             .register_schema(PUBLIC_SCHEMA, schema)?;
         let checkpoints = Arc::new(OnceLock::new());
+        let runtime = StreamingRuntime::start(CheckpointSettings::default().barrier_interval);
         base.catalog(DATABASE_NAME)
             .ok_or_else(|| Error::Internal("default catalog missing".into()))?
             .register_schema(
@@ -280,6 +286,7 @@ impl Database {
                     checkpoints: Arc::clone(&checkpoints),
                     catalog: Arc::clone(&catalog),
                     savepoints: Arc::clone(&savepoints),
+                    registry: Arc::clone(runtime.registry()),
                 }),
             )?;
         let backends = Arc::new(Backends::default());
@@ -312,7 +319,8 @@ impl Database {
             base,
             file_roots,
             data_dir,
-            runtime: StreamingRuntime::start(CheckpointSettings::default().barrier_interval),
+            runtime,
+            restarts_used: AtomicU32::new(0),
             memory: SharedMemory::new(256 << 20, 256 << 20),
             checkpoints,
             savepoints,
@@ -431,6 +439,7 @@ impl Database {
             Some(Command::AlterSource { name, paused }) => {
                 return Ok(Prepared::AlterSource { name, paused });
             }
+            Some(Command::ResumeView { name }) => return Ok(Prepared::ResumeView(name)),
             Some(Command::CreateSavepoint { name, location }) => {
                 return Ok(Prepared::CreateSavepoint { name, location });
             }
@@ -651,6 +660,10 @@ impl Database {
                 self.catalog.set_source_paused(&name, paused).await?;
                 Ok(Outcome::Command("ALTER SOURCE".into()))
             }
+            Prepared::ResumeView(name) => {
+                self.resume_views(&name).await?;
+                Ok(Outcome::Command("ALTER MATERIALIZED VIEW".into()))
+            }
             Prepared::DropSources { names, if_exists } => {
                 for name in names {
                     self.catalog.drop_source(&name, if_exists).await?;
@@ -705,10 +718,7 @@ impl Database {
                 Ok(Outcome::Command("FLUSH".into()))
             }
             Prepared::Checkpoint => {
-                self.coordinator()?
-                    .checkpoint()
-                    .await
-                    .map_err(|e| Error::user("58030", e))?;
+                self.coordinator()?.checkpoint().await.map_err(Error::io)?;
                 Ok(Outcome::Command("CHECKPOINT".into()))
             }
             Prepared::CreateSavepoint { name, location } => {

@@ -33,6 +33,23 @@ impl Error {
     pub fn not_supported(message: impl Into<String>) -> Self {
         Error::NotSupported(message.into())
     }
+
+    /// A failed read or write of files or object storage, described by
+    /// `message`: 53100 when the disk is full, else 58030.
+    pub fn io(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Error::user(io_code(&message), message)
+    }
+}
+
+/// The SQLSTATE of a storage failure described by `message`: 53100
+/// (disk full) for ENOSPC, as the OS words it, else 58030 (io error).
+pub fn io_code(message: &str) -> &'static str {
+    if message.contains("No space left on device") {
+        "53100"
+    } else {
+        "58030"
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -36,7 +36,7 @@ mod windows;
 
 pub use backends::{BackendEntry, BackendStart, Backends, RunningQuery, TransactionStatus};
 pub use database::{Database, InBlock, Outcome, Prepared};
-pub use error::{Error, Result};
+pub use error::{Error, Result, io_code};
 pub use nesting::MAX_NESTING;
 pub use pg_functions::{SERVER_VERSION, USER};
 pub use statement::SessionStatement;

@@ -29,6 +29,7 @@ use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointRecord};
+use weir_executor::runtime::ViewRegistry;
 use weir_executor::watermark::WatermarkReport;
 
 use crate::catalog::{Catalog, SourceStatus, ViewEntry};
@@ -36,11 +37,12 @@ use crate::savepoint_registry::{SavepointRecord, SavepointRegistry};
 
 pub const SYSTEM_SCHEMA: &str = "weir_catalog";
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "checkpoints",
     "checkpoint_operators",
     "savepoints",
     "sources",
+    "views",
     "view_sources",
     "watermarks",
 ];
@@ -59,6 +61,8 @@ pub struct SystemSchema {
     pub checkpoints: Arc<OnceLock<CheckpointCoordinator>>,
     pub catalog: Arc<Catalog>,
     pub savepoints: Arc<SavepointRegistry>,
+    /// Whether each view runs or failed.
+    pub registry: Arc<ViewRegistry>,
 }
 
 fn ms(duration: std::time::Duration) -> f64 {
@@ -177,6 +181,36 @@ fn operators_table(history: &[CheckpointRecord]) -> Result<(SchemaRef, RecordBat
         Arc::new(Float64Array::from_iter_values(
             rows.iter().map(|(_, o)| ms(o.alignment)),
         )),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok((schema, batch))
+}
+
+/// Every materialized view: `running`, or `failed` with why (it restarts
+/// under the restart strategy, or with `ALTER MATERIALIZED VIEW ... RESUME`).
+fn views_table(
+    views: &[Arc<ViewEntry>],
+    registry: &ViewRegistry,
+) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("failure", DataType::Utf8, true),
+    ]));
+    let failures: Vec<Option<String>> = views
+        .iter()
+        .map(|v| registry.failure(v.id).map(|f| f.to_string()))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            views.iter().map(|v| v.record.name.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            failures
+                .iter()
+                .map(|f| if f.is_some() { "failed" } else { "running" }),
+        )),
+        Arc::new(StringArray::from_iter(failures)),
     ];
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
     Ok((schema, batch))
@@ -324,6 +358,7 @@ impl SchemaProvider for SystemSchema {
             "checkpoint_operators" => operators_table(&history)?,
             "sources" => sources_table(&self.catalog.sources())?,
             "savepoints" => savepoints_table(&self.savepoints.list())?,
+            "views" => views_table(&self.catalog.views(), &self.registry)?,
             "view_sources" => view_sources_table(&self.catalog.views())?,
             "watermarks" => watermarks_table(&self.catalog.views())?,
             _ => return Ok(None),

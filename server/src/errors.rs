@@ -9,7 +9,8 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
-use weir_planner::Error;
+use weir_executor::runtime::ViewFailure;
+use weir_planner::{Error, io_code};
 use weir_storage::{ConstraintViolation, Error as StorageError};
 
 /// SQLSTATE and message for `error`.
@@ -40,7 +41,7 @@ fn storage_error(e: &StorageError) -> (&'static str, String) {
         StorageError::Constraint(ConstraintViolation::UniqueKey { .. }) => "23505",
         StorageError::Constraint(ConstraintViolation::NotNull { .. }) => "23502",
         StorageError::NoSuchTable(_) => "42P01",
-        StorageError::Storage(_) => "58030",
+        StorageError::Storage(message) => io_code(message),
         StorageError::Corrupt(_) => "XX001",
         StorageError::Internal(_) => "XX000",
     };
@@ -82,6 +83,13 @@ fn external_error(
         Some(classify(planner))
     } else if let Some(df) = e.downcast_ref::<DataFusionError>() {
         Some(datafusion_error(df))
+    } else if let Some(failure) = e.downcast_ref::<ViewFailure>() {
+        // The view's own error decides the code; the message names the view.
+        let (code, message) = datafusion_error(&failure.error);
+        Some((
+            code,
+            format!("materialized view \"{}\" failed: {message}", failure.view),
+        ))
     } else {
         e.downcast_ref::<ArrowError>().map(arrow_error)
     }

@@ -82,38 +82,58 @@ impl RunningServer {
     }
 }
 
-/// Restarts views each time checkpoints fail more often in a row than
-/// `tolerable_checkpoint_failures`, in a task of its own: connections,
-/// queries on tables and shutdown are served while views wait out
-/// `restart_delay` and restart. Attempts count across failures for the life
-/// of the server, so `restart_attempts` caps them however often the
+/// Restarts views each time one of them fails, or checkpoints fail more
+/// often in a row than `tolerable_checkpoint_failures`, in a task of its
+/// own: connections, queries on tables and shutdown are served while views
+/// wait out `restart_delay` and restart. Attempts count across failures
+/// for the life of the server (`ALTER MATERIALIZED VIEW ... RESUME` starts
+/// the count again), so `restart_attempts` caps them however often the
 /// failures recur, and `exponential_delay` doubles from one to the next.
+/// Once they are used up, failed views stay failed, with their error in
+/// `weir_catalog.views`.
 async fn supervise_restarts(database: Arc<Database>) {
-    let Some(mut restarts) = database.checkpoint_restarts() else {
+    let Some(mut checkpoint_restarts) = database.checkpoint_restarts() else {
         return;
     };
-    let mut attempts = 0u32;
-    while restarts.changed().await.is_ok() {
+    let mut view_failures = database.view_failures();
+    loop {
+        let why = tokio::select! {
+            changed = checkpoint_restarts.changed() => match changed {
+                Ok(()) => "too many checkpoints failed",
+                Err(_) => return,
+            },
+            changed = view_failures.changed() => match changed {
+                Ok(()) => "a view failed",
+                Err(_) => return,
+            },
+        };
         let settings = database.checkpoint_settings();
+        let attempts = database.restarts_used();
         let Some(delay) = next_restart(&settings, attempts) else {
             if settings.restart_strategy == RestartStrategy::NoRestart {
-                tracing::error!("restart_strategy is none: views keep running as they are");
+                tracing::error!(why, "restart_strategy is none: views are not restarted");
             } else {
                 tracing::error!(
+                    why,
                     attempts,
-                    "restart_attempts used up: views are not restarted again and keep running as they are"
+                    "restart_attempts used up: views are not restarted again (ALTER MATERIALIZED VIEW ... RESUME restarts them)"
                 );
             }
             continue;
         };
-        attempts += 1;
+        database.count_restart();
         tokio::time::sleep(delay).await;
+        // Failures of the views being replaced are not new failures.
+        view_failures.mark_unchanged();
         match database.restart_views().await {
             Ok(()) => tracing::warn!(
-                attempt = attempts,
+                why,
+                attempt = attempts + 1,
                 "views restarted from the last completed checkpoint"
             ),
-            Err(e) => tracing::error!(attempt = attempts, error = %e, "restarting views failed"),
+            Err(e) => {
+                tracing::error!(why, attempt = attempts + 1, error = %e, "restarting views failed")
+            }
         }
     }
 }
@@ -156,7 +176,15 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            Some(ended) = sessions.join_next(), if !sessions.is_empty() => {
+                if let Err(e) = ended
+                    && e.is_panic()
+                {
+                    // The protocol decoder panics on some malformed frames:
+                    // only that connection ends.
+                    tracing::warn!("a connection ended in a panic: {e}");
+                }
+            }
         }
     }
     drop(listener);

@@ -232,8 +232,14 @@ async fn stop_under_insert_load(stop: Stop) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Kills during [`kill_views_repeatedly`].
-const KILLS: usize = 20;
+/// Kills during [`kill_views_repeatedly`]: 20, or `WEIR_CRASH_ROUNDS` (the
+/// fault campaign's larger run).
+fn kills() -> usize {
+    std::env::var("WEIR_CRASH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20)
+}
 
 /// Views over a keyed table (updated) and an append-only one (inserted),
 /// with aggregates, a join and a view on a view.
@@ -350,7 +356,8 @@ async fn kill_views_repeatedly() -> anyhow::Result<()> {
     };
     let mut acknowledged: Vec<HashSet<i64>> = vec![HashSet::new(); WRITERS as usize];
     let mut next_seq = vec![0i64; WRITERS as usize];
-    for kill in 1..=KILLS {
+    let kill_count = kills();
+    for kill in 1..=kill_count {
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 tokio::spawn(write_events_until_killed(
@@ -415,7 +422,7 @@ async fn kill_views_repeatedly() -> anyhow::Result<()> {
     }
     let total: usize = acknowledged.iter().map(HashSet::len).sum();
     println!(
-        "    {KILLS} kills, {total} acknowledged events, every view equal to the batch answer"
+        "    {kill_count} kills, {total} acknowledged events, every view equal to the batch answer"
     );
     Ok(())
 }

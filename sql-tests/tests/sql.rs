@@ -11,7 +11,9 @@ mod checkpoint_failures;
 mod client;
 mod crash;
 mod differential;
+mod disk_full;
 mod file_crash;
+mod fuzz;
 mod nexmark_crash;
 mod protocol;
 mod s3;
@@ -156,6 +158,8 @@ fn main() -> ExitCode {
         .chain(savepoints::TESTS)
         .chain(nexmark_crash::TESTS)
         .chain(file_crash::TESTS)
+        .chain(disk_full::TESTS)
+        .chain(fuzz::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));

@@ -102,8 +102,12 @@ fn run(shared: &Shared, receiver: &mpsc::Receiver<Request>) {
             }
             Err(e) => {
                 tracing::error!("commit failed: {e}");
+                let message = match &e {
+                    Error::Storage(message) => message.clone(),
+                    other => other.to_string(),
+                };
                 for (reply, _) in accepted {
-                    let _ = reply.send(Err(Error::Storage(e.to_string())));
+                    let _ = reply.send(Err(Error::Storage(message.clone())));
                 }
             }
         }

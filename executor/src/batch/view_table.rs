@@ -14,7 +14,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -115,8 +115,7 @@ impl TableProvider for ViewTable {
             Rows::Live(registry) => match state.config().get_extension::<QueryPin>() {
                 Some(pin) => pin.get(registry).snapshot(self.view),
                 None => registry.pin().snapshot(self.view),
-            }
-            .map_err(DataFusionError::Execution)?,
+            }?,
         };
         let scan = ViewScan {
             snapshot,

@@ -674,7 +674,7 @@ impl Coordinator {
                     Some(Ok(())) => true,
                 });
             if let Some(e) = failed {
-                self.fail(id, e);
+                self.fail(id, e.to_string());
             }
         }
     }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use injector::BarrierInjector;
-pub use views::{ReadPin, ViewRegistry};
+pub use views::{ReadPin, ViewFailure, ViewRegistry};
 
 use crate::message::{Barrier, BarrierKind, Epoch, Subscription, ViewId};
 use crate::operator::BoxedOperator;
@@ -106,7 +106,7 @@ impl StreamingRuntime {
     ///
     /// # Errors
     /// The view's error, if it failed before getting there.
-    pub async fn launch(&self, launch: ViewLaunch) -> Result<Epoch, String> {
+    pub async fn launch(&self, launch: ViewLaunch) -> Result<Epoch, ViewFailure> {
         let (epoch, mut failures) = self.launch_all(vec![launch]).await;
         match failures.pop() {
             Some((_, failure)) => Err(failure),
@@ -117,7 +117,10 @@ impl StreamingRuntime {
     /// Starts views together: their sources all join at one barrier, which
     /// carries every subscription. Returns that epoch once all hold it,
     /// with the views that failed before it.
-    pub async fn launch_all(&self, launches: Vec<ViewLaunch>) -> (Epoch, Vec<(ViewId, String)>) {
+    pub async fn launch_all(
+        &self,
+        launches: Vec<ViewLaunch>,
+    ) -> (Epoch, Vec<(ViewId, ViewFailure)>) {
         let mut all_sources = Vec::new();
         let mut all_subscriptions = Vec::new();
         let mut views = Vec::new();
@@ -149,9 +152,14 @@ impl StreamingRuntime {
             let mut messages = root.execute();
             while let Some(message) = messages.next().await {
                 if let Err(e) = message {
-                    let e = e.strip_backtrace();
-                    tracing::error!(view = %name, error = %e, "materialized view stopped");
-                    registry.fail(view, format!("materialized view \"{name}\" failed: {e}"));
+                    tracing::error!(view = %name, error = %e.strip_backtrace(), "materialized view stopped");
+                    registry.fail(
+                        view,
+                        ViewFailure {
+                            view: name,
+                            error: Arc::new(e),
+                        },
+                    );
                     return;
                 }
             }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use datafusion::error::DataFusionError;
 use tokio::sync::watch;
 use weir_storage::StateStore;
 
@@ -18,7 +19,16 @@ use crate::message::{Epoch, ViewId};
 #[derive(Debug, Default)]
 struct Progress {
     snapshots: VecDeque<(Epoch, Arc<dyn StateStore>)>,
-    failure: Option<String>,
+    failure: Option<ViewFailure>,
+}
+
+/// Why a view stopped: the error its graph ended with, kept whole so that
+/// whoever reports it can classify it (a division by zero stays one).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("materialized view \"{view}\" failed: {error}")]
+pub struct ViewFailure {
+    pub view: String,
+    pub error: Arc<DataFusionError>,
 }
 
 /// The progress of every view of a database.
@@ -26,6 +36,8 @@ struct Progress {
 pub struct ViewRegistry {
     views: Mutex<BTreeMap<ViewId, Progress>>,
     changed: watch::Sender<u64>,
+    /// Counts view failures, for whoever restarts failed views.
+    failures: watch::Sender<u64>,
 }
 
 /// Every view's state at one epoch, for one SELECT.
@@ -33,19 +45,18 @@ pub struct ViewRegistry {
 pub struct ReadPin {
     pub epoch: Option<Epoch>,
     snapshots: HashMap<ViewId, Arc<dyn StateStore>>,
-    failures: HashMap<ViewId, String>,
+    failures: HashMap<ViewId, ViewFailure>,
 }
 
 impl ReadPin {
     /// The view's state at the pinned epoch, or why it cannot be read.
-    pub fn snapshot(&self, view: ViewId) -> Result<Arc<dyn StateStore>, String> {
+    pub fn snapshot(&self, view: ViewId) -> Result<Arc<dyn StateStore>, DataFusionError> {
         if let Some(failure) = self.failures.get(&view) {
-            return Err(failure.clone());
+            return Err(DataFusionError::External(Box::new(failure.clone())));
         }
-        self.snapshots
-            .get(&view)
-            .cloned()
-            .ok_or_else(|| "the view has not been filled yet".to_string())
+        self.snapshots.get(&view).cloned().ok_or_else(|| {
+            DataFusionError::Execution("the view has not been filled yet".to_string())
+        })
     }
 }
 
@@ -54,6 +65,7 @@ impl Default for ViewRegistry {
         Self {
             views: Mutex::new(BTreeMap::new()),
             changed: watch::channel(0).0,
+            failures: watch::channel(0).0,
         }
     }
 }
@@ -102,12 +114,18 @@ impl ViewRegistry {
     }
 
     /// The view stopped with an error; it is no longer waited for.
-    pub fn fail(&self, view: ViewId, error: String) {
+    pub fn fail(&self, view: ViewId, error: ViewFailure) {
         if let Some(progress) = self.lock().get_mut(&view) {
             progress.failure = Some(error);
             progress.snapshots.clear();
         }
         self.notify();
+        self.failures.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time a view fails.
+    pub fn failures(&self) -> watch::Receiver<u64> {
+        self.failures.subscribe()
     }
 
     /// Views that have published a snapshot and not failed: they receive
@@ -121,13 +139,13 @@ impl ViewRegistry {
     }
 
     /// `None` once the view is gone; its failure if it failed.
-    pub fn health(&self, view: ViewId) -> Option<Result<(), String>> {
+    pub fn health(&self, view: ViewId) -> Option<Result<(), ViewFailure>> {
         self.lock()
             .get(&view)
             .map(|p| p.failure.clone().map_or(Ok(()), Err))
     }
 
-    pub fn failure(&self, view: ViewId) -> Option<String> {
+    pub fn failure(&self, view: ViewId) -> Option<ViewFailure> {
         self.lock().get(&view).and_then(|p| p.failure.clone())
     }
 
@@ -157,7 +175,7 @@ impl ViewRegistry {
 
     /// Waits until every view registered (and not failed) has reached
     /// `epoch`; then returns the views among `watched` that failed.
-    pub async fn wait_for(&self, epoch: Epoch, watched: &[ViewId]) -> Vec<(ViewId, String)> {
+    pub async fn wait_for(&self, epoch: Epoch, watched: &[ViewId]) -> Vec<(ViewId, ViewFailure)> {
         let mut changed = self.changed.subscribe();
         loop {
             {
@@ -218,8 +236,20 @@ mod tests {
 
         let watched = [b];
         let waiting = registry.wait_for(Epoch(2), &watched);
-        registry.fail(b, "boom".into());
-        assert_eq!(waiting.await, vec![(b, "boom".to_string())]);
+        registry.fail(
+            b,
+            ViewFailure {
+                view: "b".into(),
+                error: Arc::new(DataFusionError::Execution("boom".into())),
+            },
+        );
+        let failed = waiting.await;
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, b);
+        assert_eq!(
+            failed[0].1.to_string(),
+            "materialized view \"b\" failed: Execution error: boom"
+        );
         assert_eq!(registry.pin().epoch, Some(Epoch(2)));
         assert!(registry.pin().snapshot(b).is_err());
     }

@@ -36,6 +36,7 @@ impl Prepared {
             Prepared::CreateSource { .. } => InBlock::Refused("CREATE SOURCE"),
             Prepared::DropSources { .. } => InBlock::Refused("DROP SOURCE"),
             Prepared::AlterSource { .. } => InBlock::Refused("ALTER SOURCE"),
+            Prepared::ResumeView(_) => InBlock::Refused("ALTER MATERIALIZED VIEW ... RESUME"),
             Prepared::Checkpoint => InBlock::Refused("CHECKPOINT"),
             Prepared::CreateSavepoint { .. } => InBlock::Refused("CREATE SAVEPOINT"),
             Prepared::RestoreSavepoint(_) => InBlock::Refused("RESTORE SAVEPOINT"),

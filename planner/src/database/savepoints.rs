@@ -36,7 +36,7 @@ const STAGING_DIR: &str = "restore";
 const BACKEND_FILE: &str = "state_backend";
 
 fn savepoint_error(e: impl std::fmt::Display) -> Error {
-    Error::user("58030", e.to_string())
+    Error::io(e.to_string())
 }
 
 fn storage_error(e: weir_storage::Error) -> Error {
@@ -312,12 +312,10 @@ impl Database {
     /// Takes a checkpoint of the restored state, so that recovery starts
     /// from it, then removes the staged copy.
     pub(super) async fn finish_restore(&self, manifest: &SavepointManifest) -> Result<()> {
-        self.coordinator()?.checkpoint().await.map_err(|e| {
-            Error::user(
-                "58030",
-                format!("restored, but the checkpoint after failed: {e}"),
-            )
-        })?;
+        self.coordinator()?
+            .checkpoint()
+            .await
+            .map_err(|e| Error::io(format!("restored, but the checkpoint after failed: {e}")))?;
         remove_dir(&self.staging_dir())?;
         tracing::info!(savepoint = manifest.name, "savepoint restored");
         Ok(())

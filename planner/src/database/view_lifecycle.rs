@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use weir_executor::checkpoint::{
@@ -110,7 +112,7 @@ impl Database {
         if !launches.is_empty() {
             let (_, failures) = self.runtime.launch_all(launches).await;
             for (view, failure) in failures {
-                tracing::error!(view = view.0, failure, "restored view failed");
+                tracing::error!(view = view.0, %failure, "restored view failed");
             }
             tracing::info!(views = restorable.len(), elapsed = ?started.elapsed(), "views restored from checkpoint");
         }
@@ -166,6 +168,36 @@ impl Database {
         self.launch_views(records, restored.as_ref()).await
     }
 
+    /// Changes each time a view fails (its query or its state hit an
+    /// error): the restart strategy restarts the views then too.
+    pub fn view_failures(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.runtime.registry().failures()
+    }
+
+    /// Restarts counted against `restart_attempts` so far.
+    pub fn restarts_used(&self) -> u32 {
+        self.restarts_used.load(Ordering::SeqCst)
+    }
+
+    /// Counts one restart against `restart_attempts`.
+    pub fn count_restart(&self) {
+        self.restarts_used.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `ALTER MATERIALIZED VIEW name RESUME`: once what made views fail is
+    /// fixed, restarts every view from the newest usable checkpoint, and
+    /// `restart_attempts` counts from zero again.
+    pub async fn resume_views(&self, name: &str) -> Result<()> {
+        if self.catalog.view(name).is_none() {
+            return Err(Error::user(
+                "42P01",
+                format!("materialized view \"{name}\" does not exist"),
+            ));
+        }
+        self.restarts_used.store(0, Ordering::SeqCst);
+        self.restart_views().await
+    }
+
     /// Changes each time checkpoints failed more often in a row than
     /// `tolerable_checkpoint_failures`.
     pub fn checkpoint_restarts(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -200,7 +232,9 @@ impl Database {
         let view = built.launch.view;
         let started = match self.runtime.launch(built.launch).await {
             Ok(_) => self.catalog.add_view(built.entry, store).await,
-            Err(failure) => Err(Error::user("XX000", failure)),
+            Err(failure) => Err(Error::DataFusion(DataFusionError::External(Box::new(
+                failure,
+            )))),
         };
         if started.is_err() {
             self.forget_view(view).await;

@@ -219,6 +219,11 @@ impl CheckpointStorage {
     pub async fn delete_incomplete(&self) -> Result<()> {
         for (id, complete) in self.checkpoint_dirs().await? {
             if !complete {
+                tracing::warn!(
+                    checkpoint = id,
+                    storage = %self.url,
+                    "deleting checkpoint without _metadata (incomplete or damaged)"
+                );
                 self.delete_checkpoint(id).await?;
             }
         }
