@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use datafusion::arrow::array::timezone::Tz;
 use weir_planner::{Error, parse_duration};
 
 struct Parameter {
@@ -222,6 +223,16 @@ fn checked(name: &str, value: String) -> Result<String, Error> {
             Ok(digits) if (-15..=3).contains(&digits) => Ok(digits.to_string()),
             _ => Err(invalid(name, &value)),
         },
+        "timezone" => {
+            let zone = value.trim();
+            if ["utc", "gmt", "z", "zulu"].contains(&zone.to_ascii_lowercase().as_str()) {
+                Ok("UTC".into())
+            } else if zone.parse::<Tz>().is_ok() {
+                Ok(zone.to_string())
+            } else {
+                Err(invalid("TimeZone", &value))
+            }
+        }
         "statement_timeout" | "idle_in_transaction_session_timeout" => match duration(&value) {
             Some(_) => Ok(value),
             None => Err(invalid(name, &value)),

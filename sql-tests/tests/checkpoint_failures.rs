@@ -24,6 +24,10 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(damaged_checkpoints()),
     ),
     (
+        "checkpoints/ids never repeat, even across a restart after failed checkpoints",
+        || Box::pin(ids_never_repeat()),
+    ),
+    (
         "checkpoints/delete_on_cancellation: a clean stop leaves no checkpoint, complete or not",
         || Box::pin(delete_on_cancellation()),
     ),
@@ -307,5 +311,51 @@ async fn delete_on_cancellation() -> anyhow::Result<()> {
         .filter(|name| name.starts_with("chk-"))
         .collect();
     ensure!(left.is_empty(), "left behind after a clean stop: {left:?}");
+    Ok(())
+}
+
+async fn ids_never_repeat() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = dir.path().join("store");
+    let failed_id = {
+        let server = crate::start_server(dir.path()).await?;
+        let client = connect(server.local_addr().port()).await?;
+        client
+            .batch_execute(&format!(
+                "SET checkpoint_interval = off;
+                 SET checkpoint_storage = 'file://{}';
+                 SET restart_strategy = none;
+                 CREATE TABLE t (k BIGINT PRIMARY KEY, v BIGINT);
+                 INSERT INTO t VALUES (1, 1);
+                 CREATE MATERIALIZED VIEW totals AS SELECT sum(v) AS total, count(*) AS n FROM t;
+                 CHECKPOINT;",
+                store.display()
+            ))
+            .await?;
+        let last = one_i64(&client, "SELECT max(id) FROM weir_catalog.checkpoints").await?;
+        for id in last + 1..last + 10 {
+            std::fs::write(store.join(format!("chk-{id}")), b"not a directory")?;
+        }
+        ensure!(client.batch_execute("CHECKPOINT").await.is_err());
+        let failed = one_i64(&client, "SELECT max(id) FROM weir_catalog.checkpoints").await?;
+        ensure!(
+            failed == last + 1,
+            "the failed checkpoint is {failed}, not {}",
+            last + 1
+        );
+        drop(client);
+        server.shutdown().await;
+        failed
+    };
+    let server = crate::start_server(dir.path()).await?;
+    let client = connect(server.local_addr().port()).await?;
+    ensure!(client.batch_execute("CHECKPOINT").await.is_err());
+    let next = one_i64(&client, "SELECT max(id) FROM weir_catalog.checkpoints").await?;
+    ensure!(
+        next > failed_id,
+        "after a restart the next checkpoint is {next}, again at or below the failed {failed_id}"
+    );
+    drop(client);
+    server.shutdown().await;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! Retention then deletes old checkpoints and shared files nothing uses.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -95,6 +96,27 @@ pub struct CoordinatorStart {
     /// The tables, whose logs are truncated below what kept checkpoints
     /// need.
     pub tables: Arc<TableStore>,
+    /// A file that remembers the last checkpoint id issued, so that ids
+    /// never repeat, even when no checkpoint of them reached storage (they
+    /// all failed) or storage moved.
+    pub last_id_file: Option<PathBuf>,
+}
+
+/// The last id recorded in `file`, if any.
+fn recorded_id(file: Option<&Path>) -> u64 {
+    file.and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Records `id` as the last issued, replacing the file whole.
+fn record_id(file: &Path, id: u64) {
+    let partial = file.with_extension("partial");
+    let written =
+        std::fs::write(&partial, id.to_string()).and_then(|()| std::fs::rename(&partial, file));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, file = %file.display(), "cannot record the last checkpoint id");
+    }
 }
 
 impl CheckpointCoordinator {
@@ -107,13 +129,18 @@ impl CheckpointCoordinator {
         if let Err(e) = start.storage.delete_incomplete().await {
             tracing::warn!(error = %e, "cannot clean up incomplete checkpoints");
         }
-        let next_id = match start.storage.highest_id().await {
-            Ok(id) => id.map_or(1, |id| id + 1),
+        let stored = match start.storage.highest_id().await {
+            Ok(id) => id.unwrap_or(0),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list checkpoints");
-                1
+                0
             }
         };
+        let restored_id = start.restored.as_ref().map_or(0, |m| m.id);
+        let next_id = stored
+            .max(restored_id)
+            .max(recorded_id(start.last_id_file.as_deref()))
+            + 1;
         let uploaded = start
             .restored
             .as_ref()
@@ -131,6 +158,7 @@ impl CheckpointCoordinator {
             settings: start.settings.clone(),
             storage: start.storage,
             next_id,
+            last_id_file: start.last_id_file,
             pending: BTreeMap::new(),
             requested: Vec::new(),
             // The first interval counts from the start: views start first.
@@ -312,6 +340,7 @@ struct Coordinator {
     settings: CheckpointSettings,
     storage: CheckpointStorage,
     next_id: u64,
+    last_id_file: Option<PathBuf>,
     pending: BTreeMap<u64, Pending>,
     /// `CHECKPOINT`s waiting for a slot.
     requested: Vec<oneshot::Sender<CheckpointResult>>,
@@ -458,6 +487,9 @@ impl Coordinator {
         let (trigger, waiters) = checkpoint.unwrap_or((CheckpointTrigger::Manual, Vec::new()));
         let id = self.next_id;
         self.next_id += 1;
+        if let Some(file) = &self.last_id_file {
+            record_id(file, id);
+        }
         let now = Instant::now();
         // Views running before the barrier is injected all receive it.
         let running = self.registry.running();

@@ -58,6 +58,7 @@ impl Database {
             registry: Arc::clone(self.runtime.registry()),
             restored: restored.clone().filter(|_| staged.is_none()),
             tables: Arc::clone(self.catalog.store()),
+            last_id_file: Some(self.data_dir.join("last_checkpoint_id")),
         })
         .await;
         let _ = self.checkpoints.set(coordinator);
