@@ -49,7 +49,10 @@ use crate::system_tables::{SHOW_CHECKPOINTS, SHOW_SAVEPOINTS, SYSTEM_SCHEMA, Sys
 use crate::views::{ViewSpec, build_view, view_spec, views_to_drop, without_rules};
 use crate::{Error, Result};
 
+mod copy;
 mod in_block;
+
+pub use copy::{CopyFormat, CopyIn};
 mod savepoints;
 mod view_lifecycle;
 
@@ -85,6 +88,8 @@ pub enum Prepared {
     },
     /// `ALTER MATERIALIZED VIEW name RESUME`.
     ResumeView(String),
+    /// `COPY table FROM STDIN`: the server gathers the rows.
+    CopyIn(CopyIn),
     CreateView(Box<ViewSpec>),
     DropViews {
         names: Vec<String>,
@@ -123,6 +128,9 @@ pub enum Outcome {
     Command(String),
     /// A session statement for the server to carry out.
     Session(SessionStatement),
+    /// A `COPY ... FROM STDIN` waiting for its rows
+    /// ([`Database::copy_in`]).
+    CopyIn(CopyIn),
 }
 
 impl Prepared {
@@ -547,6 +555,9 @@ impl Database {
                 Ok(Prepared::ExplainView(built.explain.lines()))
             }
             Statement::Flush { .. } => Ok(Prepared::Flush),
+            Statement::Copy { .. } => Ok(Prepared::CopyIn(
+                self.prepare_copy(ctx, &statement).await?,
+            )),
             _ => {
                 let names = pg_column_names(&statement);
                 let plan = self.plan(ctx, statement).await?;
@@ -660,6 +671,7 @@ impl Database {
                 self.catalog.set_source_paused(&name, paused).await?;
                 Ok(Outcome::Command("ALTER SOURCE".into()))
             }
+            Prepared::CopyIn(copy) => Ok(Outcome::CopyIn(copy)),
             Prepared::ResumeView(name) => {
                 self.resume_views(&name).await?;
                 Ok(Outcome::Command("ALTER MATERIALIZED VIEW".into()))

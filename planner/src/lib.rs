@@ -35,7 +35,7 @@ mod watermarks;
 mod windows;
 
 pub use backends::{BackendEntry, BackendStart, Backends, RunningQuery, TransactionStatus};
-pub use database::{Database, InBlock, Outcome, Prepared};
+pub use database::{CopyFormat, CopyIn, Database, InBlock, Outcome, Prepared};
 pub use error::{Error, Result, io_code};
 pub use nesting::MAX_NESTING;
 pub use pg_functions::{SERVER_VERSION, USER};

@@ -20,6 +20,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Sink, SinkExt, TryStreamExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response, Tag};
@@ -31,10 +32,11 @@ use pgwire::messages::PgWireBackendMessage;
 use tokio::task::AbortHandle;
 use weir_executor::Transaction;
 use weir_planner::{
-    BackendEntry, Database, Error, Outcome, Prepared, SessionStatement, TransactionStatus,
+    BackendEntry, CopyIn, Database, Error, Outcome, Prepared, SessionStatement, TransactionStatus,
 };
 
 use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
+use crate::copy_in::{self, CopyInProgress, SharedCopy};
 use crate::errors::{error_info, to_pgwire};
 use crate::parameters::bind_parameters;
 use crate::rows::{TextOptions, encode_batches, encode_rows};
@@ -173,6 +175,8 @@ pub(crate) struct Connection {
     /// Closes the connection once it has idled in an open block for
     /// `idle_in_transaction_session_timeout`.
     idle_timer: Mutex<Option<AbortHandle>>,
+    /// A `COPY ... FROM STDIN` receiving its rows.
+    copy: SharedCopy,
 }
 
 impl Connection {
@@ -207,7 +211,24 @@ impl Connection {
             block,
             backend: Arc::default(),
             idle_timer: Mutex::default(),
+            copy: SharedCopy::default(),
         }
+    }
+
+    pub(crate) fn copy_progress(&self) -> &Mutex<CopyInProgress> {
+        &self.copy
+    }
+
+    /// Writes the rows a COPY received.
+    pub(crate) async fn copy_rows(&self, copy: &CopyIn, data: &[u8]) -> Result<u64, Error> {
+        self.database.copy_in(&self.ctx, copy, data).await
+    }
+
+    /// A COPY failed after its statement had returned: as any failed
+    /// statement, it fails an open block.
+    pub(crate) fn copy_failed(&self) {
+        self.block.failed();
+        self.statement_ended();
     }
 
     /// Runs one statement as [`Connection::execute`] does, within the
@@ -307,6 +328,7 @@ impl Connection {
                 return Ok(Response::Query(encode_rows(rows, format, options, cancel)?));
             }
             Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
+            Outcome::CopyIn(copy) => return Ok(copy_in::lock(&self.copy).start(copy)),
             Outcome::Session(statement) => match self.block.run(&statement).await {
                 Some(reply) => match reply.map_err(to_pgwire)? {
                     BlockReply::Begin => SessionReply::Begin,
@@ -628,5 +650,9 @@ impl PgWireServerHandlers for ConnectionHandlers {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         Arc::clone(&self.canceller)
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        Arc::clone(&self.connection)
     }
 }

@@ -13,6 +13,7 @@ mod cancel;
 mod checkpoint_bench;
 pub mod config;
 mod connection;
+mod copy_in;
 mod errors;
 mod hangup;
 mod nexmark_bench;

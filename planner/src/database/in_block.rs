@@ -26,6 +26,7 @@ impl Prepared {
             Prepared::Plan(_)
             | Prepared::ExplainView(_)
             | Prepared::Flush
+            | Prepared::CopyIn(_)
             | Prepared::ShowDatabase(_) => InBlock::Runs,
             Prepared::Session(SessionStatement::Discard) => InBlock::Refused("DISCARD ALL"),
             Prepared::Session(_) => InBlock::Runs,
