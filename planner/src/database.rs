@@ -555,9 +555,9 @@ impl Database {
                 Ok(Prepared::ExplainView(built.explain.lines()))
             }
             Statement::Flush { .. } => Ok(Prepared::Flush),
-            Statement::Copy { .. } => Ok(Prepared::CopyIn(
-                self.prepare_copy(ctx, &statement).await?,
-            )),
+            Statement::Copy { .. } => {
+                Ok(Prepared::CopyIn(self.prepare_copy(ctx, &statement).await?))
+            }
             _ => {
                 let names = pg_column_names(&statement);
                 let plan = self.plan(ctx, statement).await?;

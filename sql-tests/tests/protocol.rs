@@ -770,7 +770,11 @@ async fn query_memory_limit() -> anyhow::Result<()> {
 }
 
 /// Sends `data` as a COPY's rows; the row count COPY answers.
-async fn copy_rows(client: &Client, statement: &str, data: &str) -> Result<u64, tokio_postgres::Error> {
+async fn copy_rows(
+    client: &Client,
+    statement: &str,
+    data: &str,
+) -> Result<u64, tokio_postgres::Error> {
     use futures::SinkExt;
     let sink = client.copy_in(statement).await?;
     futures::pin_mut!(sink);
@@ -785,7 +789,12 @@ async fn copy_from_stdin() -> anyhow::Result<()> {
     client
         .batch_execute("CREATE TABLE t (k BIGINT PRIMARY KEY, s TEXT, x DOUBLE, ok BOOLEAN)")
         .await?;
-    let rows = copy_rows(&client, "COPY t FROM STDIN", "1\tone\t1.5\tt\n2\t\\N\t\\N\tf\n").await?;
+    let rows = copy_rows(
+        &client,
+        "COPY t FROM STDIN",
+        "1\tone\t1.5\tt\n2\t\\N\t\\N\tf\n",
+    )
+    .await?;
     ensure!(rows == 2, "COPY answered {rows} rows");
     let rows = copy_rows(
         &client,
@@ -810,33 +819,62 @@ async fn copy_from_stdin() -> anyhow::Result<()> {
     ensure!(got == want, "the table holds {got:?}");
 
     // A bad row fails the whole COPY: nothing of it is written.
-    let error = copy_rows(&client, "COPY t FROM STDIN", "6\tsix\t1\tt\nseven\tx\t1\tt\n")
-        .await
-        .err()
-        .context("a COPY with a non-number key succeeded")?;
-    ensure!(error.code().is_some(), "the COPY failed without a SQLSTATE: {error}");
-    let duplicate = copy_rows(&client, "COPY t FROM STDIN", "6\tsix\t1\tt\n1\tagain\t1\tt\n")
-        .await
-        .err()
-        .context("a COPY with a duplicate key succeeded")?;
-    ensure!(duplicate.code() == Some(&SqlState::UNIQUE_VIOLATION), "{duplicate:?}");
-    let count: i64 = client.query_one("SELECT count(*) FROM t", &[]).await?.get(0);
+    let error = copy_rows(
+        &client,
+        "COPY t FROM STDIN",
+        "6\tsix\t1\tt\nseven\tx\t1\tt\n",
+    )
+    .await
+    .err()
+    .context("a COPY with a non-number key succeeded")?;
+    ensure!(
+        error.code().is_some(),
+        "the COPY failed without a SQLSTATE: {error}"
+    );
+    let duplicate = copy_rows(
+        &client,
+        "COPY t FROM STDIN",
+        "6\tsix\t1\tt\n1\tagain\t1\tt\n",
+    )
+    .await
+    .err()
+    .context("a COPY with a duplicate key succeeded")?;
+    ensure!(
+        duplicate.code() == Some(&SqlState::UNIQUE_VIOLATION),
+        "{duplicate:?}"
+    );
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await?
+        .get(0);
     ensure!(count == 5, "{count} rows after two failed COPYs");
 
     // Inside a block, COPY is staged like an INSERT.
     client.batch_execute("BEGIN").await?;
     copy_rows(&client, "COPY t (k) FROM STDIN", "10\n11\n").await?;
-    let inside: i64 = client.query_one("SELECT count(*) FROM t", &[]).await?.get(0);
+    let inside: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await?
+        .get(0);
     client.batch_execute("ROLLBACK").await?;
-    let after: i64 = client.query_one("SELECT count(*) FROM t", &[]).await?.get(0);
-    ensure!(inside == 7 && after == 5, "inside the block {inside} rows, after ROLLBACK {after}");
+    let after: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await?
+        .get(0);
+    ensure!(
+        inside == 7 && after == 5,
+        "inside the block {inside} rows, after ROLLBACK {after}"
+    );
 
     let refused = client
         .batch_execute("COPY t TO '/tmp/weir-copy-out'")
         .await
         .err()
         .and_then(|e| e.code().cloned());
-    ensure!(refused == Some(SqlState::FEATURE_NOT_SUPPORTED), "COPY to a file: {refused:?}");
+    ensure!(
+        refused == Some(SqlState::FEATURE_NOT_SUPPORTED),
+        "COPY to a file: {refused:?}"
+    );
     server.shutdown().await;
     Ok(())
 }

@@ -70,10 +70,12 @@ fn unsupported(what: &str) -> Error {
 }
 
 fn single_byte(c: char, what: &str) -> Result<u8> {
-    u8::try_from(c)
-        .ok()
-        .filter(u8::is_ascii)
-        .ok_or_else(|| Error::user("22023", format!("COPY {what} must be a single one-byte character")))
+    u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
+        Error::user(
+            "22023",
+            format!("COPY {what} must be a single one-byte character"),
+        )
+    })
 }
 
 /// The format a COPY's options describe.
@@ -148,10 +150,14 @@ impl Database {
         else {
             return Err(Error::Internal("not a COPY".into()));
         };
-        let (CopySource::Table {
-            table_name: name,
-            columns,
-        }, false, CopyTarget::Stdin) = (source, to, target)
+        let (
+            CopySource::Table {
+                table_name: name,
+                columns,
+            },
+            false,
+            CopyTarget::Stdin,
+        ) = (source, to, target)
         else {
             return Err(unsupported(
                 "other than FROM STDIN into a table (psql's \\copy reads a client file)",
@@ -195,8 +201,9 @@ impl Database {
         }
         let text_columns: Vec<ArrayRef> = (0..copy.columns.len())
             .map(|i| {
-                Arc::new(StringArray::from_iter(rows.iter().map(|row| row[i].as_deref())))
-                    as ArrayRef
+                Arc::new(StringArray::from_iter(
+                    rows.iter().map(|row| row[i].as_deref()),
+                )) as ArrayRef
             })
             .collect();
         let fields: Vec<Field> = copy
@@ -215,14 +222,20 @@ impl Database {
             .iter()
             .map(|field| {
                 let value = if copy.columns.contains(field.name()) {
-                    cast(col(format!("\"{}\"", field.name())), field.data_type().clone())
+                    cast(
+                        col(format!("\"{}\"", field.name())),
+                        field.data_type().clone(),
+                    )
                 } else {
                     cast(lit(ScalarValue::Null), field.data_type().clone())
                 };
                 value.alias(field.name())
             })
             .collect();
-        let input = ctx.read_batch(batch)?.select(projection)?.into_unoptimized_plan();
+        let input = ctx
+            .read_batch(batch)?
+            .select(projection)?
+            .into_unoptimized_plan();
         let plan = LogicalPlanBuilder::insert_into(
             input,
             copy.table.as_str(),
@@ -236,7 +249,11 @@ impl Database {
 }
 
 /// The rows of COPY data: each a field per column, `None` for NULL.
-pub fn parse_rows(format: &CopyFormat, data: &[u8], columns: usize) -> Result<Vec<Vec<Option<String>>>> {
+pub fn parse_rows(
+    format: &CopyFormat,
+    data: &[u8],
+    columns: usize,
+) -> Result<Vec<Vec<Option<String>>>> {
     let rows = if format.csv {
         csv_rows(format, data)?
     } else {
@@ -426,7 +443,12 @@ mod tests {
             header: true,
             ..CopyFormat::csv()
         };
-        let rows = parse_rows(&format, b"k,s\n1,\"a,b\"\n2,\n3,\"\"\n4,\"say \"\"hi\"\"\"\n", 2).unwrap();
+        let rows = parse_rows(
+            &format,
+            b"k,s\n1,\"a,b\"\n2,\n3,\"\"\n4,\"say \"\"hi\"\"\"\n",
+            2,
+        )
+        .unwrap();
         assert_eq!(
             rows,
             vec![
