@@ -90,6 +90,11 @@ pub enum Prepared {
     ResumeView(String),
     /// `COPY table FROM STDIN`: the server gathers the rows.
     CopyIn(CopyIn),
+    /// `COPY table | (query) TO STDOUT`.
+    CopyOut {
+        plan: LogicalPlan,
+        format: CopyFormat,
+    },
     CreateView(Box<ViewSpec>),
     DropViews {
         names: Vec<String>,
@@ -131,6 +136,11 @@ pub enum Outcome {
     /// A `COPY ... FROM STDIN` waiting for its rows
     /// ([`Database::copy_in`]).
     CopyIn(CopyIn),
+    /// The rows of a `COPY ... TO STDOUT`, to send in `format`.
+    CopyOut {
+        rows: SendableRecordBatchStream,
+        format: CopyFormat,
+    },
 }
 
 impl Prepared {
@@ -555,9 +565,7 @@ impl Database {
                 Ok(Prepared::ExplainView(built.explain.lines()))
             }
             Statement::Flush { .. } => Ok(Prepared::Flush),
-            Statement::Copy { .. } => {
-                Ok(Prepared::CopyIn(self.prepare_copy(ctx, &statement).await?))
-            }
+            Statement::Copy { .. } => self.prepare_copy(ctx, &statement).await,
             _ => {
                 let names = pg_column_names(&statement);
                 let plan = self.plan(ctx, statement).await?;
@@ -672,6 +680,14 @@ impl Database {
                 Ok(Outcome::Command("ALTER SOURCE".into()))
             }
             Prepared::CopyIn(copy) => Ok(Outcome::CopyIn(copy)),
+            Prepared::CopyOut { plan, format } => {
+                match Box::pin(self.execute(ctx, Prepared::Plan(plan), None)).await? {
+                    Outcome::Rows(rows) => Ok(Outcome::CopyOut { rows, format }),
+                    _ => Err(Error::not_supported(
+                        "COPY TO of a statement that returns no rows",
+                    )),
+                }
+            }
             Prepared::ResumeView(name) => {
                 self.resume_views(&name).await?;
                 Ok(Outcome::Command("ALTER MATERIALIZED VIEW".into()))

@@ -37,6 +37,7 @@ use weir_planner::{
 
 use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
 use crate::copy_in::{self, CopyInProgress, SharedCopy};
+use crate::copy_out::copy_out;
 use crate::errors::{error_info, to_pgwire};
 use crate::parameters::bind_parameters;
 use crate::rows::{TextOptions, encode_batches, encode_rows};
@@ -329,6 +330,9 @@ impl Connection {
             }
             Outcome::Command(tag) => return Ok(Response::Execution(Tag::new(&tag))),
             Outcome::CopyIn(copy) => return Ok(copy_in::lock(&self.copy).start(copy)),
+            Outcome::CopyOut { rows, format } => {
+                return Ok(Response::CopyOut(copy_out(rows, format, options, cancel)?));
+            }
             Outcome::Session(statement) => match self.block.run(&statement).await {
                 Some(reply) => match reply.map_err(to_pgwire)? {
                     BlockReply::Begin => SessionReply::Begin,

@@ -14,6 +14,7 @@ mod checkpoint_bench;
 pub mod config;
 mod connection;
 mod copy_in;
+mod copy_out;
 mod errors;
 mod hangup;
 mod nexmark_bench;

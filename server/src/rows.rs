@@ -30,7 +30,7 @@ pub(crate) struct TextOptions {
     pub extra_float_digits: i8,
 }
 
-fn encode_batch(
+pub(crate) fn encode_batch(
     fields: &Arc<Vec<FieldInfo>>,
     batch: &RecordBatch,
     options: TextOptions,

@@ -54,7 +54,7 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(idle_in_transaction_timeout()),
     ),
     (
-        "protocol/COPY FROM STDIN: text and CSV rows, all or nothing, inside a block too",
+        "protocol/COPY FROM STDIN and TO STDOUT: text and CSV rows, all or nothing, inside a block too",
         || Box::pin(copy_from_stdin()),
     ),
     (
@@ -782,6 +782,13 @@ async fn copy_rows(
     sink.finish().await
 }
 
+/// What a `COPY ... TO STDOUT` sends, as text.
+async fn copy_text(client: &Client, statement: &str) -> anyhow::Result<String> {
+    use futures::TryStreamExt;
+    let chunks: Vec<bytes::Bytes> = client.copy_out(statement).await?.try_collect().await?;
+    Ok(String::from_utf8(chunks.concat())?)
+}
+
 async fn copy_from_stdin() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let server = crate::start_server(dir.path()).await?;
@@ -864,6 +871,22 @@ async fn copy_from_stdin() -> anyhow::Result<()> {
     ensure!(
         inside == 7 && after == 5,
         "inside the block {inside} rows, after ROLLBACK {after}"
+    );
+
+    // And out again, in both formats.
+    let text = copy_text(&client, "COPY t (k, s) TO STDOUT").await?;
+    ensure!(
+        text == "1\tone\n2\t\\N\n3\ta, b\n4\t\\N\n5\t\n",
+        "COPY TO STDOUT wrote {text:?}"
+    );
+    let csv = copy_text(
+        &client,
+        "COPY (SELECT k, s, ok FROM t WHERE k IN (1, 3, 5) ORDER BY k) TO STDOUT WITH (FORMAT csv, HEADER true)",
+    )
+    .await?;
+    ensure!(
+        csv == "k,s,ok\n1,one,t\n3,\"a, b\",\n5,\"\",\n",
+        "COPY TO STDOUT CSV wrote {csv:?}"
     );
 
     let refused = client

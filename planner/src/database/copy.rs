@@ -2,7 +2,8 @@
 //! PostgreSQL's text or CSV format, written to a table in one statement
 //! (all rows or none, inside a transaction block staged like an INSERT).
 //! Each field is read as text and cast to its column's type as a string
-//! literal would be. COPY to or from a file or program is refused: the
+//! literal would be. `COPY table | (query) TO STDOUT` sends a relation's
+//! rows the same way. COPY to or from a file or program is refused: the
 //! client's side (`psql \copy`) reads and writes files.
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
 };
 
-use super::Database;
+use super::{Database, Prepared};
 use crate::ddl::table_name;
 use crate::{Error, Result};
 
@@ -138,7 +139,49 @@ impl Database {
         &self,
         ctx: &SessionContext,
         statement: &Statement,
-    ) -> Result<CopyIn> {
+    ) -> Result<Prepared> {
+        if let Statement::Copy {
+            source,
+            to: true,
+            target: CopyTarget::Stdout,
+            options,
+            legacy_options,
+            ..
+        } = statement
+        {
+            let query = match source {
+                CopySource::Query(query) => Statement::Query(query.clone()),
+                CopySource::Table {
+                    table_name,
+                    columns,
+                } => {
+                    let columns = if columns.is_empty() {
+                        "*".to_string()
+                    } else {
+                        columns
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let sql = format!("SELECT {columns} FROM {table_name}");
+                    let mut parsed = self.parser.parse(&sql)?;
+                    match parsed.pop() {
+                        Some(parsed) => parsed.statement,
+                        None => return Err(Error::Internal(format!("{sql} did not parse"))),
+                    }
+                }
+            };
+            return Ok(Prepared::CopyOut {
+                plan: self.plan(ctx, query).await?,
+                format: copy_format(options, legacy_options)?,
+            });
+        }
+        Ok(Prepared::CopyIn(self.copy_target(ctx, statement).await?))
+    }
+
+    /// The table and columns of a `COPY ... FROM STDIN`.
+    async fn copy_target(&self, ctx: &SessionContext, statement: &Statement) -> Result<CopyIn> {
         let Statement::Copy {
             source,
             to,
@@ -160,7 +203,7 @@ impl Database {
         ) = (source, to, target)
         else {
             return Err(unsupported(
-                "other than FROM STDIN into a table (psql's \\copy reads a client file)",
+                "with a file or program (psql's \\copy reads and writes client files)",
             ));
         };
         let table = table_name(name)?;

@@ -27,6 +27,7 @@ impl Prepared {
             | Prepared::ExplainView(_)
             | Prepared::Flush
             | Prepared::CopyIn(_)
+            | Prepared::CopyOut { .. }
             | Prepared::ShowDatabase(_) => InBlock::Runs,
             Prepared::Session(SessionStatement::Discard) => InBlock::Refused("DISCARD ALL"),
             Prepared::Session(_) => InBlock::Runs,
