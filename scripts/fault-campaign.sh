@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir-target}"
-export WEIR_FUZZ_STATEMENTS="${WEIR_FUZZ_STATEMENTS:-12000}"
+export WEIR_FUZZ_STATEMENTS="${WEIR_FUZZ_STATEMENTS:-2500}"
+export WEIR_FUZZ_ROUNDS="${WEIR_FUZZ_ROUNDS:-4}"
 export WEIR_FUZZ_CONNECTIONS="${WEIR_FUZZ_CONNECTIONS:-2400}"
 export WEIR_FUZZ_SEED="${WEIR_FUZZ_SEED:-$RANDOM$RANDOM}"
 export WEIR_CRASH_ROUNDS="${WEIR_CRASH_ROUNDS:-100}"
-echo "fault campaign: seed $WEIR_FUZZ_SEED, $WEIR_FUZZ_STATEMENTS statements, $WEIR_FUZZ_CONNECTIONS connections, $WEIR_CRASH_ROUNDS kill rounds"
+echo "fault campaign: seed $WEIR_FUZZ_SEED, $WEIR_FUZZ_ROUNDS rounds of $WEIR_FUZZ_STATEMENTS statements, $WEIR_FUZZ_CONNECTIONS connections, $WEIR_CRASH_ROUNDS kills"
 scripts/install-deps.sh test
 cargo test --workspace --test sql -- faults/ crash/

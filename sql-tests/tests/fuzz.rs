@@ -403,9 +403,18 @@ impl Generator {
 /// message.
 const EXPLAINED: &[&str] = &[];
 
+/// `WEIR_FUZZ_ROUNDS` rounds (1 by default), each on a fresh server with
+/// its own seed.
 async fn sql_fuzz() -> anyhow::Result<()> {
     let statements = setting("WEIR_FUZZ_STATEMENTS", 1500);
     let seed = setting("WEIR_FUZZ_SEED", 0x5eed_cafe);
+    for round in 0..setting("WEIR_FUZZ_ROUNDS", 1) {
+        fuzz_round(statements, seed.wrapping_add(round)).await?;
+    }
+    Ok(())
+}
+
+async fn fuzz_round(statements: u64, seed: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let server = crate::start_server(dir.path()).await?;
     let port = server.local_addr().port();
