@@ -12,6 +12,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4590";
 pub const DEFAULT_DATA_DIR: &str = "./weir-data";
 /// What the queries of all sessions together may hold in memory.
 pub const DEFAULT_QUERY_MEMORY_LIMIT: &str = "4GB";
+/// The largest protocol message a client may send.
+pub const DEFAULT_MAX_MESSAGE_SIZE: &str = "256MB";
 
 /// What a server needs to start.
 #[derive(Debug, Clone)]
@@ -29,6 +31,16 @@ pub struct Config {
     /// Bytes the queries of all sessions together may hold; past it a
     /// query spills (sorts) or fails with 53200.
     pub query_memory_limit: usize,
+    /// Bytes one protocol message may have; a larger one closes its
+    /// connection with 54000.
+    pub max_message_size: usize,
+}
+
+/// Sizes given by flag or environment, over the file's.
+#[derive(Debug, Default)]
+pub struct SizeFlags {
+    pub query_memory_limit: Option<String>,
+    pub max_message_size: Option<String>,
 }
 
 /// The keys a configuration file may set.
@@ -40,6 +52,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub file_roots: Vec<PathBuf>,
     pub query_memory_limit: Option<String>,
+    pub max_message_size: Option<String>,
 }
 
 impl FileConfig {
@@ -56,7 +69,7 @@ impl Config {
     pub fn resolve(
         listen: Option<String>,
         data_dir: Option<PathBuf>,
-        query_memory_limit: Option<String>,
+        sizes: SizeFlags,
         file: FileConfig,
     ) -> anyhow::Result<Self> {
         let listen = listen
@@ -68,12 +81,23 @@ impl Config {
         let data_dir = data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let memory = query_memory_limit
-            .or(file.query_memory_limit)
-            .unwrap_or_else(|| DEFAULT_QUERY_MEMORY_LIMIT.to_string());
-        let query_memory_limit = parse_size(&memory).with_context(|| {
-            format!("--query-memory-limit {memory} is not a size like 512MB or 4GB")
-        })?;
+        let size = |flag: Option<String>, file: Option<String>, default: &str, name: &str| {
+            let text = flag.or(file).unwrap_or_else(|| default.to_string());
+            parse_size(&text)
+                .with_context(|| format!("--{name} {text} is not a size like 512MB or 4GB"))
+        };
+        let query_memory_limit = size(
+            sizes.query_memory_limit,
+            file.query_memory_limit,
+            DEFAULT_QUERY_MEMORY_LIMIT,
+            "query-memory-limit",
+        )?;
+        let max_message_size = size(
+            sizes.max_message_size,
+            file.max_message_size,
+            DEFAULT_MAX_MESSAGE_SIZE,
+            "max-message-size",
+        )?;
         Ok(Self {
             listen,
             data_dir,
@@ -81,6 +105,7 @@ impl Config {
             restore_state_backend: None,
             file_roots: file.file_roots,
             query_memory_limit,
+            max_message_size,
         })
     }
 
@@ -95,6 +120,7 @@ impl Config {
             restore_state_backend: None,
             file_roots: vec![std::env::temp_dir()],
             query_memory_limit: 1 << 30,
+            max_message_size: 256 << 20,
         }
     }
 }
@@ -131,12 +157,20 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let file: FileConfig =
             toml::from_str("listen = \"127.0.0.1:7000\"\ndata_dir = \"/tmp/x\"").unwrap();
-        let config = Config::resolve(Some("127.0.0.1:7001".into()), None, None, file).unwrap();
+        let config = Config::resolve(
+            Some("127.0.0.1:7001".into()),
+            None,
+            SizeFlags::default(),
+            file,
+        )
+        .unwrap();
         assert_eq!(config.listen.port(), 7001);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
-        let config = Config::resolve(None, None, None, FileConfig::default()).unwrap();
+        let config =
+            Config::resolve(None, None, SizeFlags::default(), FileConfig::default()).unwrap();
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.query_memory_limit, 4 << 30);
+        assert_eq!(config.max_message_size, 256 << 20);
     }
 
     #[test]
@@ -145,7 +179,10 @@ mod tests {
             Config::resolve(
                 Some(listen.into()),
                 None,
-                Some(memory.into()),
+                SizeFlags {
+                    query_memory_limit: Some(memory.into()),
+                    max_message_size: None,
+                },
                 FileConfig::default(),
             )
         };

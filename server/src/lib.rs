@@ -17,6 +17,7 @@ mod copy_in;
 mod copy_out;
 mod errors;
 mod hangup;
+mod message_cap;
 mod nexmark_bench;
 mod parameters;
 pub mod pg_text;
@@ -28,6 +29,7 @@ mod session_functions;
 mod startup;
 mod transaction_block;
 mod view_bench;
+mod wire;
 
 pub use config::Config;
 pub use server::{RunningServer, shutdown_signal};

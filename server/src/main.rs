@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_server::config::{
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_QUERY_MEMORY_LIMIT, FileConfig,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_QUERY_MEMORY_LIMIT,
+    FileConfig, SizeFlags,
 };
 use weir_server::{Config, RunningServer, bench, shutdown_signal};
 
@@ -32,8 +33,13 @@ struct Cli {
     /// Also `query_memory_limit` in the config file.
     #[arg(long, env = "WEIR_QUERY_MEMORY_LIMIT", value_name = "SIZE", help = format!("Memory for queries [default: {DEFAULT_QUERY_MEMORY_LIMIT}]"))]
     query_memory_limit: Option<String>,
+    /// The largest protocol message a client may send, like 64MB; a larger
+    /// one closes its connection with 54000. Also `max_message_size` in
+    /// the config file.
+    #[arg(long, env = "WEIR_MAX_MESSAGE_SIZE", value_name = "SIZE", help = format!("Largest protocol message [default: {DEFAULT_MAX_MESSAGE_SIZE}]"))]
+    max_message_size: Option<String>,
     /// TOML file with the same keys as the flags (listen, data_dir,
-    /// file_roots, query_memory_limit).
+    /// file_roots, query_memory_limit, max_message_size).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Start from this savepoint (the URL of its directory): every table,
@@ -72,8 +78,15 @@ fn main() -> anyhow::Result<()> {
                 Some(path) => FileConfig::load(path)?,
                 None => FileConfig::default(),
             };
-            let mut config =
-                Config::resolve(cli.listen, cli.data_dir, cli.query_memory_limit, file)?;
+            let mut config = Config::resolve(
+                cli.listen,
+                cli.data_dir,
+                SizeFlags {
+                    query_memory_limit: cli.query_memory_limit,
+                    max_message_size: cli.max_message_size,
+                },
+                file,
+            )?;
             config.restore_savepoint = cli.restore_savepoint;
             config.restore_state_backend = cli.state_backend;
             config.file_roots.extend(cli.file_roots);

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pgwire::tokio::process_socket;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -16,6 +15,7 @@ use crate::Config;
 use crate::cancel::CancelRegistry;
 use crate::connection::ConnectionHandlers;
 use crate::hangup;
+use crate::wire::serve_socket;
 
 /// A server accepting connections in the background.
 pub struct RunningServer {
@@ -55,7 +55,12 @@ impl RunningServer {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, Arc::new(database), stopped));
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::new(database),
+            stopped,
+            config.max_message_size,
+        ));
         tracing::info!(
             "weir is listening on {addr}, data in {}",
             config.data_dir.display()
@@ -153,7 +158,12 @@ fn next_restart(settings: &CheckpointSettings, attempts: u32) -> Option<Duration
     )
 }
 
-async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: TcpListener,
+    database: Arc<Database>,
+    mut stopped: oneshot::Receiver<()>,
+    max_message_size: usize,
+) {
     let cancels = Arc::new(CancelRegistry::default());
     let mut sessions = JoinSet::new();
     let restarts = tokio::spawn(supervise_restarts(Arc::clone(&database)));
@@ -165,7 +175,7 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
                     let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&cancels));
                     let cancel = handlers.cancel();
                     let task = sessions.spawn(async move {
-                        if let Err(e) = serve_connection(socket, handlers).await {
+                        if let Err(e) = serve_connection(socket, handlers, max_message_size).await {
                             tracing::debug!("connection from {peer} ended: {e}");
                         }
                     });
@@ -199,10 +209,14 @@ async fn serve(listener: TcpListener, database: Arc<Database>, mut stopped: ones
 
 /// Serves one client until it leaves; if it leaves while a statement
 /// runs, the statement stops.
-async fn serve_connection(socket: TcpStream, handlers: ConnectionHandlers) -> std::io::Result<()> {
+async fn serve_connection(
+    socket: TcpStream,
+    handlers: ConnectionHandlers,
+    max_message_size: usize,
+) -> std::io::Result<()> {
     let cancel = handlers.cancel();
     let (socket, watch) = hangup::watched(socket)?;
-    let serving = process_socket(socket, None, handlers);
+    let serving = serve_socket(socket, handlers, max_message_size);
     tokio::pin!(serving);
     tokio::select! {
         served = &mut serving => served,

@@ -58,6 +58,10 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(copy_from_stdin()),
     ),
     (
+        "protocol/a message past max_message_size closes its connection with 54000, before it is read",
+        || Box::pin(max_message_size()),
+    ),
+    (
         "protocol/a query past query_memory_limit fails with 53200 and the server goes on",
         || Box::pin(query_memory_limit()),
     ),
@@ -898,6 +902,73 @@ async fn copy_from_stdin() -> anyhow::Result<()> {
         refused == Some(SqlState::FEATURE_NOT_SUPPORTED),
         "COPY to a file: {refused:?}"
     );
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn max_message_size() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = weir_server::Config {
+        max_message_size: 1 << 20,
+        ..weir_server::Config::ephemeral(dir.path())
+    };
+    let server = weir_server::RunningServer::start(&config).await?;
+    let port = server.local_addr().port();
+    let client = connect(port).await?;
+    let fits = format!("SELECT length('{}')", "x".repeat(512 << 10));
+    let length: i32 = client.query_one(&fits, &[]).await?.get(0);
+    ensure!(
+        length == 512 << 10,
+        "the half-megabyte literal came back {length} long"
+    );
+    let too_large = format!("SELECT length('{}')", "x".repeat(2 << 20));
+    let error = client
+        .simple_query(&too_large)
+        .await
+        .err()
+        .context("a 2 MB message passed a 1 MB cap")?;
+    let code = error.code().map(SqlState::code);
+    ensure!(code == Some("54000"), "the connection ended with {error:?}");
+
+    // Declared, not sent: the server refuses at the header.
+    let mut socket = started_session(port).await?;
+    socket.write_all(&[b'Q', 0x3f, 0xff, 0xff, 0xf0]).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer))
+        .await
+        .context("a 1 GB declaration was neither refused nor closed")??;
+    ensure!(
+        String::from_utf8_lossy(&answer).contains("54000"),
+        "the server answered {answer:?}"
+    );
+    // An SSLRequest (psql's first message by default) is declined with
+    // `N`, and startup goes on in plain text.
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).await?;
+    socket
+        .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .await?;
+    ensure!(
+        socket.read_u8().await? == b'N',
+        "an SSLRequest was not declined"
+    );
+    let body: &[u8] = b"\x00\x03\x00\x00user\0weir\0database\0weir\0\0";
+    socket
+        .write_all(&(body.len() as u32 + 4).to_be_bytes())
+        .await?;
+    socket.write_all(body).await?;
+    loop {
+        let kind = socket.read_u8().await?;
+        let len = socket.read_u32().await? as usize;
+        let mut payload = vec![0; len.saturating_sub(4)];
+        socket.read_exact(&mut payload).await?;
+        if kind == b'Z' {
+            break;
+        }
+        ensure!(kind != b'E', "startup after SSLRequest failed");
+    }
+    let fresh = connect(port).await?;
+    let one: i64 = fresh.query_one("SELECT 1", &[]).await?.get(0);
+    ensure!(one == 1);
     server.shutdown().await;
     Ok(())
 }

@@ -1,0 +1,145 @@
+//! Serving one TCP connection with pgwire: its message loop, as pgwire's
+//! own `process_socket` runs it, over a [`CappedStream`] so that no message
+//! may declare more than `max_message_size` bytes (pgwire's own bound is
+//! 1 GB). weir offers no TLS yet, so an SSLRequest or GSSENCRequest is
+//! answered `N` (the client goes on in plain text, or gives up), and a
+//! direct TLS handshake is closed.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use pgwire::api::{
+    ClientInfo, DefaultClient, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
+};
+use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::server::{PgWireMessageServerCodec, process_error, process_message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::message_cap::{CappedStream, MessageTooLarge};
+
+/// How long a client has to get through startup.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+const GSSENC_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30];
+/// The first byte of a TLS handshake (a client using direct TLS).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Serves `socket` until the client leaves.
+pub(crate) async fn serve_socket<H: PgWireServerHandlers>(
+    socket: TcpStream,
+    handlers: H,
+    max_message_size: usize,
+) -> io::Result<()> {
+    socket.set_nodelay(true)?;
+    let addr = socket.peer_addr()?;
+    let startup = tokio::time::sleep(STARTUP_TIMEOUT);
+    tokio::pin!(startup);
+    let socket = tokio::select! {
+        () = &mut startup => return Ok(()),
+        socket = decline_encryption(socket) => socket?,
+    };
+    let Some(socket) = socket else {
+        return Ok(());
+    };
+    let mut socket = Framed::new(
+        CappedStream::new(socket, max_message_size),
+        PgWireMessageServerCodec::new(DefaultClient::new(addr, false)),
+    );
+    socket.set_state(PgWireConnectionState::AwaitingStartup);
+    let startup_handler = handlers.startup_handler();
+    let simple_query_handler = handlers.simple_query_handler();
+    let extended_query_handler = handlers.extended_query_handler();
+    let copy_handler = handlers.copy_handler();
+    let cancel_handler = handlers.cancel_handler();
+    let error_handler = handlers.error_handler();
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let message = if starting {
+            tokio::select! {
+                () = &mut startup => None,
+                message = socket.next() => message,
+            }
+        } else {
+            socket.next().await
+        };
+        let message = match message {
+            // Terminate: the client is leaving; dropping the socket closes it.
+            None | Some(Ok(PgWireFrontendMessage::Terminate(_))) => break,
+            Some(Ok(message)) => message,
+            Some(Err(e)) => {
+                if let Some(too_large) = too_large(&e) {
+                    let error =
+                        ErrorInfo::new("FATAL".into(), "54000".into(), too_large.to_string());
+                    let _ = socket
+                        .send(PgWireBackendMessage::ErrorResponse(error.into()))
+                        .await;
+                }
+                break;
+            }
+        };
+        let extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => message.is_extended_query(),
+        };
+        if let Err(mut e) = process_message(
+            message,
+            &mut socket,
+            Arc::clone(&startup_handler),
+            Arc::clone(&simple_query_handler),
+            Arc::clone(&extended_query_handler),
+            Arc::clone(&copy_handler),
+            Arc::clone(&cancel_handler),
+        )
+        .await
+        {
+            error_handler.on_error(&socket, &mut e);
+            process_error(&mut socket, e, extended).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The cap a failed read ran into, if that is why it failed.
+fn too_large(error: &PgWireError) -> Option<&MessageTooLarge> {
+    match error {
+        PgWireError::IoError(e) => e.get_ref()?.downcast_ref::<MessageTooLarge>(),
+        _ => None,
+    }
+}
+
+/// Answers `N` to requests for encryption until the client sends its
+/// startup message; `None` if it wanted direct TLS or left.
+async fn decline_encryption(mut socket: TcpStream) -> io::Result<Option<TcpStream>> {
+    loop {
+        let mut head = [0u8; 8];
+        let seen = loop {
+            let seen = socket.peek(&mut head).await?;
+            if seen == 0 {
+                return Ok(None);
+            }
+            if head[0] == TLS_HANDSHAKE {
+                return Ok(None);
+            }
+            // Anything but an 8-byte request is for the decoder to judge.
+            if seen >= 8 || (seen >= 4 && head[..4] != [0, 0, 0, 8]) {
+                break seen;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        if seen >= 8 && (head == SSL_REQUEST || head == GSSENC_REQUEST) {
+            socket.read_exact(&mut head).await?;
+            socket.write_all(b"N").await?;
+            continue;
+        }
+        return Ok(Some(socket));
+    }
+}
