@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::common::collect;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Sink, SinkExt, TryStreamExt};
@@ -255,8 +256,28 @@ impl Connection {
             Ok(_) => self.block.ran(&rule),
             Err(_) => self.block.failed(),
         }
+        if result.is_ok() && self.flushes_after(&rule) {
+            self.database
+                .execute(&self.ctx, Prepared::Flush, None)
+                .await
+                .map_err(to_pgwire)?;
+        }
         self.statement_ended();
         result
+    }
+
+    /// With `implicit_flush` on: whether `prepared` just committed writes
+    /// (a write outside a block, or COMMIT), which views are to reflect
+    /// before it returns.
+    fn flushes_after(&self, prepared: &Prepared) -> bool {
+        if !self.parameters.lock().is_ok_and(|p| p.implicit_flush()) {
+            return false;
+        }
+        match prepared {
+            Prepared::Session(SessionStatement::Commit) => true,
+            Prepared::Plan(LogicalPlan::Dml(_)) => !self.block.is_open(),
+            _ => false,
+        }
     }
 
     /// `rows` as they stream to the client after the statement returned:

@@ -2,8 +2,8 @@
 //!
 //! These are the parameters Postgres drivers send or ask for. weir keeps
 //! them per session and reports them back. `statement_timeout`,
-//! `idle_in_transaction_session_timeout` and `extra_float_digits` take
-//! effect; the others that would change how weir
+//! `idle_in_transaction_session_timeout`, `implicit_flush` and
+//! `extra_float_digits` take effect; the others that would change how weir
 //! computes (a time zone for `now()`, say) are not applied yet. Read-only
 //! parameters describe the server.
 
@@ -73,6 +73,11 @@ const PARAMETERS: &[Parameter] = &[
         "idle_in_transaction_session_timeout",
         "0",
         "Longest a session may idle in an open transaction block before its connection closes (ms, or with a unit); 0 disables.",
+    ),
+    writable(
+        "implicit_flush",
+        "off",
+        "Whether each write (and COMMIT) returns only once views reflect it, as FLUSH would.",
     ),
     writable("intervalstyle", "postgres", "Display format for intervals."),
     writable("search_path", "public", "Schema search order."),
@@ -189,6 +194,11 @@ impl SessionParameters {
         duration(&value).filter(|d| !d.is_zero())
     }
 
+    /// `implicit_flush`: writes wait until views reflect them.
+    pub fn implicit_flush(&self) -> bool {
+        self.get("implicit_flush").is_ok_and(|v| v == "on")
+    }
+
     /// Every parameter as (name, value, description).
     pub fn all(&self) -> Vec<(&'static str, String, &'static str)> {
         PARAMETERS
@@ -221,6 +231,11 @@ fn checked(name: &str, value: String) -> Result<String, Error> {
         },
         "extra_float_digits" => match value.trim().parse::<i8>() {
             Ok(digits) if (-15..=3).contains(&digits) => Ok(digits.to_string()),
+            _ => Err(invalid(name, &value)),
+        },
+        "implicit_flush" => match value.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Ok("on".into()),
+            "off" | "false" | "no" | "0" => Ok("off".into()),
             _ => Err(invalid(name, &value)),
         },
         "timezone" => {

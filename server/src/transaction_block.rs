@@ -95,6 +95,11 @@ impl TransactionBlock {
         }
     }
 
+    /// Whether a block is open.
+    pub fn is_open(&self) -> bool {
+        self.transaction.is_open()
+    }
+
     /// Where the block stands, for `pg_stat_activity`.
     pub fn status(&self) -> TransactionStatus {
         match (self.transaction.is_open(), self.state().failed) {

@@ -31,7 +31,7 @@ pub const TESTS: &[(&str, Test)] = &[
         Box::pin(terminate_under_insert_load())
     }),
     (
-        "crash/kill -9 twenty times under load: views equal the batch answer",
+        "crash/kill -9 again and again under load (20 kills, WEIR_CRASH_ROUNDS in the campaign): views equal the batch answer",
         || Box::pin(kill_views_repeatedly()),
     ),
 ];
