@@ -100,6 +100,13 @@ async fn run_file(path: &Path, protocol: Protocol) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // pgwire's decoder panics on some malformed frames of the protocol
+    // fuzz; the connection task ends and the server goes on. One line each,
+    // not a backtrace, keeps the log readable.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        eprintln!("panic on {}: {info}", thread.name().unwrap_or("a thread"));
+    }));
     if let Some(code) = crash::serve_if_child() {
         return code;
     }
