@@ -1,7 +1,7 @@
 //! Serving one TCP connection with pgwire: its message loop, as pgwire's
 //! own `process_socket` runs it, over a [`CappedStream`] so that no message
 //! may declare more than `max_message_size` bytes (pgwire's own bound is
-//! 1 GB). weir offers no TLS yet, so an SSLRequest or GSSENCRequest is
+//! 1 GB), and with the checks of Bind and Parse that pgwire leaves out. weir offers no TLS yet, so an SSLRequest or GSSENCRequest is
 //! answered `N` (the client goes on in plain text, or gives up), and a
 //! direct TLS handshake is closed.
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use pgwire::api::{
-    ClientInfo, DefaultClient, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
+    ClientInfo, DefaultClient, ErrorHandler, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -90,6 +90,10 @@ pub(crate) async fn serve_socket<H: PgWireServerHandlers>(
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
+        if let Err(e) = checked(&message) {
+            process_error(&mut socket, e, extended).await?;
+            continue;
+        }
         if let Err(mut e) = process_message(
             message,
             &mut socket,
@@ -106,6 +110,55 @@ pub(crate) async fn serve_socket<H: PgWireServerHandlers>(
         }
     }
     Ok(())
+}
+
+/// What pgwire takes without looking, checked as PostgreSQL does: Bind
+/// format codes are 0 (text) or 1 (binary), one for all or one per value
+/// (22023, 08P01); Parse names only types that exist (42704).
+fn checked(message: &PgWireFrontendMessage) -> Result<(), PgWireError> {
+    let error = |code: &str, message: String| {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            code.into(),
+            message,
+        )))
+    };
+    match message {
+        PgWireFrontendMessage::Bind(bind) => {
+            let codes = bind
+                .parameter_format_codes
+                .iter()
+                .chain(&bind.result_column_format_codes);
+            if let Some(code) = codes.into_iter().find(|c| !matches!(c, 0 | 1)) {
+                return Err(error("22023", format!("unsupported format code: {code}")));
+            }
+            let formats = bind.parameter_format_codes.len();
+            if formats > 1 && formats != bind.parameters.len() {
+                return Err(error(
+                    "08P01",
+                    format!(
+                        "bind message has {formats} parameter formats but {} parameters",
+                        bind.parameters.len()
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        PgWireFrontendMessage::Parse(parse) => {
+            match parse
+                .type_oids
+                .iter()
+                .find(|&&oid| oid != 0 && Type::from_oid(oid).is_none())
+            {
+                Some(oid) => Err(error(
+                    "42704",
+                    format!("type with OID {oid} does not exist"),
+                )),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The cap a failed read ran into, if that is why it failed.

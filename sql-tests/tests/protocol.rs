@@ -62,6 +62,10 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(max_message_size()),
     ),
     (
+        "protocol/Parse with an unknown type OID and Bind with an unknown format code are refused",
+        || Box::pin(strict_parse_and_bind()),
+    ),
+    (
         "protocol/a query past query_memory_limit fails with 53200 and the server goes on",
         || Box::pin(query_memory_limit()),
     ),
@@ -969,6 +973,67 @@ async fn max_message_size() -> anyhow::Result<()> {
     let fresh = connect(port).await?;
     let one: i64 = fresh.query_one("SELECT 1", &[]).await?.get(0);
     ensure!(one == 1);
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A protocol message of `kind` with `body`.
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut frame = vec![kind];
+    frame.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Reads up to ReadyForQuery; the text of any ErrorResponse on the way.
+async fn until_ready(socket: &mut TcpStream) -> anyhow::Result<String> {
+    let mut errors = String::new();
+    loop {
+        let kind = socket.read_u8().await?;
+        let len = socket.read_u32().await? as usize;
+        let mut payload = vec![0; len.saturating_sub(4)];
+        socket.read_exact(&mut payload).await?;
+        match kind {
+            b'E' => errors.push_str(&String::from_utf8_lossy(&payload)),
+            b'Z' => return Ok(errors),
+            _ => {}
+        }
+    }
+}
+
+async fn strict_parse_and_bind() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = crate::start_server(dir.path()).await?;
+    let mut socket = started_session(server.local_addr().port()).await?;
+    let mut parse = b"\0SELECT $1\0".to_vec();
+    parse.extend_from_slice(&1i16.to_be_bytes());
+    parse.extend_from_slice(&999_999u32.to_be_bytes());
+    socket.write_all(&frame(b'P', &parse)).await?;
+    socket.write_all(&frame(b'S', &[])).await?;
+    let errors = until_ready(&mut socket).await?;
+    ensure!(
+        errors.contains("42704"),
+        "Parse with OID 999999 answered {errors:?}"
+    );
+
+    let mut parse = b"\0SELECT 1\0".to_vec();
+    parse.extend_from_slice(&0i16.to_be_bytes());
+    let mut bind = b"\0\0".to_vec();
+    for value in [1i16, 7, 0, 0] {
+        bind.extend_from_slice(&value.to_be_bytes());
+    }
+    socket.write_all(&frame(b'P', &parse)).await?;
+    socket.write_all(&frame(b'B', &bind)).await?;
+    socket.write_all(&frame(b'S', &[])).await?;
+    let errors = until_ready(&mut socket).await?;
+    ensure!(
+        errors.contains("22023"),
+        "Bind with format code 7 answered {errors:?}"
+    );
+
+    socket.write_all(&frame(b'Q', b"SELECT 1\0")).await?;
+    let errors = until_ready(&mut socket).await?;
+    ensure!(errors.is_empty(), "the session did not go on: {errors:?}");
     server.shutdown().await;
     Ok(())
 }
