@@ -17,6 +17,7 @@ mod fuzz;
 mod nexmark_crash;
 mod protocol;
 mod s3;
+mod s3_faults;
 mod savepoints;
 
 /// A test that is not an slt file: an async function run to completion.
@@ -167,6 +168,7 @@ fn main() -> ExitCode {
         .chain(file_crash::TESTS)
         .chain(disk_full::TESTS)
         .chain(fuzz::TESTS)
+        .chain(s3_faults::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));
