@@ -10,6 +10,7 @@ export WEIR_FUZZ_ROUNDS="${WEIR_FUZZ_ROUNDS:-4}"
 export WEIR_FUZZ_CONNECTIONS="${WEIR_FUZZ_CONNECTIONS:-2400}"
 export WEIR_FUZZ_SEED="${WEIR_FUZZ_SEED:-$RANDOM$RANDOM}"
 export WEIR_CRASH_ROUNDS="${WEIR_CRASH_ROUNDS:-100}"
-echo "fault campaign: seed $WEIR_FUZZ_SEED, $WEIR_FUZZ_ROUNDS rounds of $WEIR_FUZZ_STATEMENTS statements, $WEIR_FUZZ_CONNECTIONS connections, $WEIR_CRASH_ROUNDS kills"
+export WEIR_SOURCE_KILLS="${WEIR_SOURCE_KILLS:-10}"
+echo "fault campaign: seed $WEIR_FUZZ_SEED, $WEIR_FUZZ_ROUNDS rounds of $WEIR_FUZZ_STATEMENTS statements, $WEIR_FUZZ_CONNECTIONS connections, $WEIR_CRASH_ROUNDS kills of table-fed views, $WEIR_SOURCE_KILLS of a nexmark-fed one"
 scripts/install-deps.sh test
 cargo test --workspace --test sql -- faults/ crash/
