@@ -1,8 +1,9 @@
 //! A file source under `kill -9`: CSV files land in a watched directory
 //! while a view reads them with checkpoints every 200 ms; the server is
-//! killed mid-stream, more files land while it is down, and after restart
-//! the view resumes from the checkpointed row and ends equal to the batch
-//! answer over every file — no row counted twice, none skipped.
+//! killed mid-stream (once, or `WEIR_FILE_KILLS` times), more files land
+//! while it is down, and after restart the view resumes from the
+//! checkpointed row and ends equal to the batch answer over every file —
+//! no row counted twice, none skipped.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,10 +19,19 @@ pub const TESTS: &[(&str, Test)] = &[(
     || Box::pin(file_source_kill_mid_stream()),
 )];
 
+/// Files per kill.
 const FILES: usize = 30;
 const ROWS_PER_FILE: usize = 5_000;
-/// Files written before the kill; the rest land while the server is down.
+/// Files of a round written before its kill; the rest land while the
+/// server is down.
 const BEFORE_KILL: usize = 20;
+
+fn kills() -> usize {
+    std::env::var("WEIR_FILE_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
 
 /// Rows in which the view and the batch query differ, counted both ways.
 const DIFFERENCE: &str = "SELECT count(*) FROM (
@@ -46,10 +56,11 @@ fn write_file(dir: &Path, n: usize) -> std::io::Result<()> {
 }
 
 async fn file_source_kill_mid_stream() -> anyhow::Result<()> {
+    let kills = kills();
     let data = tempfile::tempdir()?;
     let files = tempfile::tempdir()?;
     let url = format!("file://{}/", files.path().display());
-    let server = ServerProcess::start(data.path())?;
+    let mut server = ServerProcess::start(data.path())?;
     let client = connect(server.port).await?;
     client
         .batch_execute(&format!(
@@ -60,35 +71,44 @@ async fn file_source_kill_mid_stream() -> anyhow::Result<()> {
                SELECT k % 97 AS g, count(*) AS n, sum(v) AS total FROM logs GROUP BY k % 97;"
         ))
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut written = 0;
-    let rows_at_kill = loop {
-        if written < BEFORE_KILL {
-            write_file(files.path(), written)?;
-            written += 1;
-        }
-        let completed = one_i64(
-            &client,
-            "SELECT count(*) FROM weir_catalog.checkpoints WHERE status = 'completed'",
-        )
-        .await?;
-        let rows = one_i64(&client, "SELECT coalesce(sum(n), 0) FROM per_group").await?;
-        if written >= BEFORE_KILL / 2 && completed >= 2 && rows > 0 {
-            break rows;
-        }
-        ensure!(Instant::now() < deadline, "no checkpoint within 2 minutes");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    };
     drop(client);
-    server.kill()?;
-    for n in written..FILES {
-        write_file(files.path(), n)?;
+    let counted = "SELECT coalesce(sum(n), 0) FROM per_group";
+    let completed = "SELECT count(*) FROM weir_catalog.checkpoints \
+                     WHERE status = 'completed' AND trigger <> 'restored'";
+    let mut kills_at = Vec::new();
+    for round in 0..kills {
+        let client = connect(server.port).await?;
+        let first = round * FILES;
+        let before = one_i64(&client, completed).await?;
+        let previous = kills_at.last().copied().unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut written = first;
+        let rows_at_kill = loop {
+            if written < first + BEFORE_KILL {
+                write_file(files.path(), written)?;
+                written += 1;
+            }
+            let rows = one_i64(&client, counted).await?;
+            if written >= first + BEFORE_KILL / 2
+                && one_i64(&client, completed).await? >= before + 2
+                && rows > previous
+            {
+                break rows;
+            }
+            ensure!(Instant::now() < deadline, "no checkpoint within 2 minutes");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        };
+        kills_at.push(rows_at_kill);
+        drop(client);
+        server.kill()?;
+        for n in written..first + FILES {
+            write_file(files.path(), n)?;
+        }
+        server = ServerProcess::start(data.path())?;
     }
 
-    let server = ServerProcess::start(data.path())?;
     let client = connect(server.port).await?;
-    let all_rows = (FILES * ROWS_PER_FILE) as i64;
-    let counted = "SELECT coalesce(sum(n), 0) FROM per_group";
+    let all_rows = (kills * FILES * ROWS_PER_FILE) as i64;
     wait_for_count(&client, counted, all_rows, "rows").await?;
     client
         .batch_execute(&format!(
@@ -102,7 +122,7 @@ async fn file_source_kill_mid_stream() -> anyhow::Result<()> {
         "{difference} rows differ from the batch answer"
     );
     println!(
-        "    killed with {rows_at_kill} of {all_rows} rows counted ({written} of {FILES} files written); after restart all, equal to batch"
+        "    killed {kills} times, with {kills_at:?} of {all_rows} rows counted; after restart all, equal to batch"
     );
     drop(client);
     server.kill()?;
