@@ -480,7 +480,10 @@ async fn fuzz_round(statements: u64, seed: u64) -> anyhow::Result<()> {
         internal.len(),
         &internal[..internal.len().min(5)]
     );
-    // The server still answers correctly.
+    // The server still answers correctly, to a new session (this one may
+    // carry a short statement_timeout the fuzz set).
+    drop(client);
+    let client = connect(port).await?;
     client
         .batch_execute("CREATE TABLE fuzz_end (x INT); INSERT INTO fuzz_end VALUES (1), (2)")
         .await?;

@@ -19,6 +19,7 @@ mod protocol;
 mod s3;
 mod s3_faults;
 mod savepoints;
+mod sessions;
 
 /// A test that is not an slt file: an async function run to completion.
 type Test = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
@@ -159,6 +160,7 @@ fn main() -> ExitCode {
     }
     for (name, test) in protocol::TESTS
         .iter()
+        .chain(sessions::TESTS)
         .chain(differential::TESTS)
         .chain(crash::TESTS)
         .chain(checkpoint_failures::TESTS)
