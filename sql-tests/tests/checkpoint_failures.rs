@@ -63,7 +63,8 @@ pub(crate) async fn wait_for_count(
     }
 }
 
-async fn view_equals_batch(client: &tokio_postgres::Client) -> anyhow::Result<()> {
+/// The `totals` view (`sum(v)`, `count(*)` of `t`) against its batch answer.
+pub(crate) async fn view_equals_batch(client: &tokio_postgres::Client) -> anyhow::Result<()> {
     client.batch_execute("FLUSH").await?;
     let view = client.query_one("SELECT total, n FROM totals", &[]).await?;
     let batch = client

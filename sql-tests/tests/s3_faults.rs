@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::Test;
-use crate::checkpoint_failures::one_i64;
+use crate::checkpoint_failures::{one_i64, view_equals_batch};
 use crate::crash::{ServerProcess, connect};
 use crate::s3::{BUCKET, S3Server};
 
@@ -61,21 +61,6 @@ async fn proxy(target: String, mode: watch::Receiver<u8>) -> anyhow::Result<u16>
         }
     });
     Ok(port)
-}
-
-async fn view_equals_batch(client: &tokio_postgres::Client) -> anyhow::Result<()> {
-    client.batch_execute("FLUSH").await?;
-    let view = client.query_one("SELECT total, n FROM totals", &[]).await?;
-    let batch = client
-        .query_one("SELECT sum(v), count(*) FROM t", &[])
-        .await?;
-    let (view, batch): ((i64, i64), (i64, i64)) =
-        ((view.get(0), view.get(1)), (batch.get(0), batch.get(1)));
-    ensure!(
-        view == batch,
-        "the view is {view:?}, the batch answer {batch:?}"
-    );
-    Ok(())
 }
 
 async fn object_store_faults() -> anyhow::Result<()> {

@@ -406,16 +406,11 @@ async fn max_message_size() -> anyhow::Result<()> {
         .write_all(&(body.len() as u32 + 4).to_be_bytes())
         .await?;
     socket.write_all(body).await?;
-    loop {
-        let kind = socket.read_u8().await?;
-        let len = socket.read_u32().await? as usize;
-        let mut payload = vec![0; len.saturating_sub(4)];
-        socket.read_exact(&mut payload).await?;
-        if kind == b'Z' {
-            break;
-        }
-        ensure!(kind != b'E', "startup after SSLRequest failed");
-    }
+    let errors = until_ready(&mut socket).await?;
+    ensure!(
+        errors.is_empty(),
+        "startup after SSLRequest failed: {errors:?}"
+    );
     let fresh = connect(port).await?;
     let one: i64 = fresh.query_one("SELECT 1", &[]).await?.get(0);
     ensure!(one == 1);
