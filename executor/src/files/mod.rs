@@ -97,13 +97,24 @@ fn io_runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Runs `io` on the file I/O runtime and waits for it.
+///
+/// The answer comes back on a plain channel, not by polling the task's
+/// `JoinHandle`: called from a tokio worker (a batch scan is planned on
+/// one), a `JoinHandle` draws on that worker's cooperative budget, and once
+/// a long scan has spent it the handle answers "pending" and defers its
+/// wake-up until the worker's current task yields, which a thread blocked
+/// here never does.
 fn wait_for_io<T: Send + 'static>(
     io: impl Future<Output = object_store::Result<T>> + Send + 'static,
 ) -> object_store::Result<T> {
-    futures::executor::block_on(io_runtime().spawn(io)).unwrap_or_else(|e| {
+    let (done, answer) = std::sync::mpsc::sync_channel(1);
+    io_runtime().spawn(async move {
+        let _ = done.send(io.await);
+    });
+    answer.recv().unwrap_or_else(|_| {
         Err(object_store::Error::Generic {
             store: "file source",
-            source: Box::new(e),
+            source: "the file I/O task ended without an answer".into(),
         })
     })
 }
