@@ -34,6 +34,10 @@ use crate::sources::{SourceSpec, source_spec};
 use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
 
+mod access;
+
+pub use access::{Access, AccessChange};
+
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,6 +52,10 @@ struct Document {
     /// Database settings changed from their defaults, as text.
     #[serde(default)]
     settings: BTreeMap<String, String>,
+    /// Roles, owners and grants; a catalog stored before roles existed
+    /// reads as the bootstrap superuser owning everything.
+    #[serde(default)]
+    access: Access,
 }
 
 /// A materialized view as stored: re-planned from its SQL at start.
@@ -159,6 +167,7 @@ struct State {
     /// The streams of every source, by relation name.
     relations: BTreeMap<String, Arc<SourceRelation>>,
     settings: BTreeMap<String, String>,
+    access: Access,
 }
 
 impl State {
@@ -226,6 +235,7 @@ impl State {
                 .collect(),
             sources: self.sources.values().map(|s| s.record.clone()).collect(),
             settings: self.settings.clone(),
+            access: self.access.clone(),
         }
     }
 
@@ -272,6 +282,7 @@ fn read_state(store: &Arc<TableStore>, parser: &StatementParser) -> Result<State
         }
         state.next_id = document.next_id;
         state.settings = document.settings;
+        state.access = document.access;
         for record in document.sources {
             let parsed = parser.parse(&record.sql)?;
             let spec = match parsed.first().map(|p| &p.statement) {
@@ -307,6 +318,7 @@ fn read_state(store: &Arc<TableStore>, parser: &StatementParser) -> Result<State
                 .insert(entry.layout.name.clone(), Arc::new(entry));
         }
     }
+    state.access.bootstrap();
     Ok(state)
 }
 
@@ -453,23 +465,27 @@ impl Catalog {
         Ok(state.next_id)
     }
 
-    /// Adds a started view; with `store`, durably (a new view), otherwise
-    /// it was loaded. Call with the DDL lock held.
-    pub async fn add_view(&self, entry: ViewEntry, store: bool) -> Result<()> {
+    /// Adds a started view; with an `owner`, durably (a new view, which
+    /// `owner` owns), otherwise it was loaded. Call with the DDL lock held.
+    pub async fn add_view(&self, entry: ViewEntry, owner: Option<&str>) -> Result<()> {
         let id = entry.record.id;
-        if store {
+        if let Some(owner) = owner {
             let document = {
                 let state = self.state.read().map_err(|_| lock_error())?;
                 state.name_taken(&entry.record.name)?;
                 let mut document = state.document();
                 document.views.push(entry.record.clone());
                 document.next_id = document.next_id.max(id + 1);
+                document.access.created(&entry.record.name, owner);
                 encode(&document)?
             };
             self.store.store_catalog(document).await?;
         }
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.next_id = state.next_id.max(id + 1);
+        if let Some(owner) = owner {
+            state.access.created(&entry.record.name, owner);
+        }
         state
             .views
             .insert(entry.record.name.clone(), Arc::new(entry));
@@ -482,12 +498,16 @@ impl Catalog {
             let state = self.state.read().map_err(|_| lock_error())?;
             let mut document = state.document();
             document.views.retain(|v| !names.contains(&v.name));
+            for name in names {
+                document.access.dropped(name);
+            }
             encode(&document)?
         };
         self.store.store_catalog(document).await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
         for name in names {
             state.views.remove(name);
+            state.access.dropped(name);
         }
         Ok(())
     }
@@ -500,6 +520,7 @@ impl Catalog {
         sql: String,
         append_only: bool,
         if_not_exists: bool,
+        owner: &str,
     ) -> Result<bool> {
         let _ddl = self.ddl.lock().await;
         let (entry, document) = {
@@ -521,6 +542,7 @@ impl Catalog {
             let mut document = state.document();
             document.tables.push(record);
             document.next_id += 1;
+            document.access.created(&entry.layout.name, owner);
             (entry, encode(&document)?)
         };
         self.store
@@ -528,6 +550,7 @@ impl Catalog {
             .await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.next_id += 1;
+        state.access.created(&entry.layout.name, owner);
         state
             .tables
             .insert(entry.layout.name.clone(), Arc::new(entry));
@@ -558,14 +581,13 @@ impl Catalog {
             state.no_view_reads(&[name.to_string()], &format!("table \"{name}\""))?;
             let mut document = state.document();
             document.tables.retain(|t| t.name != name);
+            document.access.dropped(name);
             (entry.layout.id, encode(&document)?)
         };
         self.store.drop_table(id, document).await?;
-        self.state
-            .write()
-            .map_err(|_| lock_error())?
-            .tables
-            .remove(name);
+        let mut state = self.state.write().map_err(|_| lock_error())?;
+        state.tables.remove(name);
+        state.access.dropped(name);
         Ok(true)
     }
 
@@ -577,8 +599,12 @@ impl Catalog {
         spec: SourceSpec,
         sql: String,
         if_not_exists: bool,
+        owner: &str,
     ) -> Result<bool> {
         let _ddl = self.ddl.lock().await;
+        let owned: Vec<String> = std::iter::once(spec.name.clone())
+            .chain(spec.streams.iter().map(|(n, _)| n.clone()))
+            .collect();
         let (record, document) = {
             let state = self.state.read().map_err(|_| lock_error())?;
             let names = std::iter::once(&spec.name).chain(spec.streams.iter().map(|(n, _)| n));
@@ -600,12 +626,18 @@ impl Catalog {
             let mut document = state.document();
             document.sources.push(record.clone());
             document.next_id += 1;
+            for name in &owned {
+                document.access.created(name, owner);
+            }
             (record, encode(&document)?)
         };
         self.store.store_catalog(document).await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.next_id += 1;
         state.add_source(spec, record);
+        for name in &owned {
+            state.access.created(name, owner);
+        }
         Ok(true)
     }
 
@@ -663,6 +695,10 @@ impl Catalog {
             state.no_view_reads(&source.relations, &format!("source \"{name}\""))?;
             let mut document = state.document();
             document.sources.retain(|s| s.name != name);
+            document.access.dropped(name);
+            for relation in &source.relations {
+                document.access.dropped(relation);
+            }
             encode(&document)?
         };
         self.store.store_catalog(document).await?;
@@ -670,8 +706,10 @@ impl Catalog {
         if let Some(source) = state.sources.remove(name) {
             for relation in source.relations {
                 state.relations.remove(&relation);
+                state.access.dropped(&relation);
             }
         }
+        state.access.dropped(name);
         Ok(true)
     }
 }

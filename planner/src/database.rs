@@ -21,7 +21,6 @@ use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{Expr, ObjectType, Statement, visit_expressions};
-use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use weir_executor::batch::QueryPin;
 use weir_executor::checkpoint::settings::is_setting;
@@ -32,15 +31,16 @@ use weir_storage::checkpoint::CheckpointStorage;
 use weir_storage::{SharedMemory, TableStore};
 
 use crate::backends::Backends;
-use crate::catalog::{Catalog, PublicSchema};
+use crate::catalog::{AccessChange, Catalog, PublicSchema};
 use crate::column_names::{pg_column_names, rename_columns};
 use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
-use crate::file_roots::FileRoots;
+use crate::file_roots::{FileRoots, source_reads_storage};
 use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
-use crate::pg_catalog_schema::PgCatalogSchema;
+use crate::pg_catalog_schema::{CatalogRoles, PgCatalogSchema};
 use crate::pg_functions::pg_functions;
+use crate::roles::{RoleAttributes, RoleRecord, ScramSecret, session_role};
 use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
 use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
@@ -51,6 +51,8 @@ use crate::{Error, Result};
 
 mod copy;
 mod in_block;
+mod privileges;
+mod roles;
 
 pub use copy::{CopyFormat, CopyIn};
 mod savepoints;
@@ -77,6 +79,8 @@ pub enum Prepared {
         spec: SourceSpec,
         sql: String,
         if_not_exists: bool,
+        /// A `file` connector: for superusers only.
+        reads_storage: bool,
     },
     DropSources {
         names: Vec<String>,
@@ -122,6 +126,11 @@ pub enum Prepared {
     /// `SHOW` of a database setting.
     ShowDatabase(String),
     Session(SessionStatement),
+    /// Roles and grants to change; `tag` is the statement's.
+    Access {
+        tag: &'static str,
+        changes: Vec<AccessChange>,
+    },
 }
 
 /// What running a statement produced.
@@ -308,7 +317,7 @@ impl Database {
                 }),
             )?;
         let backends = Arc::new(Backends::default());
-        setup_pg_catalog(&base, DATABASE_NAME, EmptyContextProvider)
+        setup_pg_catalog(&base, DATABASE_NAME, CatalogRoles(Arc::clone(&catalog)))
             .map_err(|e| Error::DataFusion(*e))?;
         let databases = base
             .catalog(DATABASE_NAME)
@@ -344,6 +353,30 @@ impl Database {
             savepoints,
             backends,
         })
+    }
+
+    /// The role `name`, as the catalog has it now.
+    pub fn role(&self, name: &str) -> Option<RoleRecord> {
+        self.catalog.role(name)
+    }
+
+    /// Gives `role` the password `password` if it has none yet (the
+    /// superuser's, from `WEIR_PASSWORD` at start); whether it did.
+    pub async fn set_first_password(&self, role: &str, password: &str) -> Result<bool> {
+        if self.role(role).is_none_or(|r| r.password.is_some()) {
+            return Ok(false);
+        }
+        let attributes = RoleAttributes {
+            password: Some(Some(ScramSecret::new(password)?)),
+            ..RoleAttributes::default()
+        };
+        self.catalog
+            .change_access(AccessChange::AlterRole {
+                name: role.to_string(),
+                attributes,
+            })
+            .await?;
+        Ok(true)
     }
 
     /// The sessions connected to this database, for `pg_stat_activity`.
@@ -479,13 +512,18 @@ impl Database {
         match &statement {
             Statement::CreateTable(create) if source => {
                 self.file_roots.check_source(create)?;
+                let reads_storage = source_reads_storage(create)?;
                 let mut spec = source_spec(create)?;
                 spec.watermark = source_watermark(&ctx.state(), &spec, watermark)?;
                 Ok(Prepared::CreateSource {
                     spec,
                     sql: statement.to_string(),
                     if_not_exists: create.if_not_exists,
+                    reads_storage,
                 })
+            }
+            statement if roles::is_access_statement(statement) => {
+                self.prepare_access(ctx, statement)
             }
             Statement::Drop {
                 object_type: ObjectType::Table,
@@ -648,8 +686,15 @@ impl Database {
         prepared: Prepared,
         params: Option<ParamValues>,
     ) -> Result<Outcome> {
+        self.authorize(ctx, &prepared)?;
         match prepared {
             Prepared::Session(statement) => Ok(Outcome::Session(statement)),
+            Prepared::Access { tag, changes } => {
+                for change in changes {
+                    self.catalog.change_access(change).await?;
+                }
+                Ok(Outcome::Command(tag.into()))
+            }
             Prepared::CreateTable {
                 spec,
                 sql,
@@ -657,7 +702,7 @@ impl Database {
                 if_not_exists,
             } => {
                 self.catalog
-                    .create_table(spec, sql, append_only, if_not_exists)
+                    .create_table(spec, sql, append_only, if_not_exists, &session_role(ctx))
                     .await?;
                 Ok(Outcome::Command("CREATE TABLE".into()))
             }
@@ -671,8 +716,11 @@ impl Database {
                 spec,
                 sql,
                 if_not_exists,
+                ..
             } => {
-                self.catalog.create_source(spec, sql, if_not_exists).await?;
+                self.catalog
+                    .create_source(spec, sql, if_not_exists, &session_role(ctx))
+                    .await?;
                 Ok(Outcome::Command("CREATE SOURCE".into()))
             }
             Prepared::AlterSource { name, paused } => {

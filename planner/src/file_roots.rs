@@ -76,6 +76,13 @@ impl FileRoots {
     }
 }
 
+/// Whether a `CREATE SOURCE` reads files or object storage (its
+/// connector is `file`), which only superusers may do.
+pub fn source_reads_storage(create: &CreateTable) -> Result<bool> {
+    let mut options = WithOptions::parse(&create.table_options, "source")?;
+    Ok(options.take("connector").as_deref() == Some("file"))
+}
+
 fn forbidden(message: String) -> Error {
     Error::user("42501", message)
 }

@@ -21,6 +21,7 @@ mod options;
 pub mod parser;
 mod pg_catalog_schema;
 mod pg_functions;
+pub mod roles;
 mod savepoint_registry;
 mod session_windows;
 mod sources;

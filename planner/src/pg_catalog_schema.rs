@@ -6,7 +6,9 @@
 //! - `pg_database`, which lists only the database weir serves (it also
 //!   listed a `postgres` database that refuses connections, in psql's `\l`);
 //! - `pg_stat_activity`, which it lacks: the server's sessions
-//!   ([`Backends`]).
+//!   ([`Backends`]);
+//! - `pg_roles`, which it builds from the roles [`CatalogRoles`] gives it:
+//!   the catalog's (psql's `\du`).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use datafusion::logical_expr::{LogicalPlanBuilder, lit, when};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{Expr, col};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, Statement, visit_relations_mut};
+
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 
 use crate::backends::Backends;
 use crate::catalog::Catalog;
@@ -119,6 +123,32 @@ impl PgCatalogSchema {
             .project(columns)?
             .build()?;
         Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+}
+
+/// The catalog's roles, for `pg_roles`.
+#[derive(Debug, Clone)]
+pub struct CatalogRoles(pub Arc<Catalog>);
+
+#[async_trait]
+impl PgCatalogContextProvider for CatalogRoles {
+    async fn roles(&self) -> Vec<String> {
+        self.0.access().roles().map(|r| r.name.clone()).collect()
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        let role = self.0.role(name)?;
+        Some(Role {
+            name: role.name,
+            is_superuser: role.superuser,
+            can_login: role.login,
+            can_create_db: false,
+            can_create_role: false,
+            can_create_user: false,
+            can_replication: false,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
     }
 }
 

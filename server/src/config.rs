@@ -14,6 +14,8 @@ pub const DEFAULT_DATA_DIR: &str = "./weir-data";
 pub const DEFAULT_QUERY_MEMORY_LIMIT: &str = "4GB";
 /// The largest protocol message a client may send.
 pub const DEFAULT_MAX_MESSAGE_SIZE: &str = "256MB";
+/// Connections at once, as PostgreSQL's default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 /// What a server needs to start.
 #[derive(Debug, Clone)]
@@ -34,6 +36,33 @@ pub struct Config {
     /// Bytes one protocol message may have; a larger one closes its
     /// connection with 54000.
     pub max_message_size: usize,
+    pub security: SecurityConfig,
+}
+
+/// Who may connect, and how.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// PEM certificate chain and private key: TLS is offered with both.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Loopback clients log in without a password.
+    pub trust_loopback: bool,
+    /// Clients from other hosts must use TLS.
+    pub remote_tls_only: bool,
+    /// Connections at once; superusers may exceed it.
+    pub max_connections: usize,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            tls_cert: None,
+            tls_key: None,
+            trust_loopback: true,
+            remote_tls_only: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// Sizes given by flag or environment, over the file's.
@@ -53,6 +82,11 @@ pub struct FileConfig {
     pub file_roots: Vec<PathBuf>,
     pub query_memory_limit: Option<String>,
     pub max_message_size: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub trust_loopback: Option<bool>,
+    pub remote_tls_only: Option<bool>,
+    pub max_connections: Option<usize>,
 }
 
 impl FileConfig {
@@ -106,6 +140,13 @@ impl Config {
             file_roots: file.file_roots,
             query_memory_limit,
             max_message_size,
+            security: SecurityConfig {
+                tls_cert: file.tls_cert,
+                tls_key: file.tls_key,
+                trust_loopback: file.trust_loopback.unwrap_or(true),
+                remote_tls_only: file.remote_tls_only.unwrap_or(false),
+                max_connections: file.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            },
         })
     }
 
@@ -121,6 +162,7 @@ impl Config {
             file_roots: vec![std::env::temp_dir()],
             query_memory_limit: 1 << 30,
             max_message_size: 256 << 20,
+            security: SecurityConfig::default(),
         }
     }
 }

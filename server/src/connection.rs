@@ -20,6 +20,7 @@ use datafusion::physical_plan::common::collect;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{Sink, SinkExt, TryStreamExt};
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::auth::sasl::SASLState;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -32,10 +33,12 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::task::AbortHandle;
 use weir_executor::Transaction;
+use weir_planner::roles::SessionRole;
 use weir_planner::{
     BackendEntry, CopyIn, Database, Error, Outcome, Prepared, SessionStatement, TransactionStatus,
 };
 
+use crate::authentication::{Gate, Startup};
 use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
 use crate::copy_in::{self, CopyInProgress, SharedCopy};
 use crate::copy_out::copy_out;
@@ -44,7 +47,6 @@ use crate::parameters::bind_parameters;
 use crate::rows::{TextOptions, encode_batches, encode_rows};
 use crate::session::SessionParameters;
 use crate::session_functions::{SessionHandles, register_session_functions};
-use crate::startup::Startup;
 use crate::transaction_block::{BlockReply, TransactionBlock};
 
 /// A statement prepared through the extended protocol.
@@ -179,16 +181,21 @@ pub(crate) struct Connection {
     idle_timer: Mutex<Option<AbortHandle>>,
     /// A `COPY ... FROM STDIN` receiving its rows.
     copy: SharedCopy,
+    /// The role the session runs as, which startup sets.
+    role: Arc<SessionRole>,
 }
 
 impl Connection {
     pub fn new(database: Arc<Database>, cancel: Arc<SessionCancel>) -> Self {
         let ctx = database.session_context();
         let transaction = Arc::new(Transaction::default());
-        ctx.state_ref()
-            .write()
-            .config_mut()
-            .set_extension(Arc::clone(&transaction));
+        let role = Arc::new(SessionRole::default());
+        {
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            state.config_mut().set_extension(Arc::clone(&transaction));
+            state.config_mut().set_extension(Arc::clone(&role));
+        }
         let parameters = Arc::default();
         register_session_functions(
             &ctx,
@@ -196,6 +203,7 @@ impl Connection {
                 database: Arc::clone(&database),
                 parameters: Arc::clone(&parameters),
                 cancel: Arc::clone(&cancel),
+                role: Arc::clone(&role),
             },
         );
         let block = Arc::new(TransactionBlock::new(transaction));
@@ -214,6 +222,7 @@ impl Connection {
             backend: Arc::default(),
             idle_timer: Mutex::default(),
             copy: SharedCopy::default(),
+            role,
         }
     }
 
@@ -635,15 +644,19 @@ pub(crate) struct ConnectionHandlers {
 }
 
 impl ConnectionHandlers {
-    pub fn new(database: Arc<Database>, registry: Arc<CancelRegistry>) -> Self {
+    pub fn new(database: Arc<Database>, registry: Arc<CancelRegistry>, gate: Arc<Gate>) -> Self {
         let cancel = Arc::new(SessionCancel::new(Arc::clone(&registry)));
         let backends = Arc::clone(database.backends());
         let connection = Connection::new(database, Arc::clone(&cancel));
         let startup = Startup {
+            gate,
             cancel,
             backends,
             backend: Arc::clone(&connection.backend),
             parameters: Arc::clone(&connection.parameters),
+            role: Arc::clone(&connection.role),
+            sasl: tokio::sync::Mutex::new(SASLState::Initial),
+            slot: OnceLock::new(),
         };
         Self {
             connection: Arc::new(connection),

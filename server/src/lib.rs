@@ -8,6 +8,7 @@
 //! encode rows with `arrow-pg`. Errors become ErrorResponses with a SQLSTATE
 //! ([`errors`]); a broken frame ends only its own connection.
 
+mod authentication;
 pub mod bench;
 mod cancel;
 mod checkpoint_bench;
@@ -26,7 +27,7 @@ mod savepoint_bench;
 mod server;
 mod session;
 mod session_functions;
-mod startup;
+mod tls;
 mod transaction_block;
 mod view_bench;
 mod wire;

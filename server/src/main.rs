@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use weir_server::config::{
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_QUERY_MEMORY_LIMIT,
-    FileConfig, SizeFlags,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_QUERY_MEMORY_LIMIT, FileConfig, SizeFlags,
 };
 use weir_server::{Config, RunningServer, bench, shutdown_signal};
 
@@ -38,8 +38,28 @@ struct Cli {
     /// the config file.
     #[arg(long, env = "WEIR_MAX_MESSAGE_SIZE", value_name = "SIZE", help = format!("Largest protocol message [default: {DEFAULT_MAX_MESSAGE_SIZE}]"))]
     max_message_size: Option<String>,
+    /// PEM certificate chain to offer TLS with (with --tls-key). Also
+    /// `tls_cert` in the config file.
+    #[arg(long, env = "WEIR_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert. Also `tls_key` in the config file.
+    #[arg(long, env = "WEIR_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Whether loopback clients log in without a password [default: true].
+    /// Also `trust_loopback` in the config file.
+    #[arg(long, env = "WEIR_TRUST_LOOPBACK", value_name = "BOOL")]
+    trust_loopback: Option<bool>,
+    /// Refuse clients from other hosts that do not use TLS. Also
+    /// `remote_tls_only` in the config file.
+    #[arg(long, env = "WEIR_REMOTE_TLS_ONLY", value_name = "BOOL")]
+    remote_tls_only: Option<bool>,
+    /// Connections at once (superusers may exceed it); past it 53300.
+    /// Also `max_connections` in the config file.
+    #[arg(long, env = "WEIR_MAX_CONNECTIONS", value_name = "N", help = format!("Connections at once [default: {DEFAULT_MAX_CONNECTIONS}]"))]
+    max_connections: Option<usize>,
     /// TOML file with the same keys as the flags (listen, data_dir,
-    /// file_roots, query_memory_limit, max_message_size).
+    /// file_roots, query_memory_limit, max_message_size, tls_cert, tls_key,
+    /// trust_loopback, remote_tls_only, max_connections).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Start from this savepoint (the URL of its directory): every table,
@@ -74,10 +94,15 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Bench { benchmark }) => runtime.block_on(bench::run(benchmark)),
         None => {
-            let file = match &cli.config {
+            let mut file = match &cli.config {
                 Some(path) => FileConfig::load(path)?,
                 None => FileConfig::default(),
             };
+            file.tls_cert = cli.tls_cert.or(file.tls_cert);
+            file.tls_key = cli.tls_key.or(file.tls_key);
+            file.trust_loopback = cli.trust_loopback.or(file.trust_loopback);
+            file.remote_tls_only = cli.remote_tls_only.or(file.remote_tls_only);
+            file.max_connections = cli.max_connections.or(file.max_connections);
             let mut config = Config::resolve(
                 cli.listen,
                 cli.data_dir,

@@ -12,10 +12,20 @@ use tokio::task::JoinSet;
 use weir_planner::{CheckpointSettings, Database, RestartStrategy};
 
 use crate::Config;
+use crate::authentication::Gate;
 use crate::cancel::CancelRegistry;
 use crate::connection::ConnectionHandlers;
 use crate::hangup;
+use crate::tls::Tls;
 use crate::wire::serve_socket;
+
+/// What every connection is served with.
+#[derive(Clone)]
+struct Serving {
+    max_message_size: usize,
+    gate: Arc<Gate>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+}
 
 /// A server accepting connections in the background.
 pub struct RunningServer {
@@ -50,17 +60,31 @@ impl RunningServer {
             .start_views()
             .await
             .context("cannot start the materialized views")?;
+        let tls = match (&config.security.tls_cert, &config.security.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both --tls-cert and --tls-key"),
+        };
+        let database = Arc::new(database);
+        first_password(&database).await?;
+        let gate = Arc::new(Gate::new(
+            Arc::clone(&database),
+            config.security.trust_loopback,
+            config.security.remote_tls_only,
+            config.security.max_connections,
+            tls.as_ref().map(|t| t.certificate_pem.clone()),
+        ));
+        let serving = Serving {
+            max_message_size: config.max_message_size,
+            gate,
+            tls: tls.map(|t| t.acceptor),
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(
-            listener,
-            Arc::new(database),
-            stopped,
-            config.max_message_size,
-        ));
+        let task = tokio::spawn(serve(listener, database, stopped, serving));
         tracing::info!(
             "weir is listening on {addr}, data in {}",
             config.data_dir.display()
@@ -158,11 +182,35 @@ fn next_restart(settings: &CheckpointSettings, attempts: u32) -> Option<Duration
     )
 }
 
+/// Sets the bootstrap superuser's password from `WEIR_PASSWORD` if it has
+/// none, or says how to set one.
+async fn first_password(database: &Database) -> anyhow::Result<()> {
+    use weir_planner::roles::BOOTSTRAP_ROLE;
+    if let Ok(password) = std::env::var("WEIR_PASSWORD")
+        && !password.is_empty()
+        && database
+            .set_first_password(BOOTSTRAP_ROLE, &password)
+            .await?
+    {
+        tracing::info!("the password of superuser \"{BOOTSTRAP_ROLE}\" was set from WEIR_PASSWORD");
+    }
+    if database
+        .role(BOOTSTRAP_ROLE)
+        .is_some_and(|r| r.superuser && r.password.is_none())
+    {
+        tracing::info!(
+            "superuser \"{BOOTSTRAP_ROLE}\" has no password: it logs in over loopback only; \
+             set one with ALTER ROLE {BOOTSTRAP_ROLE} PASSWORD '...' (or start with WEIR_PASSWORD)"
+        );
+    }
+    Ok(())
+}
+
 async fn serve(
     listener: TcpListener,
     database: Arc<Database>,
     mut stopped: oneshot::Receiver<()>,
-    max_message_size: usize,
+    serving: Serving,
 ) {
     let cancels = Arc::new(CancelRegistry::default());
     let mut sessions = JoinSet::new();
@@ -172,10 +220,15 @@ async fn serve(
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let handlers = ConnectionHandlers::new(Arc::clone(&database), Arc::clone(&cancels));
+                    let handlers = ConnectionHandlers::new(
+                        Arc::clone(&database),
+                        Arc::clone(&cancels),
+                        Arc::clone(&serving.gate),
+                    );
                     let cancel = handlers.cancel();
+                    let serving = serving.clone();
                     let task = sessions.spawn(async move {
-                        if let Err(e) = serve_connection(socket, handlers, max_message_size).await {
+                        if let Err(e) = serve_connection(socket, handlers, serving).await {
                             tracing::debug!("connection from {peer} ended: {e}");
                         }
                     });
@@ -212,11 +265,11 @@ async fn serve(
 async fn serve_connection(
     socket: TcpStream,
     handlers: ConnectionHandlers,
-    max_message_size: usize,
+    serving: Serving,
 ) -> std::io::Result<()> {
     let cancel = handlers.cancel();
     let (socket, watch) = hangup::watched(socket)?;
-    let serving = serve_socket(socket, handlers, max_message_size);
+    let serving = serve_socket(socket, handlers, serving.max_message_size, serving.tls);
     tokio::pin!(serving);
     tokio::select! {
         served = &mut serving => served,

@@ -5,6 +5,9 @@
 //! as a cancel request would, and `pg_terminate_backend(pid)`, which ends
 //! its connection; both say whether that session exists.
 //!
+//! `current_user`, `session_user`, `current_role` and `user` answer the
+//! role the session logged in as.
+//!
 //! `set_config` changes the parameter for the rest of the session whatever
 //! `is_local` says: weir has no transaction for it to end with.
 
@@ -15,6 +18,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use weir_planner::roles::SessionRole;
 use weir_planner::{Database, Error};
 
 use crate::cancel::SessionCancel;
@@ -26,10 +30,25 @@ pub(crate) struct SessionHandles {
     pub database: Arc<Database>,
     pub parameters: Arc<Mutex<SessionParameters>>,
     pub cancel: Arc<SessionCancel>,
+    pub role: Arc<SessionRole>,
 }
 
 /// Registers the session functions on the session's context.
 pub(crate) fn register_session_functions(ctx: &SessionContext, handles: &SessionHandles) {
+    for name in ["current_user", "session_user", "current_role", "user"] {
+        let role = Arc::clone(&handles.role);
+        ctx.register_udf(create_udf(
+            name,
+            vec![],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |_| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    role.name().to_string(),
+                ))))
+            }),
+        ));
+    }
     let session = handles.clone();
     ctx.register_udf(create_udf(
         "current_setting",

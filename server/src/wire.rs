@@ -1,9 +1,13 @@
 //! Serving one TCP connection with pgwire: its message loop, as pgwire's
 //! own `process_socket` runs it, over a [`CappedStream`] so that no message
 //! may declare more than `max_message_size` bytes (pgwire's own bound is
-//! 1 GB), and with the checks of Bind and Parse that pgwire leaves out. weir offers no TLS yet, so an SSLRequest or GSSENCRequest is
-//! answered `N` (the client goes on in plain text, or gives up), and a
-//! direct TLS handshake is closed.
+//! 1 GB), and with the checks of Bind and Parse that pgwire leaves out.
+//!
+//! With TLS configured, an SSLRequest is answered `S` and the connection
+//! goes on encrypted, as does a client that opens with a TLS handshake
+//! (PostgreSQL 17's `sslnegotiation=direct`). Without, an SSLRequest is
+//! answered `N` (the client goes on in plain text, or gives up) and a
+//! direct handshake is closed. A GSSENCRequest is always answered `N`.
 
 use std::io;
 use std::sync::Arc;
@@ -15,7 +19,8 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use pgwire::tokio::server::{PgWireMessageServerCodec, process_error, process_message};
+use pgwire::tokio::TlsAcceptor;
+use pgwire::tokio::server::{MaybeTls, PgWireMessageServerCodec, process_error, process_message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -34,6 +39,7 @@ pub(crate) async fn serve_socket<H: PgWireServerHandlers>(
     socket: TcpStream,
     handlers: H,
     max_message_size: usize,
+    tls: Option<TlsAcceptor>,
 ) -> io::Result<()> {
     socket.set_nodelay(true)?;
     let addr = socket.peer_addr()?;
@@ -41,14 +47,15 @@ pub(crate) async fn serve_socket<H: PgWireServerHandlers>(
     tokio::pin!(startup);
     let socket = tokio::select! {
         () = &mut startup => return Ok(()),
-        socket = decline_encryption(socket) => socket?,
+        socket = negotiate_encryption(socket, tls) => socket?,
     };
     let Some(socket) = socket else {
         return Ok(());
     };
+    let secure = matches!(socket, MaybeTls::Tls(_));
     let mut socket = Framed::new(
         CappedStream::new(socket, max_message_size),
-        PgWireMessageServerCodec::new(DefaultClient::new(addr, false)),
+        PgWireMessageServerCodec::new(DefaultClient::new(addr, secure)),
     );
     socket.set_state(PgWireConnectionState::AwaitingStartup);
     let startup_handler = handlers.startup_handler();
@@ -169,9 +176,13 @@ fn too_large(error: &PgWireError) -> Option<&MessageTooLarge> {
     }
 }
 
-/// Answers `N` to requests for encryption until the client sends its
-/// startup message; `None` if it wanted direct TLS or left.
-async fn decline_encryption(mut socket: TcpStream) -> io::Result<Option<TcpStream>> {
+/// Answers requests for encryption until the client sends its startup
+/// message: TLS where it is configured, `N` otherwise; `None` if the client
+/// left, or wanted direct TLS where there is none.
+async fn negotiate_encryption(
+    mut socket: TcpStream,
+    tls: Option<TlsAcceptor>,
+) -> io::Result<Option<MaybeTls>> {
     loop {
         let mut head = [0u8; 8];
         let seen = loop {
@@ -180,7 +191,10 @@ async fn decline_encryption(mut socket: TcpStream) -> io::Result<Option<TcpStrea
                 return Ok(None);
             }
             if head[0] == TLS_HANDSHAKE {
-                return Ok(None);
+                return match tls {
+                    Some(tls) => Ok(Some(MaybeTls::Tls(Box::new(tls.accept(socket).await?)))),
+                    None => Ok(None),
+                };
             }
             // Anything but an 8-byte request is for the decoder to judge.
             if seen >= 8 || (seen >= 4 && head[..4] != [0, 0, 0, 8]) {
@@ -190,9 +204,13 @@ async fn decline_encryption(mut socket: TcpStream) -> io::Result<Option<TcpStrea
         };
         if seen >= 8 && (head == SSL_REQUEST || head == GSSENC_REQUEST) {
             socket.read_exact(&mut head).await?;
+            if let (true, Some(tls)) = (head == SSL_REQUEST, &tls) {
+                socket.write_all(b"S").await?;
+                return Ok(Some(MaybeTls::Tls(Box::new(tls.accept(socket).await?))));
+            }
             socket.write_all(b"N").await?;
             continue;
         }
-        return Ok(Some(socket));
+        return Ok(Some(MaybeTls::Plain(socket)));
     }
 }

@@ -19,6 +19,7 @@ mod protocol;
 mod s3;
 mod s3_faults;
 mod savepoints;
+mod security;
 mod sessions;
 
 /// A test that is not an slt file: an async function run to completion.
@@ -171,6 +172,7 @@ fn main() -> ExitCode {
         .chain(disk_full::TESTS)
         .chain(fuzz::TESTS)
         .chain(s3_faults::TESTS)
+        .chain(security::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));

@@ -44,6 +44,7 @@ impl Prepared {
             Prepared::RestoreSavepoint(_) => InBlock::Refused("RESTORE SAVEPOINT"),
             Prepared::DropSavepoint { .. } => InBlock::Refused("DROP SAVEPOINT"),
             Prepared::SetDatabase { .. } => InBlock::Refused("SET of a database setting"),
+            Prepared::Access { tag, .. } => InBlock::CommitsAtOnce(tag),
         }
     }
 }

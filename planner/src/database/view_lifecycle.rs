@@ -16,6 +16,7 @@ use weir_executor::message::{Epoch, ViewId};
 use weir_storage::checkpoint::{CheckpointMetadata, CheckpointStorage};
 
 use super::Database;
+use crate::roles::session_role;
 use crate::views::{ViewSpec, ViewStorage, build_view, state_dir, state_root, view_spec};
 use crate::{Error, Result};
 
@@ -108,7 +109,7 @@ impl Database {
                 Some(self.view_storage(checkpoint)?),
             )?;
             launches.push(built.launch);
-            self.catalog.add_view(built.entry, false).await?;
+            self.catalog.add_view(built.entry, None).await?;
         }
         if !launches.is_empty() {
             let (_, failures) = self.runtime.launch_all(launches).await;
@@ -232,7 +233,10 @@ impl Database {
         )?;
         let view = built.launch.view;
         let started = match self.runtime.launch(built.launch).await {
-            Ok(_) => self.catalog.add_view(built.entry, store).await,
+            Ok(_) => {
+                let owner = store.then(|| session_role(ctx));
+                self.catalog.add_view(built.entry, owner.as_deref()).await
+            }
             Err(failure) => Err(Error::DataFusion(DataFusionError::External(Box::new(
                 failure,
             )))),
