@@ -97,6 +97,12 @@ impl Backends {
         }
     }
 
+    /// The role the session `pid` logged in as, if there is one.
+    pub fn user_of(&self, pid: i32) -> Option<String> {
+        let backend = self.sessions().get(&pid).cloned()?;
+        Some(lock(&backend).start.user.clone())
+    }
+
     fn sessions(&self) -> MutexGuard<'_, BTreeMap<i32, Arc<Mutex<Backend>>>> {
         self.by_pid.lock().unwrap_or_else(|e| e.into_inner())
     }

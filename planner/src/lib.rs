@@ -6,6 +6,7 @@
 //! queries and INSERT/UPDATE/DELETE are planned by DataFusion, with the
 //! catalog as its schema provider, and executed over stored tables.
 
+mod array_subquery;
 mod as_of_savepoint;
 mod backends;
 pub mod catalog;

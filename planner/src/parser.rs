@@ -9,7 +9,8 @@
 //! `CREATE SOURCE` / `DROP SOURCE`, parsed as their `TABLE` forms,
 //! `WATERMARK FOR col AS expr` in a column list, and the
 //! `EMIT ON WINDOW CLOSE` that may end a `CREATE MATERIALIZED VIEW`,
-//! and `name AS OF SAVEPOINT sp` in a query.
+//! and `name AS OF SAVEPOINT sp` in a query. `ARRAY(subquery)` becomes
+//! an aggregate subquery ([`crate::array_subquery`]).
 
 use datafusion::sql::sqlparser::ast::{FlushType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -92,6 +93,7 @@ impl StatementParser {
             for mut statement in self.compatible.parse(&text).map_err(syntax_error)? {
                 crate::windows::rewrite_windows(&mut statement)?;
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
+                crate::array_subquery::rewrite_array_subqueries(&mut statement);
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
                     return Err(syntax_error(
                         "APPEND ONLY is only allowed at the end of CREATE TABLE",

@@ -8,7 +8,9 @@
 //! - `pg_stat_activity`, which it lacks: the server's sessions
 //!   ([`Backends`]);
 //! - `pg_roles`, which it builds from the roles [`CatalogRoles`] gives it:
-//!   the catalog's (psql's `\du`).
+//!   the catalog's (psql's `\du`);
+//! - `pg_authid`, a fixed table of a PostgreSQL's roles there: here the
+//!   same rows as `pg_roles`, passwords never shown.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -73,6 +75,7 @@ impl SchemaProvider for PgCatalogSchema {
         let table = self.inner.table(name).await?;
         match table {
             Some(pg_class) if name == "pg_class" => Ok(Some(self.with_view_kinds(pg_class)?)),
+            Some(_) if name == "pg_authid" => self.authid().await.map(Some),
             Some(pg_database) if name == "pg_database" => {
                 let plan =
                     LogicalPlanBuilder::scan("pg_database", provider_as_source(pg_database), None)?
@@ -90,6 +93,34 @@ impl SchemaProvider for PgCatalogSchema {
 }
 
 impl PgCatalogSchema {
+    /// `pg_authid` as `pg_roles` with PostgreSQL's `pg_authid` columns.
+    async fn authid(&self) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        let roles = self
+            .inner
+            .table("pg_roles")
+            .await?
+            .ok_or_else(|| DataFusionError::Plan("pg_roles is missing".into()))?;
+        let columns = [
+            "oid",
+            "rolname",
+            "rolsuper",
+            "rolinherit",
+            "rolcreaterole",
+            "rolcreatedb",
+            "rolcanlogin",
+            "rolreplication",
+            "rolbypassrls",
+            "rolconnlimit",
+            "rolvaliduntil",
+        ];
+        let mut projection: Vec<Expr> = columns.iter().map(|c| col(*c)).collect();
+        projection.push(lit(datafusion::common::ScalarValue::Utf8(None)).alias("rolpassword"));
+        let plan = LogicalPlanBuilder::scan("pg_roles", provider_as_source(roles), None)?
+            .project(projection)?
+            .build()?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+
     /// `pg_class` with `relkind = 'm'` for every materialized view.
     fn with_view_kinds(
         &self,

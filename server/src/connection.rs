@@ -414,19 +414,24 @@ impl Connection {
         signal
     }
 
-    /// With a block left open, starts the clock of
-    /// `idle_in_transaction_session_timeout`: if no statement starts
-    /// before it runs out (rows still being sent do not count as idle),
-    /// the connection closes and the block's writes are dropped.
+    /// Starts the idle clock: `idle_in_transaction_session_timeout` with a
+    /// block left open, `idle_session_timeout` without. If no statement
+    /// starts before it runs out (rows still being sent do not count as
+    /// idle), the connection closes, and an open block's writes are
+    /// dropped.
     fn arm_idle_timer(&self) {
-        let timeout = self
-            .parameters
-            .lock()
-            .ok()
-            .and_then(|p| p.idle_in_transaction_timeout());
-        let (Some(timeout), TransactionStatus::InBlock | TransactionStatus::Failed) =
-            (timeout, self.block.status())
-        else {
+        let in_block = matches!(
+            self.block.status(),
+            TransactionStatus::InBlock | TransactionStatus::Failed
+        );
+        let timeout = self.parameters.lock().ok().and_then(|p| {
+            if in_block {
+                p.idle_in_transaction_timeout()
+            } else {
+                p.idle_session_timeout()
+            }
+        });
+        let Some(timeout) = timeout else {
             return;
         };
         let cancel = Arc::clone(&self.cancel);
@@ -439,10 +444,12 @@ impl Connection {
                 }
             }
             let pid = cancel.pid();
-            tracing::info!(
-                pid,
-                "terminating connection due to idle-in-transaction timeout"
-            );
+            let why = if in_block {
+                "idle-in-transaction timeout"
+            } else {
+                "idle-session timeout"
+            };
+            tracing::info!(pid, "terminating connection due to {why}");
             cancel.terminate_backend(pid);
         });
         if let Some(earlier) = self.idle_timer_slot().replace(timer.abort_handle()) {

@@ -75,6 +75,11 @@ const PARAMETERS: &[Parameter] = &[
         "Longest a session may idle in an open transaction block before its connection closes (ms, or with a unit); 0 disables.",
     ),
     writable(
+        "idle_session_timeout",
+        "0",
+        "Longest a session may idle outside a transaction block before its connection closes (ms, or with a unit); 0 disables.",
+    ),
+    writable(
         "implicit_flush",
         "off",
         "Whether each write (and COMMIT) returns only once views reflect it, as FLUSH would.",
@@ -194,6 +199,12 @@ impl SessionParameters {
         duration(&value).filter(|d| !d.is_zero())
     }
 
+    /// `idle_session_timeout`, unless it is 0 (off).
+    pub fn idle_session_timeout(&self) -> Option<Duration> {
+        let value = self.get("idle_session_timeout").ok()?;
+        duration(&value).filter(|d| !d.is_zero())
+    }
+
     /// `implicit_flush`: writes wait until views reflect them.
     pub fn implicit_flush(&self) -> bool {
         self.get("implicit_flush").is_ok_and(|v| v == "on")
@@ -248,10 +259,12 @@ fn checked(name: &str, value: String) -> Result<String, Error> {
                 Err(invalid("TimeZone", &value))
             }
         }
-        "statement_timeout" | "idle_in_transaction_session_timeout" => match duration(&value) {
-            Some(_) => Ok(value),
-            None => Err(invalid(name, &value)),
-        },
+        "statement_timeout" | "idle_in_transaction_session_timeout" | "idle_session_timeout" => {
+            match duration(&value) {
+                Some(_) => Ok(value),
+                None => Err(invalid(name, &value)),
+            }
+        }
         _ => Ok(value),
     }
 }

@@ -5,6 +5,8 @@
 //! as a cancel request would, and `pg_terminate_backend(pid)`, which ends
 //! its connection; both say whether that session exists.
 //!
+//! A role may cancel or terminate only its own sessions, a superuser any.
+//!
 //! `current_user`, `session_user`, `current_role` and `user` answer the
 //! role the session logged in as.
 //!
@@ -88,6 +90,7 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, handles: &Session
         ("pg_terminate_backend", SessionCancel::terminate_backend),
     ] {
         let cancel = Arc::clone(&handles.cancel);
+        let (database, role) = (Arc::clone(&handles.database), Arc::clone(&handles.role));
         ctx.register_udf(create_udf(
             name,
             vec![DataType::Int64],
@@ -102,7 +105,19 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, handles: &Session
                         )));
                     }
                 };
-                let found = pid.map(|pid| i32::try_from(pid).is_ok_and(|pid| end(&cancel, pid)));
+                let pid = pid.map(|pid| i32::try_from(pid).unwrap_or(0));
+                // As in PostgreSQL: a superuser signals any session, a role
+                // only its own.
+                if let Some(target) = pid.and_then(|pid| database.backends().user_of(pid))
+                    && target != role.name()
+                    && !database.role(role.name()).is_some_and(|r| r.superuser)
+                {
+                    return Err(external(Error::user(
+                        "42501",
+                        format!("permission denied to signal the session of role \"{target}\""),
+                    )));
+                }
+                let found = pid.map(|pid| end(&cancel, pid));
                 Ok(ColumnarValue::Scalar(ScalarValue::Boolean(found)))
             }),
         ));

@@ -112,6 +112,17 @@ async fn privileges() -> anyhow::Result<()> {
         ),
     )
     .await?;
+    // Only its own sessions may a role signal.
+    let admin_pid: i32 = admin
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    refused(&analyst, &format!("SELECT pg_cancel_backend({admin_pid})")).await?;
+    refused(
+        &analyst,
+        &format!("SELECT pg_terminate_backend({admin_pid})"),
+    )
+    .await?;
     // A session setting is the session's own.
     analyst
         .batch_execute("SET application_name = 'mine'")
@@ -292,7 +303,8 @@ async fn scram_from_another_address() -> anyhow::Result<()> {
         .await
         .err()
         .context("no password, yet let in")?;
-    ensure!(error.to_string().contains("password"), "{error}");
+    // The client is asked for a password it does not have.
+    ensure!(format!("{error:?}").contains("password"), "{error:?}");
     connect_with(&format!("{loopback} password=secret")).await?;
     server.shutdown().await;
     Ok(())

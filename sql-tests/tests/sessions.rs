@@ -20,7 +20,7 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(session_activity()),
     ),
     (
-        "protocol/idle_in_transaction_session_timeout closes an idle block and drops its writes",
+        "protocol/idle_in_transaction_session_timeout closes an idle block and drops its writes; idle_session_timeout an idle session",
         || Box::pin(idle_in_transaction_timeout()),
     ),
     (
@@ -195,6 +195,21 @@ async fn idle_in_transaction_timeout() -> anyhow::Result<()> {
     ensure!(
         rows == 0,
         "{rows} rows of the timed-out block were committed"
+    );
+    // idle_session_timeout closes a session idle outside a block; a busy
+    // one stays.
+    let lingerer = connect(port).await?;
+    lingerer
+        .batch_execute("SET idle_session_timeout = '300ms'")
+        .await?;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        lingerer.batch_execute("SELECT 1").await?;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure!(
+        lingerer.simple_query("SELECT 1").await.is_err(),
+        "the session idled 1.5 s under a 300 ms idle_session_timeout and still answers"
     );
     server.shutdown().await;
     Ok(())
