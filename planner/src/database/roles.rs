@@ -64,7 +64,8 @@ impl Database {
                 };
                 let attributes = attributes(options)?;
                 let name = name.value.clone();
-                if !superuser && !(name == role && attributes.only_password()) {
+                let own_password = name == role && attributes.only_password();
+                if !(superuser || own_password) {
                     return Err(permission_denied(format!(
                         "permission denied to alter role \"{name}\": only a superuser may, or the role itself for its password"
                     )));
