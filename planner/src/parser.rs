@@ -7,6 +7,7 @@
 //! weir's own [`Command`]s (`CHECKPOINT`, `ALTER SOURCE ... PAUSE`),
 //! `ALTER SYSTEM` before `SET` and `RESET`,
 //! `CREATE SOURCE` / `DROP SOURCE`, parsed as their `TABLE` forms,
+//! `CREATE` / `ALTER` / `DROP USER` as their `ROLE` forms,
 //! `WATERMARK FOR col AS expr` in a column list, and the
 //! `EMIT ON WINDOW CLOSE` that may end a `CREATE MATERIALIZED VIEW`,
 //! and `name AS OF SAVEPOINT sp` in a query. `ARRAY(subquery)` becomes
@@ -87,6 +88,7 @@ impl StatementParser {
                 strip_trailing(&mut tokens, &["EMIT", "ON", "WINDOW", "CLOSE"], "VIEW");
             let watermark = strip_watermark(&mut tokens)?;
             let source = source_as_table(&mut tokens);
+            user_as_role(&mut tokens);
             rewrite_as_of_savepoint(&mut tokens)?;
             let text = to_sql(&tokens);
             let text = protect_projection_subqueries(&tokens, &text).unwrap_or(text);
@@ -178,6 +180,32 @@ fn source_as_table(tokens: &mut [Token]) -> bool {
     object.value = "TABLE".into();
     object.keyword = datafusion::sql::sqlparser::keywords::Keyword::TABLE;
     true
+}
+
+/// Turns `CREATE USER`, `ALTER USER` and `DROP USER` into their `ROLE`
+/// forms, as PostgreSQL has them; a created user logs in unless it says
+/// `NOLOGIN`.
+fn user_as_role(tokens: &mut Vec<Token>) {
+    let significant = significant(tokens);
+    let (Some(&verb), Some(&object)) = (significant.first(), significant.get(1)) else {
+        return;
+    };
+    let creates = is_keyword(&tokens[verb], "CREATE");
+    if !(creates || is_keyword(&tokens[verb], "ALTER") || is_keyword(&tokens[verb], "DROP"))
+        || !is_keyword(&tokens[object], "USER")
+    {
+        return;
+    }
+    tokens[object] = Token::make_keyword("ROLE");
+    let says_login = significant
+        .iter()
+        .any(|&i| is_keyword(&tokens[i], "LOGIN") || is_keyword(&tokens[i], "NOLOGIN"));
+    if creates && !says_login {
+        tokens.push(Token::Whitespace(
+            datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
+        ));
+        tokens.push(Token::make_keyword("LOGIN"));
+    }
 }
 
 /// How a parsed `FLUSH` is represented: sqlparser's FLUSH statement.

@@ -79,6 +79,12 @@ pub(crate) struct CappedStream<S> {
 }
 
 impl<S> CappedStream<S> {
+    /// The stream under the cap, to read past it (see
+    /// `wire::close_after_refusal`).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     pub fn new(inner: S, cap: usize) -> Self {
         Self {
             inner,

@@ -89,6 +89,7 @@ pub(crate) async fn serve_socket<H: PgWireServerHandlers>(
                     let _ = socket
                         .send(PgWireBackendMessage::ErrorResponse(error.into()))
                         .await;
+                    close_after_refusal(socket.get_mut().get_mut(), max_message_size).await;
                 }
                 break;
             }
@@ -166,6 +167,18 @@ fn checked(message: &PgWireFrontendMessage) -> Result<(), PgWireError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Closes a connection whose message was refused, without losing the
+/// refusal: the client is likely still sending that message, and closing
+/// a socket with unread input resets it, which can discard the error
+/// before the client reads it. So the write side is shut first, then what
+/// still arrives is read and dropped, bounded in bytes and time.
+async fn close_after_refusal(socket: &mut MaybeTls, max_message_size: usize) {
+    const LINGER: Duration = Duration::from_secs(2);
+    let _ = socket.shutdown().await;
+    let mut rest = socket.take(2 * max_message_size as u64 + (1 << 20));
+    let _ = tokio::time::timeout(LINGER, tokio::io::copy(&mut rest, &mut tokio::io::sink())).await;
 }
 
 /// The cap a failed read ran into, if that is why it failed.

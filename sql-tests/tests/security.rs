@@ -201,6 +201,19 @@ async fn privileges() -> anyhow::Result<()> {
         "pg_roles: {listed:?}"
     );
     admin.batch_execute("DROP ROLE writer").await?;
+    // CREATE USER is CREATE ROLE ... LOGIN.
+    admin
+        .batch_execute("CREATE USER reader PASSWORD 'p'; ALTER USER reader CONNECTION LIMIT 2")
+        .await?;
+    let login: bool = admin
+        .query_one(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'reader'",
+            &[],
+        )
+        .await?
+        .get(0);
+    ensure!(login, "CREATE USER made a role that cannot log in");
+    admin.batch_execute("DROP USER reader").await?;
     let code = fails_with(&admin, "DROP ROLE weir").await?;
     ensure!(code == "55006", "dropping oneself: {code}");
     drop((analyst, admin));
