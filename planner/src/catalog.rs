@@ -35,8 +35,11 @@ use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
 
 mod access;
+mod plain_views;
 
 pub use access::{Access, AccessChange};
+use plain_views::PlainView;
+pub use plain_views::PlainViewRecord;
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -56,6 +59,8 @@ struct Document {
     /// reads as the bootstrap superuser owning everything.
     #[serde(default)]
     access: Access,
+    #[serde(default)]
+    plain_views: Vec<PlainViewRecord>,
 }
 
 /// A materialized view as stored: re-planned from its SQL at start.
@@ -168,6 +173,7 @@ struct State {
     relations: BTreeMap<String, Arc<SourceRelation>>,
     settings: BTreeMap<String, String>,
     access: Access,
+    plain_views: BTreeMap<String, PlainView>,
 }
 
 impl State {
@@ -176,6 +182,7 @@ impl State {
             || self.views.contains_key(name)
             || self.relations.contains_key(name)
             || self.sources.contains_key(name)
+            || self.plain_views.contains_key(name)
         {
             return Err(Error::user(
                 "42P07",
@@ -202,19 +209,28 @@ impl State {
 
     /// Refuses (2BP01) to drop `what` while a view reads one of `names`.
     fn no_view_reads(&self, names: &[String], what: &str) -> Result<()> {
-        let dependents: Vec<&str> = self
+        let reads = |depends_on: &[String]| depends_on.iter().any(|d| names.contains(d));
+        let materialized: Vec<&str> = self
             .views
             .values()
-            .filter(|v| v.record.depends_on.iter().any(|d| names.contains(d)))
+            .filter(|v| reads(&v.record.depends_on))
             .map(|v| v.record.name.as_str())
             .collect();
-        if dependents.is_empty() {
-            return Ok(());
-        }
+        let plain: Vec<&str> = self
+            .plain_views
+            .values()
+            .filter(|v| reads(&v.record.depends_on) && !names.contains(&v.record.name))
+            .map(|v| v.record.name.as_str())
+            .collect();
+        let (kind, dependents) = match (materialized.is_empty(), plain.is_empty()) {
+            (true, true) => return Ok(()),
+            (false, _) => ("materialized views", materialized),
+            (true, false) => ("views", plain),
+        };
         Err(Error::user(
             "2BP01",
             format!(
-                "cannot drop {what} because materialized views depend on it: {}",
+                "cannot drop {what} because {kind} depend on it: {}",
                 dependents.join(", ")
             ),
         ))
@@ -236,6 +252,11 @@ impl State {
             sources: self.sources.values().map(|s| s.record.clone()).collect(),
             settings: self.settings.clone(),
             access: self.access.clone(),
+            plain_views: self
+                .plain_views
+                .values()
+                .map(|v| v.record.clone())
+                .collect(),
         }
     }
 
@@ -283,6 +304,13 @@ fn read_state(store: &Arc<TableStore>, parser: &StatementParser) -> Result<State
         state.next_id = document.next_id;
         state.settings = document.settings;
         state.access = document.access;
+        for record in document.plain_views {
+            let view = PlainView {
+                record,
+                provider: None,
+            };
+            state.plain_views.insert(view.record.name.clone(), view);
+        }
         for record in document.sources {
             let parsed = parser.parse(&record.sql)?;
             let spec = match parsed.first().map(|p| &p.statement) {
@@ -367,6 +395,7 @@ impl Catalog {
                     .keys()
                     .chain(s.views.keys())
                     .chain(s.relations.keys())
+                    .chain(s.plain_views.keys())
                     .cloned()
                     .collect()
             })
@@ -496,6 +525,22 @@ impl Catalog {
     pub async fn remove_views(&self, names: &[String]) -> Result<()> {
         let document = {
             let state = self.state.read().map_err(|_| lock_error())?;
+            let plain: Vec<&str> = state
+                .plain_views
+                .values()
+                .filter(|v| v.record.depends_on.iter().any(|d| names.contains(d)))
+                .map(|v| v.record.name.as_str())
+                .collect();
+            if !plain.is_empty() {
+                return Err(Error::user(
+                    "2BP01",
+                    format!(
+                        "cannot drop materialized view {} because views depend on it: {}",
+                        names.join(", "),
+                        plain.join(", ")
+                    ),
+                ));
+            }
             let mut document = state.document();
             document.views.retain(|v| !names.contains(&v.name));
             for name in names {
@@ -760,6 +805,9 @@ impl SchemaProvider for PublicSchema {
         if let Some(view) = self.catalog.view(name) {
             return Ok(Some(Arc::clone(&view.provider) as Arc<dyn TableProvider>));
         }
+        if let Some(view) = self.catalog.plain_view(name) {
+            return Ok(Some(view));
+        }
         if let Some(relation) = self.catalog.source_relation(name) {
             return Ok(Some(
                 Arc::clone(&relation.provider) as Arc<dyn TableProvider>
@@ -775,5 +823,6 @@ impl SchemaProvider for PublicSchema {
         self.catalog.table(name).is_some()
             || self.catalog.view(name).is_some()
             || self.catalog.source_relation(name).is_some()
+            || self.catalog.plain_view(name).is_some()
     }
 }

@@ -51,6 +51,7 @@ use crate::{Error, Result};
 
 mod copy;
 mod in_block;
+mod plain_views;
 mod privileges;
 mod roles;
 
@@ -100,6 +101,12 @@ pub enum Prepared {
         format: CopyFormat,
     },
     CreateView(Box<ViewSpec>),
+    /// `CREATE VIEW`: a plain view.
+    CreatePlainView(Box<plain_views::PlainViewSpec>),
+    DropPlainViews {
+        names: Vec<String>,
+        if_exists: bool,
+    },
     DropViews {
         names: Vec<String>,
         if_exists: bool,
@@ -572,18 +579,33 @@ impl Database {
                 if_exists: *if_exists,
                 cascade: *cascade,
             }),
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                ..
+            } => Ok(Prepared::DropPlainViews {
+                names: names.iter().map(table_name).collect::<Result<_>>()?,
+                if_exists: *if_exists,
+            }),
+            Statement::CreateView(create) if !create.materialized => {
+                self.prepare_plain_view(ctx, create, &statement).await
+            }
             Statement::Drop { object_type, .. } => Err(Error::not_supported(format!(
                 "DROP {object_type} is not supported"
             ))),
-            Statement::CreateView(create) => Ok(Prepared::CreateView(Box::new(
-                view_spec(
-                    &ctx.state(),
-                    create,
-                    view_sql(&statement, emit_on_window_close),
-                    emit_on_window_close,
-                )
-                .await?,
-            ))),
+            Statement::CreateView(create) => {
+                self.no_plain_views_read(&statement)?;
+                Ok(Prepared::CreateView(Box::new(
+                    view_spec(
+                        &ctx.state(),
+                        create,
+                        view_sql(&statement, emit_on_window_close),
+                        emit_on_window_close,
+                    )
+                    .await?,
+                )))
+            }
             Statement::Explain {
                 statement: inner,
                 analyze: false,
@@ -787,6 +809,16 @@ impl Database {
                     self.forget_view(id).await;
                 }
                 Ok(Outcome::Command("DROP MATERIALIZED VIEW".into()))
+            }
+            Prepared::CreatePlainView(spec) => {
+                self.create_plain_view(ctx, *spec).await?;
+                Ok(Outcome::Command("CREATE VIEW".into()))
+            }
+            Prepared::DropPlainViews { names, if_exists } => {
+                for name in names {
+                    self.catalog.drop_plain_view(&name, if_exists).await?;
+                }
+                Ok(Outcome::Command("DROP VIEW".into()))
             }
             Prepared::ExplainView(lines) => plan_lines(lines),
             Prepared::Flush => {

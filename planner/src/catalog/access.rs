@@ -247,6 +247,7 @@ impl Catalog {
                 || s.views.contains_key(name)
                 || s.relations.contains_key(name)
                 || s.sources.contains_key(name)
+                || s.plain_views.contains_key(name)
         })
     }
 }

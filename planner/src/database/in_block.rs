@@ -34,6 +34,8 @@ impl Prepared {
             Prepared::CreateTable { .. } => InBlock::CommitsAtOnce("CREATE TABLE"),
             Prepared::DropTable { .. } => InBlock::CommitsAtOnce("DROP TABLE"),
             Prepared::CreateView(_) => InBlock::CommitsAtOnce("CREATE MATERIALIZED VIEW"),
+            Prepared::CreatePlainView(_) => InBlock::CommitsAtOnce("CREATE VIEW"),
+            Prepared::DropPlainViews { .. } => InBlock::CommitsAtOnce("DROP VIEW"),
             Prepared::DropViews { .. } => InBlock::CommitsAtOnce("DROP MATERIALIZED VIEW"),
             Prepared::CreateSource { .. } => InBlock::Refused("CREATE SOURCE"),
             Prepared::DropSources { .. } => InBlock::Refused("DROP SOURCE"),

@@ -48,6 +48,8 @@ impl Database {
                 check_plan(&access, &role, plan)
             }
             Prepared::CreateView(spec) => check_plan(&access, &role, &spec.plan),
+            Prepared::CreatePlainView(spec) => check_plan(&access, &role, &spec.plan),
+            Prepared::DropPlainViews { names, .. } => owned("view", names),
             Prepared::CopyIn(copy) => need(&access, &role, &copy.table, Privilege::Insert),
             Prepared::CreateSource {
                 reads_storage: true,

@@ -124,6 +124,7 @@ impl Database {
             self.start_view(&ctx, &spec, record.id, false).await?;
             tracing::info!(view = %record.name, elapsed = ?started.elapsed(), "materialized view started");
         }
+        self.plan_plain_views(&ctx).await;
         Ok(())
     }
 
