@@ -402,6 +402,39 @@ impl Catalog {
             .unwrap_or_default()
     }
 
+    /// The statement that made the relation `name`, as `SHOW CREATE`
+    /// shows it.
+    pub fn definition(&self, name: &str) -> Option<String> {
+        let state = self.state.read().ok()?;
+        if let Some(table) = state.tables.get(name) {
+            let append_only = if table.record.append_only {
+                " APPEND ONLY"
+            } else {
+                ""
+            };
+            return Some(format!("{}{append_only}", table.record.sql));
+        }
+        if let Some(view) = state.views.get(name) {
+            return Some(view.record.sql.clone());
+        }
+        if let Some(view) = state.plain_views.get(name) {
+            return Some(view.record.sql.clone());
+        }
+        let source = state.sources.get(name).or_else(|| {
+            state
+                .sources
+                .values()
+                .find(|s| s.relations.iter().any(|r| r == name))
+        })?;
+        // Stored in its CREATE TABLE form.
+        Some(
+            source
+                .record
+                .sql
+                .replacen("CREATE TABLE", "CREATE SOURCE", 1),
+        )
+    }
+
     /// A stream of a source, by its relation name.
     pub fn source_relation(&self, name: &str) -> Option<Arc<SourceRelation>> {
         self.state.read().ok()?.relations.get(name).cloned()

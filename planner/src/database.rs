@@ -20,7 +20,9 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{Expr, ObjectType, Statement, visit_expressions};
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectType, ShowCreateObject, Statement, visit_expressions,
+};
 use datafusion_pg_catalog::setup_pg_catalog;
 use weir_executor::batch::QueryPin;
 use weir_executor::checkpoint::settings::is_setting;
@@ -132,6 +134,11 @@ pub enum Prepared {
     },
     /// `SHOW` of a database setting.
     ShowDatabase(String),
+    /// `SHOW CREATE TABLE | VIEW name`: the statement that made it.
+    ShowCreate {
+        name: String,
+        definition: String,
+    },
     Session(SessionStatement),
     /// Roles and grants to change; `tag` is the statement's.
     Access {
@@ -193,9 +200,19 @@ impl Prepared {
             Prepared::Plan(plan) => Some(Arc::clone(plan.schema().inner())),
             Prepared::ExplainView(_) => Some(explain_schema()),
             Prepared::ShowDatabase(name) => Some(setting_schema(name)),
+            Prepared::ShowCreate { .. } => Some(show_create_schema()),
             _ => None,
         }
     }
+}
+
+/// The columns of `SHOW CREATE`, DataFusion's.
+fn show_create_schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        ["table_catalog", "table_schema", "table_name", "definition"]
+            .map(|c| Field::new(c, DataType::Utf8, false))
+            .to_vec(),
+    ))
 }
 
 fn explain_schema() -> SchemaRef {
@@ -625,6 +642,16 @@ impl Database {
                 Ok(Prepared::ExplainView(built.explain.lines()))
             }
             Statement::Flush { .. } => Ok(Prepared::Flush),
+            Statement::ShowCreate {
+                obj_type: ShowCreateObject::Table | ShowCreateObject::View,
+                obj_name,
+            } => {
+                let name = table_name(obj_name)?;
+                let definition = self.catalog.definition(&name).ok_or_else(|| {
+                    Error::user("42P01", format!("relation \"{name}\" does not exist"))
+                })?;
+                Ok(Prepared::ShowCreate { name, definition })
+            }
             Statement::Copy { .. } => self.prepare_copy(ctx, &statement).await,
             _ => {
                 let names = pg_column_names(&statement);
@@ -845,6 +872,27 @@ impl Database {
                 let tag = if value.is_some() { "SET" } else { "RESET" };
                 self.set_setting(&name, value).await?;
                 Ok(Outcome::Command(tag.into()))
+            }
+            Prepared::ShowCreate { name, definition } => {
+                let schema = show_create_schema();
+                let values = [
+                    DATABASE_NAME,
+                    PUBLIC_SCHEMA,
+                    name.as_str(),
+                    definition.as_str(),
+                ];
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    values
+                        .iter()
+                        .map(|v| Arc::new(StringArray::from(vec![*v])) as _)
+                        .collect(),
+                )
+                .map_err(datafusion::error::DataFusionError::from)?;
+                Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter([Ok(batch)]),
+                ))))
             }
             Prepared::ShowDatabase(name) => {
                 let value = self

@@ -28,7 +28,8 @@ impl Prepared {
             | Prepared::Flush
             | Prepared::CopyIn(_)
             | Prepared::CopyOut { .. }
-            | Prepared::ShowDatabase(_) => InBlock::Runs,
+            | Prepared::ShowDatabase(_)
+            | Prepared::ShowCreate { .. } => InBlock::Runs,
             Prepared::Session(SessionStatement::Discard) => InBlock::Refused("DISCARD ALL"),
             Prepared::Session(_) => InBlock::Runs,
             Prepared::CreateTable { .. } => InBlock::CommitsAtOnce("CREATE TABLE"),

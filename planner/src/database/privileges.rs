@@ -74,6 +74,7 @@ impl Database {
             | Prepared::ExplainView(_)
             | Prepared::Flush
             | Prepared::ShowDatabase(_)
+            | Prepared::ShowCreate { .. }
             | Prepared::Session(_) => Ok(()),
         }
     }
