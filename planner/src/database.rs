@@ -8,11 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -36,7 +33,7 @@ use crate::backends::Backends;
 use crate::catalog::{AccessChange, Catalog, PublicSchema};
 use crate::column_names::{pg_column_names, rename_columns};
 use crate::commands::Command;
-use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, TableSpec, table_name, table_spec};
+use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, table_name, table_spec};
 use crate::file_roots::{FileRoots, source_reads_storage};
 use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
@@ -45,15 +42,16 @@ use crate::pg_functions::pg_functions;
 use crate::roles::{RoleAttributes, RoleRecord, ScramSecret, session_role};
 use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
-use crate::sources::{SourceSpec, pin_creation_time, source_spec, source_watermark};
+use crate::sources::{pin_creation_time, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
 use crate::system_tables::{SHOW_CHECKPOINTS, SHOW_SAVEPOINTS, SYSTEM_SCHEMA, SystemSchema};
-use crate::views::{ViewSpec, build_view, view_spec, views_to_drop, without_rules};
+use crate::views::{build_view, view_spec, views_to_drop, without_rules};
 use crate::{Error, Result};
 
 mod copy;
 mod in_block;
 mod plain_views;
+mod prepared;
 mod privileges;
 mod roles;
 
@@ -62,199 +60,8 @@ mod savepoints;
 mod view_lifecycle;
 
 pub use in_block::InBlock;
-
-/// A statement ready to run, possibly many times with different parameters.
-#[derive(Debug, Clone)]
-pub enum Prepared {
-    /// Planned by DataFusion: SELECT, EXPLAIN, INSERT, UPDATE, DELETE.
-    Plan(LogicalPlan),
-    CreateTable {
-        spec: TableSpec,
-        sql: String,
-        append_only: bool,
-        if_not_exists: bool,
-    },
-    DropTable {
-        names: Vec<String>,
-        if_exists: bool,
-    },
-    CreateSource {
-        spec: SourceSpec,
-        sql: String,
-        if_not_exists: bool,
-        /// A `file` connector: for superusers only.
-        reads_storage: bool,
-    },
-    DropSources {
-        names: Vec<String>,
-        if_exists: bool,
-    },
-    AlterSource {
-        name: String,
-        paused: bool,
-    },
-    /// `ALTER MATERIALIZED VIEW name RESUME`.
-    ResumeView(String),
-    /// `COPY table FROM STDIN`: the server gathers the rows.
-    CopyIn(CopyIn),
-    /// `COPY table | (query) TO STDOUT`.
-    CopyOut {
-        plan: LogicalPlan,
-        format: CopyFormat,
-    },
-    CreateView(Box<ViewSpec>),
-    /// `CREATE VIEW`: a plain view.
-    CreatePlainView(Box<plain_views::PlainViewSpec>),
-    DropPlainViews {
-        names: Vec<String>,
-        if_exists: bool,
-    },
-    DropViews {
-        names: Vec<String>,
-        if_exists: bool,
-        cascade: bool,
-    },
-    /// `EXPLAIN CREATE MATERIALIZED VIEW`: the operator graph, as text.
-    ExplainView(Vec<String>),
-    Flush,
-    Checkpoint,
-    CreateSavepoint {
-        name: String,
-        location: Option<String>,
-    },
-    RestoreSavepoint(String),
-    DropSavepoint {
-        name: String,
-        if_exists: bool,
-    },
-    /// `SET`/`RESET` of a database setting (`None`: its default).
-    SetDatabase {
-        name: String,
-        value: Option<String>,
-    },
-    /// `SHOW` of a database setting.
-    ShowDatabase(String),
-    /// `SHOW CREATE TABLE | VIEW name`: the statement that made it.
-    ShowCreate {
-        name: String,
-        definition: String,
-    },
-    Session(SessionStatement),
-    /// Roles and grants to change; `tag` is the statement's.
-    Access {
-        tag: &'static str,
-        changes: Vec<AccessChange>,
-    },
-}
-
-/// What running a statement produced.
-pub enum Outcome {
-    /// Rows to stream to the client. Errors while streaming are
-    /// DataFusion errors, to be classified like any other.
-    Rows(SendableRecordBatchStream),
-    /// A command completed: its tag (`CREATE TABLE`, `INSERT 0 2`, ...).
-    Command(String),
-    /// A session statement for the server to carry out.
-    Session(SessionStatement),
-    /// A `COPY ... FROM STDIN` waiting for its rows
-    /// ([`Database::copy_in`]).
-    CopyIn(CopyIn),
-    /// The rows of a `COPY ... TO STDOUT`, to send in `format`.
-    CopyOut {
-        rows: SendableRecordBatchStream,
-        format: CopyFormat,
-    },
-}
-
-impl Prepared {
-    /// Types of `$1, $2, ...` as far as they can be inferred.
-    pub fn parameter_types(&self) -> Result<Vec<Option<DataType>>> {
-        let Prepared::Plan(plan) = self else {
-            return Ok(Vec::new());
-        };
-        let types = plan.get_parameter_types()?;
-        let mut ordered = Vec::new();
-        for (name, data_type) in types {
-            let index: usize = name
-                .strip_prefix('$')
-                .and_then(|n| n.parse().ok())
-                .filter(|&n| n > 0)
-                .ok_or_else(|| {
-                    Error::user("42601", format!("parameter {name} is not of the form $n"))
-                })?;
-            if ordered.len() < index {
-                ordered.resize(index, None);
-            }
-            ordered[index - 1] = data_type;
-        }
-        Ok(ordered)
-    }
-
-    /// The columns the statement returns, if it returns rows.
-    pub fn result_schema(&self) -> Option<SchemaRef> {
-        match self {
-            Prepared::Plan(LogicalPlan::Dml(_)) => None,
-            Prepared::Plan(LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) => {
-                Some(explain_schema())
-            }
-            Prepared::Plan(plan) => Some(Arc::clone(plan.schema().inner())),
-            Prepared::ExplainView(_) => Some(explain_schema()),
-            Prepared::ShowDatabase(name) => Some(setting_schema(name)),
-            Prepared::ShowCreate { .. } => Some(show_create_schema()),
-            _ => None,
-        }
-    }
-}
-
-/// The columns of `SHOW CREATE`, DataFusion's.
-fn show_create_schema() -> SchemaRef {
-    Arc::new(Schema::new(
-        ["table_catalog", "table_schema", "table_name", "definition"]
-            .map(|c| Field::new(c, DataType::Utf8, false))
-            .to_vec(),
-    ))
-}
-
-fn explain_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(
-        "QUERY PLAN",
-        DataType::Utf8,
-        false,
-    )]))
-}
-
-/// DataFusion's EXPLAIN rows (plan type, plan) as PostgreSQL's one `QUERY
-/// PLAN` column, a line a row; each plan under a line naming its type.
-fn query_plan(batches: Vec<RecordBatch>) -> Result<Outcome> {
-    let mut lines = Vec::new();
-    for batch in &batches {
-        let (Some(kinds), Some(plans)) = (
-            batch.column(0).as_any().downcast_ref::<StringArray>(),
-            batch.column(1).as_any().downcast_ref::<StringArray>(),
-        ) else {
-            return Err(Error::Internal("EXPLAIN rows are not text".into()));
-        };
-        for (kind, plan) in kinds.iter().zip(plans.iter()) {
-            lines.push(format!("{}:", kind.unwrap_or_default()));
-            lines.extend(plan.unwrap_or_default().lines().map(|l| format!("  {l}")));
-        }
-    }
-    plan_lines(lines)
-}
-
-/// Lines of a plan as the rows of one `QUERY PLAN` column.
-fn plan_lines(lines: Vec<String>) -> Result<Outcome> {
-    let schema = explain_schema();
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![Arc::new(StringArray::from(lines))],
-    )
-    .map_err(datafusion::error::DataFusionError::from)?;
-    Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
-        schema,
-        futures::stream::iter([Ok(batch)]),
-    ))))
-}
+pub use prepared::{Outcome, Prepared};
+use prepared::{plan_lines, query_plan, setting_schema, show_create_schema};
 
 /// The runtime every query runs in: one memory pool for all sessions,
 /// whose errors name the largest consumers.
@@ -266,10 +73,6 @@ fn query_runtime(memory_limit: usize) -> Result<Arc<RuntimeEnv>> {
     Ok(RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(pool))
         .build_arc()?)
-}
-
-fn setting_schema(name: &str) -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
 }
 
 fn setting_error(e: SettingError) -> Error {
