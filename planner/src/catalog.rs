@@ -37,7 +37,7 @@ use crate::{Error, Result};
 mod access;
 mod plain_views;
 
-pub use access::{Access, AccessChange};
+pub use access::{Access, AccessChange, PrivilegeChange};
 use plain_views::PlainView;
 pub use plain_views::PlainViewRecord;
 

@@ -90,6 +90,14 @@ impl Access {
             .collect()
     }
 
+    /// Refuses (42704) if one of `roles` does not exist.
+    fn all_exist(&mut self, roles: &[String]) -> Result<()> {
+        for role in roles {
+            self.existing(role)?;
+        }
+        Ok(())
+    }
+
     fn existing(&mut self, name: &str) -> Result<&mut RoleRecord> {
         self.roles
             .get_mut(name)
@@ -109,16 +117,16 @@ pub enum AccessChange {
         attributes: RoleAttributes,
     },
     DropRole(String),
-    Grant {
-        relations: Vec<String>,
-        roles: Vec<String>,
-        privileges: BTreeSet<Privilege>,
-    },
-    Revoke {
-        relations: Vec<String>,
-        roles: Vec<String>,
-        privileges: BTreeSet<Privilege>,
-    },
+    Grant(PrivilegeChange),
+    Revoke(PrivilegeChange),
+}
+
+/// Privileges given to, or taken from, roles on relations.
+#[derive(Debug, Clone)]
+pub struct PrivilegeChange {
+    pub relations: Vec<String>,
+    pub roles: Vec<String>,
+    pub privileges: BTreeSet<Privilege>,
 }
 
 impl AccessChange {
@@ -164,14 +172,12 @@ impl AccessChange {
                     return Err(Error::user("55006", "the last superuser cannot be dropped"));
                 }
             }
-            AccessChange::Grant {
+            AccessChange::Grant(PrivilegeChange {
                 relations,
                 roles,
                 privileges,
-            } => {
-                for role in &roles {
-                    access.existing(role)?;
-                }
+            }) => {
+                access.all_exist(&roles)?;
                 for relation in relations {
                     let grants = access.grants.entry(relation).or_default();
                     for role in &roles {
@@ -182,14 +188,12 @@ impl AccessChange {
                     }
                 }
             }
-            AccessChange::Revoke {
+            AccessChange::Revoke(PrivilegeChange {
                 relations,
                 roles,
                 privileges,
-            } => {
-                for role in &roles {
-                    access.existing(role)?;
-                }
+            }) => {
+                access.all_exist(&roles)?;
                 for relation in relations {
                     let Some(grants) = access.grants.get_mut(&relation) else {
                         continue;
@@ -270,8 +274,13 @@ mod tests {
         access
     }
 
-    fn select() -> BTreeSet<Privilege> {
-        [Privilege::Select].into_iter().collect()
+    /// SELECT on `t` for `analyst`.
+    fn on_t() -> PrivilegeChange {
+        PrivilegeChange {
+            relations: vec!["t".into()],
+            roles: vec!["analyst".into()],
+            privileges: [Privilege::Select].into_iter().collect(),
+        }
     }
 
     #[test]
@@ -279,22 +288,10 @@ mod tests {
         let mut access = with(&["analyst"]);
         access.created("t", "weir");
         assert!(!access.allows("analyst", "t", Privilege::Select));
-        AccessChange::Grant {
-            relations: vec!["t".into()],
-            roles: vec!["analyst".into()],
-            privileges: select(),
-        }
-        .apply(&mut access)
-        .unwrap();
+        AccessChange::Grant(on_t()).apply(&mut access).unwrap();
         assert!(access.allows("analyst", "t", Privilege::Select));
         assert!(!access.allows("analyst", "t", Privilege::Insert));
-        AccessChange::Revoke {
-            relations: vec!["t".into()],
-            roles: vec!["analyst".into()],
-            privileges: select(),
-        }
-        .apply(&mut access)
-        .unwrap();
+        AccessChange::Revoke(on_t()).apply(&mut access).unwrap();
         assert!(!access.allows("analyst", "t", Privilege::Select));
         assert!(access.allows("weir", "t", Privilege::Delete));
     }
@@ -322,11 +319,10 @@ mod tests {
     fn a_dropped_relation_takes_its_grants_with_it() {
         let mut access = with(&["analyst"]);
         access.created("v", "weir");
-        AccessChange::Grant {
+        AccessChange::Grant(PrivilegeChange {
             relations: vec!["v".into()],
-            roles: vec!["analyst".into()],
-            privileges: select(),
-        }
+            ..on_t()
+        })
         .apply(&mut access)
         .unwrap();
         access.dropped("v");

@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{Database, Prepared};
-use crate::catalog::AccessChange;
+use crate::catalog::{AccessChange, PrivilegeChange};
 use crate::ddl::table_name;
 use crate::roles::{Privilege, RoleAttributes, ScramSecret, permission_denied, session_role};
 use crate::{Error, Result};
@@ -97,33 +97,22 @@ impl Database {
                 if grant.with_grant_option {
                     return Err(Error::not_supported("WITH GRANT OPTION is not supported"));
                 }
-                let (relations, roles, privileges) =
-                    self.grant_parts(&grant.privileges, grant.objects.as_ref(), &grant.grantees)?;
-                self.may_grant(&role, &relations)?;
-                (
-                    "GRANT",
-                    vec![AccessChange::Grant {
-                        relations,
-                        roles,
-                        privileges,
-                    }],
-                )
+                let change = self.privilege_change(
+                    &role,
+                    &grant.privileges,
+                    grant.objects.as_ref(),
+                    &grant.grantees,
+                )?;
+                ("GRANT", vec![AccessChange::Grant(change)])
             }
             Statement::Revoke(revoke) => {
-                let (relations, roles, privileges) = self.grant_parts(
+                let change = self.privilege_change(
+                    &role,
                     &revoke.privileges,
                     revoke.objects.as_ref(),
                     &revoke.grantees,
                 )?;
-                self.may_grant(&role, &relations)?;
-                (
-                    "REVOKE",
-                    vec![AccessChange::Revoke {
-                        relations,
-                        roles,
-                        privileges,
-                    }],
-                )
+                ("REVOKE", vec![AccessChange::Revoke(change)])
             }
             other => {
                 return Err(Error::Internal(format!(
@@ -134,13 +123,15 @@ impl Database {
         Ok(Prepared::Access { tag, changes })
     }
 
-    /// The relations, roles and privileges of a GRANT or REVOKE.
-    fn grant_parts(
+    /// What a GRANT or REVOKE by `role` changes; only a relation's owner
+    /// (or a superuser) grants on it.
+    fn privilege_change(
         &self,
+        role: &str,
         privileges: &Privileges,
         objects: Option<&GrantObjects>,
         grantees: &[Grantee],
-    ) -> Result<(Vec<String>, Vec<String>, BTreeSet<Privilege>)> {
+    ) -> Result<PrivilegeChange> {
         let privileges = match privileges {
             Privileges::All { .. } => Privilege::ALL.into_iter().collect(),
             Privileges::Actions(actions) => actions
@@ -179,20 +170,17 @@ impl Database {
                 ))),
             })
             .collect::<Result<_>>()?;
-        Ok((relations, roles, privileges))
-    }
-
-    /// Only a relation's owner (or a superuser) grants on it.
-    fn may_grant(&self, role: &str, relations: &[String]) -> Result<()> {
         let access = self.catalog.access();
-        for relation in relations {
-            if !access.may_own(role, relation) {
-                return Err(permission_denied(format!(
-                    "must be owner of relation {relation} to grant or revoke on it"
-                )));
-            }
+        if let Some(relation) = relations.iter().find(|r| !access.may_own(role, r)) {
+            return Err(permission_denied(format!(
+                "must be owner of relation {relation} to grant or revoke on it"
+            )));
         }
-        Ok(())
+        Ok(PrivilegeChange {
+            relations,
+            roles,
+            privileges,
+        })
     }
 }
 
