@@ -172,11 +172,17 @@ struct State {
     /// The streams of every source, by relation name.
     relations: BTreeMap<String, Arc<SourceRelation>>,
     settings: BTreeMap<String, String>,
-    access: Access,
+    /// Shared with the statements being authorized, which take it for
+    /// the price of a reference count.
+    access: Arc<Access>,
     plain_views: BTreeMap<String, PlainView>,
 }
 
 impl State {
+    fn access_mut(&mut self) -> &mut Access {
+        Arc::make_mut(&mut self.access)
+    }
+
     fn name_taken(&self, name: &str) -> Result<()> {
         if self.tables.contains_key(name)
             || self.views.contains_key(name)
@@ -251,7 +257,7 @@ impl State {
                 .collect(),
             sources: self.sources.values().map(|s| s.record.clone()).collect(),
             settings: self.settings.clone(),
-            access: self.access.clone(),
+            access: Access::clone(&self.access),
             plain_views: self
                 .plain_views
                 .values()
@@ -303,7 +309,7 @@ fn read_state(store: &Arc<TableStore>, parser: &StatementParser) -> Result<State
         }
         state.next_id = document.next_id;
         state.settings = document.settings;
-        state.access = document.access;
+        state.access = Arc::new(document.access);
         for record in document.plain_views {
             let view = PlainView {
                 record,
@@ -346,7 +352,7 @@ fn read_state(store: &Arc<TableStore>, parser: &StatementParser) -> Result<State
                 .insert(entry.layout.name.clone(), Arc::new(entry));
         }
     }
-    state.access.bootstrap();
+    state.access_mut().bootstrap();
     Ok(state)
 }
 
@@ -546,7 +552,7 @@ impl Catalog {
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.next_id = state.next_id.max(id + 1);
         if let Some(owner) = owner {
-            state.access.created(&entry.record.name, owner);
+            state.access_mut().created(&entry.record.name, owner);
         }
         state
             .views
@@ -585,7 +591,7 @@ impl Catalog {
         let mut state = self.state.write().map_err(|_| lock_error())?;
         for name in names {
             state.views.remove(name);
-            state.access.dropped(name);
+            state.access_mut().dropped(name);
         }
         Ok(())
     }
@@ -628,7 +634,7 @@ impl Catalog {
             .await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.next_id += 1;
-        state.access.created(&entry.layout.name, owner);
+        state.access_mut().created(&entry.layout.name, owner);
         state
             .tables
             .insert(entry.layout.name.clone(), Arc::new(entry));
@@ -665,7 +671,7 @@ impl Catalog {
         self.store.drop_table(id, document).await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.tables.remove(name);
-        state.access.dropped(name);
+        state.access_mut().dropped(name);
         Ok(true)
     }
 
@@ -714,7 +720,7 @@ impl Catalog {
         state.next_id += 1;
         state.add_source(spec, record);
         for name in &owned {
-            state.access.created(name, owner);
+            state.access_mut().created(name, owner);
         }
         Ok(true)
     }
@@ -784,10 +790,10 @@ impl Catalog {
         if let Some(source) = state.sources.remove(name) {
             for relation in source.relations {
                 state.relations.remove(&relation);
-                state.access.dropped(&relation);
+                state.access_mut().dropped(&relation);
             }
         }
-        state.access.dropped(name);
+        state.access_mut().dropped(name);
         Ok(true)
     }
 }

@@ -3,6 +3,7 @@
 //! any DDL.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -218,10 +219,10 @@ impl AccessChange {
 
 impl Catalog {
     /// The roles, owners and grants as they are now.
-    pub fn access(&self) -> Access {
+    pub fn access(&self) -> Arc<Access> {
         self.state
             .read()
-            .map(|s| s.access.clone())
+            .map(|s| Arc::clone(&s.access))
             .unwrap_or_default()
     }
 
@@ -239,7 +240,7 @@ impl Catalog {
             (document.access.clone(), encode(&document)?)
         };
         self.store.store_catalog(document).await?;
-        self.state.write().map_err(|_| lock_error())?.access = access;
+        self.state.write().map_err(|_| lock_error())?.access = Arc::new(access);
         Ok(())
     }
 

@@ -103,7 +103,7 @@ impl Catalog {
         let mut state = self.state.write().map_err(|_| lock_error())?;
         if !state.plain_views.contains_key(name) {
             state.next_id += 1;
-            state.access.created(name, owner);
+            state.access_mut().created(name, owner);
         }
         state.plain_views.insert(name.to_string(), view);
         Ok(())
@@ -139,7 +139,7 @@ impl Catalog {
         self.store.store_catalog(document).await?;
         let mut state = self.state.write().map_err(|_| lock_error())?;
         state.plain_views.remove(name);
-        state.access.dropped(name);
+        state.access_mut().dropped(name);
         Ok(true)
     }
 }
