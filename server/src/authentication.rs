@@ -38,6 +38,7 @@ use weir_planner::roles::{RoleRecord, SCRAM_ITERATIONS, ScramSecret, SessionRole
 use weir_planner::{BackendEntry, BackendStart, Backends, Database};
 
 use crate::cancel::SessionCancel;
+use crate::config::SecurityConfig;
 use crate::session::SessionParameters;
 
 pub const DATABASE: &str = "weir";
@@ -48,48 +49,45 @@ const MAX_FAILURE_DELAY: Duration = Duration::from_secs(5);
 /// How the server lets clients in; one for the whole server.
 pub struct Gate {
     database: Arc<Database>,
-    pub trust_loopback: bool,
-    pub remote_tls_only: bool,
-    pub max_connections: usize,
-    /// The certificate, for channel binding, when TLS is on.
-    certificate_pem: Option<Vec<u8>>,
+    trust_loopback: bool,
+    remote_tls_only: bool,
+    max_connections: usize,
+    /// pgwire's SCRAM over the catalog's secrets, with the certificate for
+    /// channel binding when TLS is on; made once, at start.
+    scram: ScramAuth,
     pids: RandomPidSecretKeyGenerator,
     /// Connections let in, by role.
     connections: Mutex<HashMap<String, usize>>,
     failures: Mutex<HashMap<IpAddr, Vec<Instant>>>,
-    /// Salts answered for roles that cannot log in with a password, the
-    /// same each time for one name (as a real role's would be).
-    mock_salt_key: [u8; 16],
 }
 
 impl Gate {
+    /// # Errors
+    /// When the certificate cannot be read for channel binding.
     pub fn new(
         database: Arc<Database>,
-        trust_loopback: bool,
-        remote_tls_only: bool,
-        max_connections: usize,
-        certificate_pem: Option<Vec<u8>>,
-    ) -> Self {
-        Self {
+        security: &SecurityConfig,
+        certificate_pem: Option<&[u8]>,
+    ) -> PgWireResult<Self> {
+        let secrets = Secrets {
+            database: Arc::clone(&database),
+            mock_salt_key: rand_key(),
+        };
+        let mut scram = ScramAuth::new(Arc::new(secrets));
+        scram.set_iterations(SCRAM_ITERATIONS as usize);
+        if let Some(pem) = certificate_pem {
+            scram.configure_certificate(pem)?;
+        }
+        Ok(Self {
             database,
-            trust_loopback,
-            remote_tls_only,
-            max_connections,
-            certificate_pem,
+            trust_loopback: security.trust_loopback,
+            remote_tls_only: security.remote_tls_only,
+            max_connections: security.max_connections,
+            scram,
             pids: RandomPidSecretKeyGenerator::default(),
             connections: Mutex::default(),
             failures: Mutex::default(),
-            mock_salt_key: rand_key(),
-        }
-    }
-
-    fn scram(self: &Arc<Self>) -> PgWireResult<ScramAuth> {
-        let mut scram = ScramAuth::new(Arc::new(Secrets(Arc::clone(self))));
-        scram.set_iterations(SCRAM_ITERATIONS as usize);
-        if let Some(pem) = &self.certificate_pem {
-            scram.configure_certificate(pem)?;
-        }
-        Ok(scram)
+        })
     }
 
     /// Takes one connection slot of `role`, or refuses (53300).
@@ -126,25 +124,6 @@ impl Gate {
         let recent = times.len().min(16) as u32;
         (Duration::from_millis(100) * 2u32.pow(recent - 1)).min(MAX_FAILURE_DELAY)
     }
-
-    /// What SCRAM checks `user`'s proof against.
-    fn secret(&self, user: &str) -> ScramSecret {
-        match self.database.role(user) {
-            Some(RoleRecord {
-                password: Some(secret),
-                ..
-            }) => secret,
-            _ => {
-                // A secret no password matches, under a salt that looks real.
-                let salt = ring::hmac::sign(
-                    &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.mock_salt_key),
-                    user.as_bytes(),
-                );
-                let password = String::from_utf8_lossy(&rand_key()).into_owned();
-                ScramSecret::with_salt(&password, &salt.as_ref()[..16], SCRAM_ITERATIONS)
-            }
-        }
-    }
 }
 
 fn rand_key() -> [u8; 16] {
@@ -177,8 +156,12 @@ impl Drop for ConnectionSlot {
 }
 
 /// The catalog's secrets, as pgwire's SCRAM asks for them.
-#[derive(Clone)]
-struct Secrets(Arc<Gate>);
+struct Secrets {
+    database: Arc<Database>,
+    /// Salts answered for roles that cannot log in with a password, the
+    /// same each time for one name (as a real role's would be).
+    mock_salt_key: [u8; 16],
+}
 
 impl Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,10 +169,31 @@ impl Debug for Secrets {
     }
 }
 
+impl Secrets {
+    /// What SCRAM checks `user`'s proof against.
+    fn secret(&self, user: &str) -> ScramSecret {
+        match self.database.role(user) {
+            Some(RoleRecord {
+                password: Some(secret),
+                ..
+            }) => secret,
+            _ => {
+                // A secret no password matches, under a salt that looks real.
+                let salt = ring::hmac::sign(
+                    &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.mock_salt_key),
+                    user.as_bytes(),
+                );
+                let password = String::from_utf8_lossy(&rand_key()).into_owned();
+                ScramSecret::with_salt(&password, &salt.as_ref()[..16], SCRAM_ITERATIONS)
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl AuthSource for Secrets {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let secret = self.0.secret(login.user().unwrap_or_default());
+        let secret = self.secret(login.user().unwrap_or_default());
         Ok(Password::new(
             Some(secret.salt_bytes()),
             secret.salted_password_bytes(),
@@ -329,7 +333,7 @@ impl StartupHandler for Startup {
                     return self.let_in(client, &user).await;
                 }
                 let mut mechanisms = vec![SCRAM_SHA_256_METHOD.to_string()];
-                if client.is_secure() && self.gate.certificate_pem.is_some() {
+                if client.is_secure() && self.gate.scram.supports_channel_binding() {
                     mechanisms.insert(0, SCRAM_SHA_256_PLUS_METHOD.to_string());
                 }
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
@@ -355,12 +359,15 @@ impl StartupHandler for Startup {
                 } else {
                     PasswordMessageFamily::SASLResponse(message.into_sasl_response()?)
                 };
-                let scram = self.gate.scram()?;
-                let (response, next) =
-                    match scram.process_scram_message(client, message, &state).await {
-                        Ok(answer) => answer,
-                        Err(e) => return Err(self.refuse(ip, &user, e).await),
-                    };
+                let (response, next) = match self
+                    .gate
+                    .scram
+                    .process_scram_message(client, message, &state)
+                    .await
+                {
+                    Ok(answer) => answer,
+                    Err(e) => return Err(self.refuse(ip, &user, e).await),
+                };
                 *state = next;
                 if matches!(*state, SASLState::Finished) {
                     // Sent after the checks, so a refused role never sees

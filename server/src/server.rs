@@ -67,13 +67,13 @@ impl RunningServer {
         };
         let database = Arc::new(database);
         first_password(&database).await?;
-        let gate = Arc::new(Gate::new(
+        let gate = Gate::new(
             Arc::clone(&database),
-            config.security.trust_loopback,
-            config.security.remote_tls_only,
-            config.security.max_connections,
-            tls.as_ref().map(|t| t.certificate_pem.clone()),
-        ));
+            &config.security,
+            tls.as_ref().map(|t| t.certificate_pem.as_slice()),
+        )
+        .context("the TLS certificate cannot be used for SCRAM channel binding")?;
+        let gate = Arc::new(gate);
         let serving = Serving {
             max_message_size: config.max_message_size,
             gate,
