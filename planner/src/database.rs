@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, UInt64Array};
-use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
@@ -15,7 +14,6 @@ use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr, ObjectType, ShowCreateObject, Statement, visit_expressions,
@@ -61,7 +59,7 @@ mod view_lifecycle;
 
 pub use in_block::InBlock;
 pub use prepared::{Outcome, Prepared};
-use prepared::{plan_lines, query_plan, setting_schema, show_create_schema};
+use prepared::{plan_lines, query_plan, setting_schema, show_create_schema, text_rows};
 
 /// The runtime every query runs in: one memory pool for all sessions,
 /// whose errors name the largest consumers.
@@ -677,25 +675,13 @@ impl Database {
                 Ok(Outcome::Command(tag.into()))
             }
             Prepared::ShowCreate { name, definition } => {
-                let schema = show_create_schema();
-                let values = [
-                    DATABASE_NAME,
-                    PUBLIC_SCHEMA,
-                    name.as_str(),
-                    definition.as_str(),
+                let row = [
+                    DATABASE_NAME.to_string(),
+                    PUBLIC_SCHEMA.to_string(),
+                    name,
+                    definition,
                 ];
-                let batch = RecordBatch::try_new(
-                    Arc::clone(&schema),
-                    values
-                        .iter()
-                        .map(|v| Arc::new(StringArray::from(vec![*v])) as _)
-                        .collect(),
-                )
-                .map_err(datafusion::error::DataFusionError::from)?;
-                Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::iter([Ok(batch)]),
-                ))))
+                text_rows(show_create_schema(), row.map(|v| vec![v]).to_vec())
             }
             Prepared::ShowDatabase(name) => {
                 let value = self
@@ -703,16 +689,7 @@ impl Database {
                     .settings()
                     .show(&name)
                     .map_err(setting_error)?;
-                let schema = setting_schema(&name);
-                let batch = RecordBatch::try_new(
-                    Arc::clone(&schema),
-                    vec![Arc::new(StringArray::from(vec![value]))],
-                )
-                .map_err(datafusion::error::DataFusionError::from)?;
-                Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::iter([Ok(batch)]),
-                ))))
+                text_rows(setting_schema(&name), vec![vec![value]])
             }
             Prepared::Plan(plan) => {
                 let plan = match params {

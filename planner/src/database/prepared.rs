@@ -200,10 +200,17 @@ pub(super) fn query_plan(batches: Vec<RecordBatch>) -> Result<Outcome> {
 
 /// Lines of a plan as the rows of one `QUERY PLAN` column.
 pub(super) fn plan_lines(lines: Vec<String>) -> Result<Outcome> {
-    let schema = explain_schema();
+    text_rows(explain_schema(), vec![lines])
+}
+
+/// Rows of text columns, given column by column, as a statement's answer.
+pub(super) fn text_rows(schema: SchemaRef, columns: Vec<Vec<String>>) -> Result<Outcome> {
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
-        vec![Arc::new(StringArray::from(lines))],
+        columns
+            .into_iter()
+            .map(|values| Arc::new(StringArray::from(values)) as _)
+            .collect(),
     )
     .map_err(datafusion::error::DataFusionError::from)?;
     Ok(Outcome::Rows(Box::pin(RecordBatchStreamAdapter::new(
