@@ -40,7 +40,7 @@ pub use backends::{BackendEntry, BackendStart, Backends, RunningQuery, Transacti
 pub use database::{CopyFormat, CopyIn, Database, InBlock, Outcome, Prepared};
 pub use error::{Error, Result, io_code};
 pub use nesting::MAX_NESTING;
-pub use pg_functions::{SERVER_VERSION, USER};
+pub use pg_functions::SERVER_VERSION;
 pub use statement::SessionStatement;
 pub use watermarks::WatermarkDecl;
 pub use weir_executor::checkpoint::{CheckpointSettings, RestartStrategy, parse_duration};

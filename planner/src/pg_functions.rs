@@ -4,7 +4,8 @@
 //!
 //! - `version()`: `PostgreSQL 16.6 (weir x.y.z) ...`, the form drivers parse
 //!   for the server version (SQLAlchemy, pgjdbc).
-//! - `session_user` / `current_user`: the user weir lets in, `weir`.
+//! - `session_user`: the bootstrap superuser, for contexts that are no
+//!   session's (each session answers its own role, see the server).
 //! - `pg_function_is_visible(oid)`: true; every function is in the path.
 //! - `to_regtype(text)`: the type's canonical name, NULL for an unknown one.
 //!
@@ -19,16 +20,16 @@ use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 
+use crate::roles::BOOTSTRAP_ROLE;
+
 /// The server version weir answers as, kept equal to `server_version`.
 pub const SERVER_VERSION: &str = "16.6";
-/// The one user weir lets in.
-pub const USER: &str = "weir";
 
 /// Every function of this module.
 pub fn pg_functions() -> Vec<ScalarUDF> {
     vec![
         constant_text("version", &version_text()),
-        constant_text("session_user", USER),
+        constant_text("session_user", BOOTSTRAP_ROLE),
         create_udf(
             "pg_function_is_visible",
             vec![DataType::Int64],
