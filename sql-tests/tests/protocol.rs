@@ -47,7 +47,11 @@ pub const TESTS: &[(&str, Test)] = &[
     ),
 ];
 
-async fn connect_as(port: u16, user: &str, dbname: &str) -> Result<Client, tokio_postgres::Error> {
+pub(crate) async fn connect_as(
+    port: u16,
+    user: &str,
+    dbname: &str,
+) -> Result<Client, tokio_postgres::Error> {
     let url = format!("host=127.0.0.1 port={port} user={user} dbname={dbname}");
     let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
     tokio::spawn(connection);

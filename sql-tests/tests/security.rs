@@ -14,7 +14,7 @@ use weir_server::config::SecurityConfig;
 use weir_server::{Config, RunningServer};
 
 use crate::Test;
-use crate::protocol::connect;
+use crate::protocol::{connect, connect_as};
 
 pub const TESTS: &[(&str, Test)] = &[
     (
@@ -72,8 +72,7 @@ async fn privileges() -> anyhow::Result<()> {
              CREATE MATERIALIZED VIEW total AS SELECT sum(amount) AS s FROM orders;",
         )
         .await?;
-    let as_role = |name: &str| format!("host=127.0.0.1 port={port} user={name} dbname=weir");
-    let analyst = connect_with(&as_role("analyst")).await?;
+    let analyst = connect_as(port, "analyst", "weir").await?;
     let me: String = analyst.query_one("SELECT current_user", &[]).await?.get(0);
     ensure!(me == "analyst", "current_user is {me}");
 
@@ -147,7 +146,7 @@ async fn privileges() -> anyhow::Result<()> {
         .await?;
     refused(&analyst, "ALTER ROLE writer PASSWORD 'x'").await?;
 
-    let writer = connect_with(&as_role("writer")).await?;
+    let writer = connect_as(port, "writer", "weir").await?;
     let rows = writer.query("SELECT body FROM notes", &[]).await?;
     ensure!(rows.len() == 1, "{} notes", rows.len());
     refused(&writer, "DELETE FROM notes").await?;
@@ -168,8 +167,7 @@ async fn privileges() -> anyhow::Result<()> {
     server.shutdown().await;
     let server = crate::start_server(dir.path()).await?;
     let port = server.local_addr().port();
-    let as_role = |name: &str| format!("host=127.0.0.1 port={port} user={name} dbname=weir");
-    let analyst = connect_with(&as_role("analyst")).await?;
+    let analyst = connect_as(port, "analyst", "weir").await?;
     let total: i64 = analyst.query_one("SELECT s FROM total", &[]).await?.get(0);
     ensure!(total == 60, "total after restart {total}");
     refused(&analyst, "SELECT * FROM orders").await?;
@@ -483,9 +481,8 @@ async fn connection_limits() -> anyhow::Result<()> {
     admin
         .batch_execute("CREATE ROLE one LOGIN CONNECTION LIMIT 1; CREATE ROLE many LOGIN")
         .await?;
-    let as_role = |name: &str| format!("host=127.0.0.1 port={port} user={name} dbname=weir");
-    let first = connect_with(&as_role("one")).await?;
-    let second = connect_with(&as_role("one"))
+    let first = connect_as(port, "one", "weir").await?;
+    let second = connect_as(port, "one", "weir")
         .await
         .err()
         .context("CONNECTION LIMIT 1 let a second connection in")?;
@@ -493,8 +490,8 @@ async fn connection_limits() -> anyhow::Result<()> {
         second.code() == Some(&SqlState::TOO_MANY_CONNECTIONS),
         "{second:?}"
     );
-    let _many = connect_with(&as_role("many")).await?;
-    let past = connect_with(&as_role("many"))
+    let _many = connect_as(port, "many", "weir").await?;
+    let past = connect_as(port, "many", "weir")
         .await
         .err()
         .context("max_connections 3 let a fourth connection in")?;
@@ -508,7 +505,7 @@ async fn connection_limits() -> anyhow::Result<()> {
     drop(first);
     let mut again = None;
     for _ in 0..100 {
-        if let Ok(client) = connect_with(&as_role("one")).await {
+        if let Ok(client) = connect_as(port, "one", "weir").await {
             again = Some(client);
             break;
         }
