@@ -27,10 +27,11 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use tokio::task::AbortHandle;
 use weir_executor::Transaction;
 use weir_planner::roles::SessionRole;
@@ -42,6 +43,7 @@ use crate::authentication::{Gate, Startup};
 use crate::cancel::{CancelRegistry, CancelSignal, Canceller, SessionCancel};
 use crate::copy_in::{self, CopyInProgress, SharedCopy};
 use crate::copy_out::copy_out;
+use crate::describe::send_statement_description;
 use crate::errors::{error_info, to_pgwire};
 use crate::parameters::bind_parameters;
 use crate::rows::{TextOptions, encode_batches, encode_rows};
@@ -284,7 +286,7 @@ impl Connection {
         }
         match prepared {
             Prepared::Session(SessionStatement::Commit) => true,
-            Prepared::Plan(LogicalPlan::Dml(_)) => !self.block.is_open(),
+            Prepared::Plan(LogicalPlan::Dml(_)) | Prepared::Truncate(_) => !self.block.is_open(),
             _ => false,
         }
     }
@@ -602,6 +604,23 @@ impl ExtendedQueryHandler for Connection {
 
     fn query_parser(&self) -> Arc<StatementPreparer> {
         Arc::clone(&self.preparer)
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PreparedStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+            if let Some(Entry::Value(statement)) = client.portal_store().get_statement(name) {
+                let response = self.do_describe_statement(client, &statement).await?;
+                return send_statement_description(client, &response).await;
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_query<C>(

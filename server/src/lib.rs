@@ -16,6 +16,7 @@ pub mod config;
 mod connection;
 mod copy_in;
 mod copy_out;
+mod describe;
 mod errors;
 mod hangup;
 mod message_cap;
