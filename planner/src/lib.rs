@@ -16,7 +16,9 @@ mod database;
 mod ddl;
 mod error;
 mod file_roots;
+mod function_signatures;
 mod functions;
+mod json_build_object;
 mod nesting;
 mod options;
 pub mod parser;
@@ -40,7 +42,7 @@ pub use backends::{BackendEntry, BackendStart, Backends, RunningQuery, Transacti
 pub use database::{CopyFormat, CopyIn, Database, InBlock, Outcome, Prepared};
 pub use error::{Error, Result, io_code};
 pub use nesting::MAX_NESTING;
-pub use pg_functions::SERVER_VERSION;
+pub use pg_functions::{SERVER_VERSION, SERVER_VERSION_NUM};
 pub use statement::SessionStatement;
 pub use watermarks::WatermarkDecl;
 pub use weir_executor::checkpoint::{CheckpointSettings, RestartStrategy, parse_duration};

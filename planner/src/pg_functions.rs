@@ -2,12 +2,16 @@
 //! call first, where `datafusion-pg-catalog` has none or answers for a
 //! server that is not weir:
 //!
-//! - `version()`: `PostgreSQL 16.6 (weir x.y.z) ...`, the form drivers parse
+//! - `version()`: `PostgreSQL 15.0 (weir x.y.z) ...`, the form drivers parse
 //!   for the server version (SQLAlchemy, pgjdbc).
 //! - `session_user`: the bootstrap superuser, for contexts that are no
 //!   session's (each session answers its own role, see the server).
 //! - `pg_function_is_visible(oid)`: true; every function is in the path.
 //! - `to_regtype(text)`: the type's canonical name, NULL for an unknown one.
+//! - `pg_get_serial_sequence(table, column)`: NULL; weir has no sequences.
+//! - `pg_collation_is_visible(oid)`: true, as for functions.
+//! - `pg_is_in_recovery()`: false; weir has no standbys.
+//! - `json_build_object(key, value, ...)`: see [`crate::json_build_object`].
 //!
 //! Functions that read the session (`current_setting`, `set_config`,
 //! `pg_backend_pid`) belong to the server, which owns sessions.
@@ -22,20 +26,47 @@ use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf}
 
 use crate::roles::BOOTSTRAP_ROLE;
 
-/// The server version weir answers as, kept equal to `server_version`.
-pub const SERVER_VERSION: &str = "16.6";
+/// The server version weir answers as (`server_version`, `version()`): 15,
+/// the newest release whose `pg_dump` and `psql` Debian ships, because a
+/// `pg_dump` refuses to dump a server newer than itself.
+pub const SERVER_VERSION: &str = "15.0";
+
+/// [`SERVER_VERSION`] as a number (`server_version_num`).
+pub const SERVER_VERSION_NUM: &str = "150000";
 
 /// Every function of this module.
 pub fn pg_functions() -> Vec<ScalarUDF> {
     vec![
         constant_text("version", &version_text()),
         constant_text("session_user", BOOTSTRAP_ROLE),
+        crate::json_build_object::json_build_object(),
+        create_udf(
+            "pg_is_in_recovery",
+            vec![],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(false))))),
+        ),
         create_udf(
             "pg_function_is_visible",
             vec![DataType::Int64],
             DataType::Boolean,
             Volatility::Stable,
             Arc::new(function_is_visible),
+        ),
+        create_udf(
+            "pg_collation_is_visible",
+            vec![DataType::Int64],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(function_is_visible),
+        ),
+        create_udf(
+            "pg_get_serial_sequence",
+            vec![DataType::Utf8, DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
         ),
         create_udf(
             "to_regtype",
@@ -146,7 +177,7 @@ mod tests {
     #[test]
     fn version_reads_as_postgres_then_weir() {
         let text = version_text();
-        assert!(text.starts_with("PostgreSQL 16.6 (weir "), "{text}");
+        assert!(text.starts_with("PostgreSQL 15.0 (weir "), "{text}");
     }
 
     #[test]

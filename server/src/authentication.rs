@@ -35,7 +35,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use weir_planner::roles::{RoleRecord, SCRAM_ITERATIONS, ScramSecret, SessionRole};
-use weir_planner::{BackendEntry, BackendStart, Backends, Database};
+use weir_planner::{BackendEntry, BackendStart, Backends, Database, SERVER_VERSION};
 
 use crate::cancel::SessionCancel;
 use crate::config::SecurityConfig;
@@ -286,6 +286,7 @@ impl Startup {
         }));
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.is_superuser = role.superuser;
+        parameters.server_version = SERVER_VERSION.to_string();
         finish_authentication(client, &parameters).await
     }
 

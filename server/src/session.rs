@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use datafusion::arrow::array::timezone::Tz;
-use weir_planner::{Error, parse_duration};
+use weir_planner::{Error, SERVER_VERSION, SERVER_VERSION_NUM, parse_duration};
 
 struct Parameter {
     name: &'static str,
@@ -106,12 +106,12 @@ const PARAMETERS: &[Parameter] = &[
     fixed("server_encoding", "UTF8", "Server character set."),
     fixed(
         "server_version",
-        "16.6",
+        SERVER_VERSION,
         "Postgres version weir answers as.",
     ),
     fixed(
         "server_version_num",
-        "160006",
+        SERVER_VERSION_NUM,
         "Postgres version weir answers as, as a number.",
     ),
     fixed(
