@@ -33,6 +33,7 @@ use crate::column_names::{pg_column_names, rename_columns};
 use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, table_name, table_spec};
 use crate::file_roots::{FileRoots, source_reads_storage};
+use crate::function_signatures::type_list_function;
 use crate::functions::weir_functions;
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::pg_catalog_schema::{CatalogRoles, PgCatalogSchema};
@@ -55,6 +56,7 @@ mod roles;
 
 pub use copy::{CopyFormat, CopyIn};
 mod savepoints;
+mod truncate;
 mod view_lifecycle;
 
 pub use in_block::InBlock;
@@ -162,6 +164,7 @@ impl Database {
         for function in pg_functions() {
             base.register_udf(function);
         }
+        base.register_udf(type_list_function());
         let data_dir = std::fs::canonicalize(data_dir)
             .map_err(|e| Error::Internal(format!("{}: {e}", data_dir.display())))?;
         let file_roots = FileRoots::new([data_dir.as_path()]);
@@ -454,6 +457,7 @@ impl Database {
                 Ok(Prepared::ShowCreate { name, definition })
             }
             Statement::Copy { .. } => self.prepare_copy(ctx, &statement).await,
+            Statement::Truncate(truncate) => self.prepare_truncate(ctx, truncate).await,
             _ => {
                 let names = pg_column_names(&statement);
                 let plan = self.plan(ctx, statement).await?;
@@ -578,6 +582,7 @@ impl Database {
                 Ok(Outcome::Command("ALTER SOURCE".into()))
             }
             Prepared::CopyIn(copy) => Ok(Outcome::CopyIn(copy)),
+            Prepared::Truncate(deletes) => self.execute_truncate(ctx, deletes).await,
             Prepared::CopyOut { plan, format } => {
                 match Box::pin(self.execute(ctx, Prepared::Plan(plan), None)).await? {
                     Outcome::Rows(rows) => Ok(Outcome::CopyOut { rows, format }),

@@ -89,6 +89,7 @@ impl StatementParser {
             let watermark = strip_watermark(&mut tokens)?;
             let source = source_as_table(&mut tokens);
             user_as_role(&mut tokens);
+            copy_switches_as_booleans(&mut tokens);
             rewrite_as_of_savepoint(&mut tokens)?;
             let text = to_sql(&tokens);
             let text = protect_projection_subqueries(&tokens, &text).unwrap_or(text);
@@ -96,6 +97,7 @@ impl StatementParser {
                 crate::windows::rewrite_windows(&mut statement)?;
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
+                crate::function_signatures::rewrite_function_signatures(&mut statement);
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
                     return Err(syntax_error(
                         "APPEND ONLY is only allowed at the end of CREATE TABLE",
@@ -205,6 +207,33 @@ fn user_as_role(tokens: &mut Vec<Token>) {
             datafusion::sql::sqlparser::tokenizer::Whitespace::Space,
         ));
         tokens.push(Token::make_keyword("LOGIN"));
+    }
+}
+
+/// `COPY ... WITH (FREEZE ON, HEADER OFF)`: PostgreSQL takes `on` and
+/// `off` for a boolean option (`pgbench -i` sends `freeze on`); sqlparser
+/// only `true` and `false`.
+fn copy_switches_as_booleans(tokens: &mut [Token]) {
+    let significant = significant(tokens);
+    if !significant
+        .first()
+        .is_some_and(|&i| is_keyword(&tokens[i], "COPY"))
+    {
+        return;
+    }
+    for pair in significant.windows(2) {
+        let (option, value) = (pair[0], pair[1]);
+        let boolean_option = ["FREEZE", "HEADER"]
+            .iter()
+            .any(|name| is_keyword(&tokens[option], name));
+        if !boolean_option {
+            continue;
+        }
+        if is_keyword(&tokens[value], "ON") {
+            tokens[value] = Token::make_keyword("TRUE");
+        } else if is_keyword(&tokens[value], "OFF") {
+            tokens[value] = Token::make_keyword("FALSE");
+        }
     }
 }
 

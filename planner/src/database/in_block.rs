@@ -27,6 +27,7 @@ impl Prepared {
             | Prepared::ExplainView(_)
             | Prepared::Flush
             | Prepared::CopyIn(_)
+            | Prepared::Truncate(_)
             | Prepared::CopyOut { .. }
             | Prepared::ShowDatabase(_)
             | Prepared::ShowCreate { .. } => InBlock::Runs,

@@ -12,6 +12,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use super::copy::{CopyFormat, CopyIn};
 use super::plain_views::PlainViewSpec;
+use super::truncate::TruncateTarget;
 use crate::catalog::AccessChange;
 use crate::ddl::TableSpec;
 use crate::sources::SourceSpec;
@@ -51,6 +52,8 @@ pub enum Prepared {
     },
     /// `ALTER MATERIALIZED VIEW name RESUME`.
     ResumeView(String),
+    /// `TRUNCATE`: a DELETE of every row for each table, one commit.
+    Truncate(Vec<TruncateTarget>),
     /// `COPY table FROM STDIN`: the server gathers the rows.
     CopyIn(CopyIn),
     /// `COPY table | (query) TO STDOUT`.

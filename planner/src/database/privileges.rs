@@ -47,6 +47,9 @@ impl Database {
             Prepared::Plan(plan) | Prepared::CopyOut { plan, .. } => {
                 check_plan(&access, &role, plan)
             }
+            Prepared::Truncate(targets) => targets
+                .iter()
+                .try_for_each(|target| check_plan(&access, &role, target.plan())),
             Prepared::CreateView(spec) => check_plan(&access, &role, &spec.plan),
             Prepared::CreatePlainView(spec) => check_plan(&access, &role, &spec.plan),
             Prepared::DropPlainViews { names, .. } => owned("view", names),
