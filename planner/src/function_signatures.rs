@@ -1,0 +1,176 @@
+//! `pg_get_function_result(oid)`, `pg_get_function_arguments(oid)` and
+//! `pg_get_function_identity_arguments(oid)`, which psql's `\df` shows, as
+//! scalar subqueries over `pg_catalog.pg_proc`: the function's return type
+//! by `format_type`, its argument types by [`type_list`]. A call with an
+//! oid that no function has is NULL, as in PostgreSQL. (The subquery
+//! aggregates its one row with `max`: DataFusion plans a correlated scalar
+//! subquery only when it is aggregated.)
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{ScalarValue, exec_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, VisitMut,
+    VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// The UDF that names a `proargtypes` list.
+const TYPE_LIST: &str = "weir_type_list";
+
+/// Rewrites each call of the three functions in `statement`.
+pub fn rewrite_function_signatures(statement: &mut Statement) {
+    let _ = statement.visit(&mut Signatures);
+}
+
+struct Signatures;
+
+impl VisitorMut for Signatures {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(Function {
+            name,
+            args: FunctionArguments::List(list),
+            ..
+        }) = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let called = name
+            .0
+            .last()
+            .map(|part| part.to_string().to_ascii_lowercase());
+        let column = match called.as_deref() {
+            Some("pg_get_function_result") => "format_type(prorettype, NULL)",
+            Some("pg_get_function_arguments" | "pg_get_function_identity_arguments") => {
+                "weir_type_list(proargtypes)"
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))] = list.args.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        // The derived table shows only its two columns, so no name in
+        // `oid` can bind to pg_proc's inside rather than to the query's.
+        let sql = format!(
+            "(SELECT max(weir_signature.text) FROM \
+             (SELECT oid AS function, {column} AS text FROM pg_catalog.pg_proc) AS weir_signature \
+             WHERE weir_signature.function = ({oid}))"
+        );
+        if let Ok(subquery) = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut parser| parser.parse_expr())
+        {
+            *expr = subquery;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `weir_type_list(proargtypes)`: `"23 25"` as `integer, text`.
+pub fn type_list_function() -> ScalarUDF {
+    create_udf(
+        TYPE_LIST,
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(type_list),
+    )
+}
+
+fn type_list(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let [types] = args else {
+        return exec_err!("{TYPE_LIST} takes one argument");
+    };
+    Ok(match types {
+        ColumnarValue::Scalar(value) => {
+            let text = match value {
+                ScalarValue::Utf8(t) | ScalarValue::LargeUtf8(t) | ScalarValue::Utf8View(t) => {
+                    t.as_deref().map(type_names)
+                }
+                _ => None,
+            };
+            ColumnarValue::Scalar(ScalarValue::Utf8(text))
+        }
+        ColumnarValue::Array(array) => {
+            let array = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+            let names: StringArray = array
+                .as_string::<i32>()
+                .iter()
+                .map(|t| t.map(type_names))
+                .collect();
+            ColumnarValue::Array(Arc::new(names) as ArrayRef)
+        }
+    })
+}
+
+/// Each oid of a space-separated list by its type's name, comma-separated.
+fn type_names(oids: &str) -> String {
+    oids.split_whitespace()
+        .map(|oid| match oid.parse().ok().and_then(builtin_type_name) {
+            Some(name) => name.to_string(),
+            None => oid.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The name `format_type` gives the builtin types functions take.
+fn builtin_type_name(oid: u32) -> Option<&'static str> {
+    Some(match oid {
+        16 => "boolean",
+        17 => "bytea",
+        18 => "\"char\"",
+        19 => "name",
+        20 => "bigint",
+        21 => "smallint",
+        22 => "int2vector",
+        23 => "integer",
+        24 => "regproc",
+        25 => "text",
+        26 => "oid",
+        30 => "oidvector",
+        114 => "json",
+        700 => "real",
+        701 => "double precision",
+        869 => "inet",
+        1042 => "character",
+        1043 => "character varying",
+        1082 => "date",
+        1083 => "time without time zone",
+        1114 => "timestamp without time zone",
+        1184 => "timestamp with time zone",
+        1186 => "interval",
+        1266 => "time with time zone",
+        1700 => "numeric",
+        2205 => "regclass",
+        2206 => "regtype",
+        2249 => "record",
+        2275 => "cstring",
+        2276 => "\"any\"",
+        2277 => "anyarray",
+        2283 => "anyelement",
+        2950 => "uuid",
+        3802 => "jsonb",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_types_are_named_in_order() {
+        assert_eq!(type_names("23 25 1700"), "integer, text, numeric");
+        assert_eq!(type_names(""), "");
+        assert_eq!(type_names("99999"), "99999");
+    }
+}
