@@ -9,6 +9,7 @@
 
 mod checkpoint_failures;
 mod client;
+mod clients;
 mod crash;
 mod differential;
 mod disk_full;
@@ -173,6 +174,7 @@ fn main() -> ExitCode {
         .chain(fuzz::TESTS)
         .chain(s3_faults::TESTS)
         .chain(security::TESTS)
+        .chain(clients::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));
