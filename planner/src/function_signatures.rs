@@ -9,9 +9,8 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{ScalarValue, exec_err};
+use datafusion::common::exec_err;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::sql::sqlparser::ast::{
@@ -20,6 +19,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::pg_functions::map_text;
 
 /// The UDF that names a `proargtypes` list.
 const TYPE_LIST: &str = "weir_type_list";
@@ -89,26 +90,7 @@ fn type_list(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     let [types] = args else {
         return exec_err!("{TYPE_LIST} takes one argument");
     };
-    Ok(match types {
-        ColumnarValue::Scalar(value) => {
-            let text = match value {
-                ScalarValue::Utf8(t) | ScalarValue::LargeUtf8(t) | ScalarValue::Utf8View(t) => {
-                    t.as_deref().map(type_names)
-                }
-                _ => None,
-            };
-            ColumnarValue::Scalar(ScalarValue::Utf8(text))
-        }
-        ColumnarValue::Array(array) => {
-            let array = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
-            let names: StringArray = array
-                .as_string::<i32>()
-                .iter()
-                .map(|t| t.map(type_names))
-                .collect();
-            ColumnarValue::Array(Arc::new(names) as ArrayRef)
-        }
-    })
+    map_text(types, |oids| Some(type_names(oids)))
 }
 
 /// Each oid of a space-separated list by its type's name, comma-separated.

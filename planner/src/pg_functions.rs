@@ -119,24 +119,33 @@ fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     let [name] = args else {
         return exec_err!("to_regtype takes one argument");
     };
-    Ok(match name {
-        ColumnarValue::Scalar(v) => {
-            let name = match v {
-                ScalarValue::Utf8(Some(n)) | ScalarValue::LargeUtf8(Some(n)) => Some(n.as_str()),
+    map_text(name, |name| canonical_type_name(name).map(str::to_string))
+}
+
+/// `f` of each text of `value`, as text; NULL where the text is NULL or
+/// `f` answers `None`.
+pub(crate) fn map_text(
+    value: &ColumnarValue,
+    f: impl Fn(&str) -> Option<String>,
+) -> Result<ColumnarValue> {
+    Ok(match value {
+        ColumnarValue::Scalar(scalar) => {
+            let text = match scalar {
+                ScalarValue::Utf8(t) | ScalarValue::LargeUtf8(t) | ScalarValue::Utf8View(t) => {
+                    t.as_deref().and_then(&f)
+                }
                 _ => None,
             };
-            ColumnarValue::Scalar(ScalarValue::Utf8(
-                name.and_then(canonical_type_name).map(str::to_string),
-            ))
+            ColumnarValue::Scalar(ScalarValue::Utf8(text))
         }
-        ColumnarValue::Array(a) => {
-            let names = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
-            let names: StringArray = names
+        ColumnarValue::Array(array) => {
+            let texts = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+            let mapped: StringArray = texts
                 .as_string::<i32>()
                 .iter()
-                .map(|n| n.and_then(canonical_type_name))
+                .map(|t| t.and_then(&f))
                 .collect();
-            ColumnarValue::Array(Arc::new(names) as ArrayRef)
+            ColumnarValue::Array(Arc::new(mapped) as ArrayRef)
         }
     })
 }
