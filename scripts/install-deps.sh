@@ -6,7 +6,8 @@
 # certificate it makes), and the clients the client suite runs: psycopg,
 # asyncpg, SQLAlchemy and pandas from PyPI, node-postgres from npm (under
 # $WEIR_CLIENTS_DIR, default ~/.cache/weir-clients), pgjdbc, pg_dump and
-# pgbench from Debian.
+# pgbench from Debian, and a PostgreSQL server (the differential test runs
+# the same statements on a scratch PostgreSQL and on weir).
 set -euo pipefail
 
 as_root() {
@@ -47,6 +48,7 @@ if [ "${1:-}" = test ]; then
     command -v javac >/dev/null 2>&1 || packages+=(default-jdk-headless)
     command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
     [ -f /usr/share/java/postgresql.jar ] || packages+=(libpostgresql-jdbc-java)
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
     if [ "${#packages[@]}" -gt 0 ]; then
         echo "installing ${packages[*]}" >&2
         as_root apt-get update

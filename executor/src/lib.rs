@@ -15,6 +15,8 @@
 //! - [`generated`] and [`nexmark`]: streams weir generates itself, as
 //!   sources replayable from any offset; [`files`]: files in object
 //!   storage, as the same kind of source.
+//! - [`json`]: JSON text parsed, normalized and looked into, for `json`
+//!   and `jsonb` columns.
 //! - [`aggregate`] and [`align`]: aggregate calls with retraction, and
 //!   barrier alignment of multi-input operators.
 //!
@@ -26,6 +28,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod files;
 pub mod generated;
+pub mod json;
 pub mod message;
 pub mod nexmark;
 pub mod operator;

@@ -5,20 +5,31 @@
 //! function (`sum`), the type of a cast of a constant (`int4`), or
 //! `?column?`. Clients and tools read these names (pandas' columns, psql's
 //! header), so a query's unaliased select items are renamed PostgreSQL's
-//! way, as long as the new names stay unique (DataFusion's plans need that).
-//! A select list with `*` keeps DataFusion's names.
+//! way. PostgreSQL lets two columns share a name (`SELECT count(*),
+//! count(x)`, `SELECT a, a`); DataFusion's plans do not, so a repeated name
+//! is planned under a unique one and carries the name to show in its field
+//! metadata ([`DISPLAY_NAME_KEY`]), which the server puts in the
+//! RowDescription. A select list with `*` keeps DataFusion's names.
+
+use std::collections::HashMap;
 
 use datafusion::common::Column;
+use datafusion::common::metadata::FieldMetadata;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, Query, SelectItem, SetExpr, Statement,
+    DataType as SqlType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Query,
+    SelectItem, SetExpr, Statement,
 };
 
-use crate::Result;
+use crate::{Error, Result};
+
+/// Field metadata naming the column a client sees, where the plan had to
+/// call it something else to keep its names unique.
+pub const DISPLAY_NAME_KEY: &str = "weir.display_name";
 
 /// PostgreSQL's names for the columns of `statement`, one per select item
-/// (`None` where DataFusion's name is already PostgreSQL's); `None` when
-/// the statement is not a query whose columns can be named.
+/// (`None` for an aliased item, which DataFusion names the same); `None`
+/// when the statement is not a query whose columns can be named.
 pub fn pg_column_names(statement: &Statement) -> Option<Vec<Option<String>>> {
     let Statement::Query(query) = statement else {
         return None;
@@ -34,33 +45,80 @@ pub fn pg_column_names(statement: &Statement) -> Option<Vec<Option<String>>> {
         .collect()
 }
 
-/// `plan` with its columns renamed to `names` where they are given and
-/// stay unique.
+/// `plan` with its columns renamed to `names` where they are given; a name
+/// already taken by an earlier column is planned as `name#position` with
+/// `name` in its [`DISPLAY_NAME_KEY`] metadata.
 pub fn rename_columns(plan: LogicalPlan, names: &[Option<String>]) -> Result<LogicalPlan> {
     let schema = plan.schema();
-    if names.len() != schema.fields().len() || names.iter().all(Option::is_none) {
+    if names.len() != schema.fields().len() {
         return Ok(plan);
     }
-    let current: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut taken: Vec<String> = Vec::with_capacity(current.len());
-    let mut renamed = false;
-    for (i, name) in names.iter().enumerate() {
-        let name = match name {
-            Some(name) if !current[i + 1..].contains(name) && !taken.contains(name) => name.clone(),
-            _ => current[i].clone(),
-        };
-        renamed |= name != current[i];
-        taken.push(name);
-    }
-    if !renamed {
+    let current: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    let wanted: Vec<&String> = names
+        .iter()
+        .zip(&current)
+        .map(|(name, current)| name.as_ref().unwrap_or(current))
+        .collect();
+    if wanted == current {
         return Ok(plan);
     }
+    let mut seen: HashMap<&String, usize> = HashMap::new();
     let columns: Vec<_> = schema
         .iter()
-        .zip(taken)
-        .map(|(field, name)| datafusion::prelude::Expr::Column(Column::from(field)).alias(name))
+        .zip(&wanted)
+        .enumerate()
+        .map(|(i, (field, &name))| {
+            let column = datafusion::prelude::Expr::Column(Column::from(field));
+            let earlier = seen.entry(name).or_default();
+            *earlier += 1;
+            if *earlier == 1 {
+                column.alias(name)
+            } else {
+                let shown = FieldMetadata::from(HashMap::from([(
+                    DISPLAY_NAME_KEY.to_string(),
+                    name.clone(),
+                )]));
+                column.alias_with_metadata(format!("{name}#{i}"), Some(shown))
+            }
+        })
         .collect();
     Ok(LogicalPlanBuilder::from(plan).project(columns)?.build()?)
+}
+
+/// True for DataFusion's refusal of a select list whose expressions share
+/// a name, which PostgreSQL allows.
+pub fn is_duplicate_name_error(error: &Error) -> bool {
+    matches!(error, Error::DataFusion(e) if e.to_string().contains("require unique expression names"))
+}
+
+/// `statement` with every unaliased select item of its top-level selects
+/// aliased `weir_column_N`, so that DataFusion plans it whatever the items'
+/// own names; [`pg_column_names`] of the original statement names them back.
+pub fn with_planning_aliases(mut statement: Statement) -> Statement {
+    fn alias_selects(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                for (i, item) in select.projection.iter_mut().enumerate() {
+                    if let SelectItem::UnnamedExpr(expr) = item {
+                        *item = SelectItem::ExprWithAlias {
+                            expr: expr.clone(),
+                            alias: Ident::new(format!("weir_column_{i}")),
+                        };
+                    }
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                alias_selects(left);
+                alias_selects(right);
+            }
+            SetExpr::Query(inner) => alias_selects(&mut inner.body),
+            _ => {}
+        }
+    }
+    if let Statement::Query(query) = &mut statement {
+        alias_selects(&mut query.body);
+    }
+    statement
 }
 
 fn leftmost_select(query: &Query) -> Option<&datafusion::sql::sqlparser::ast::Select> {
@@ -75,35 +133,49 @@ fn leftmost_select(query: &Query) -> Option<&datafusion::sql::sqlparser::ast::Se
     }
 }
 
-/// The name PostgreSQL gives an unaliased select item; `None` for a
-/// column reference, which DataFusion names the same.
+/// The name PostgreSQL gives an unaliased select item.
 fn expr_name(expr: &Expr) -> Option<String> {
     Some(match expr {
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => return None,
+        Expr::Identifier(ident) => ident_name(ident),
+        Expr::CompoundIdentifier(parts) => ident_name(parts.last()?),
         Expr::Nested(inner) => return expr_name(inner),
-        Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|part| part.as_ident())
-            .map(|ident| ident.value.to_lowercase())?,
+        Expr::Function(f) => {
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .map(|ident| ident.value.to_lowercase())?;
+            // `x::uuid` (and json, jsonb), as weir rewrites those casts.
+            match name.strip_prefix("pg_") {
+                Some(cast @ ("uuid" | "json" | "jsonb")) => match &f.args {
+                    FunctionArguments::List(list) => match list.args.as_slice() {
+                        [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] if !is_constant(arg) => {
+                            return expr_name(arg);
+                        }
+                        _ => cast.to_string(),
+                    },
+                    _ => cast.to_string(),
+                },
+                _ => name,
+            }
+        }
+        // A cast is named by what it casts, unless that is a constant or
+        // another cast: then by its type.
         Expr::Cast {
             expr: inner,
             data_type,
             ..
-        } => match inner.as_ref() {
-            Expr::Value(_) => type_name(data_type),
-            other => return expr_name(other),
+        } => match is_constant(inner) {
+            true => type_name(data_type),
+            false => return expr_name(inner),
         },
+        Expr::Interval(_) => "interval".into(),
         Expr::Case { .. } => "case".into(),
         Expr::Exists { .. } => "exists".into(),
         Expr::Subquery(query) => {
             let item = leftmost_select(query)?.projection.first()?;
             match item {
-                SelectItem::UnnamedExpr(Expr::Identifier(ident)) => ident.value.to_lowercase(),
-                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
-                    parts.last()?.value.to_lowercase()
-                }
                 SelectItem::UnnamedExpr(e) => expr_name(e)?,
                 SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
                 _ => return None,
@@ -111,6 +183,24 @@ fn expr_name(expr: &Expr) -> Option<String> {
         }
         _ => "?column?".into(),
     })
+}
+
+/// A constant, a signed or parenthesized one, or a cast: what a cast is not
+/// named after.
+fn is_constant(expr: &Expr) -> bool {
+    match expr {
+        Expr::Value(_) | Expr::Cast { .. } | Expr::Interval(_) => true,
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) => is_constant(expr),
+        _ => false,
+    }
+}
+
+/// An identifier as the catalog spells it: folded to lower case unless quoted.
+fn ident_name(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
 }
 
 /// PostgreSQL's internal name of a type, as it names a cast constant.
@@ -155,11 +245,11 @@ mod tests {
                 "SELECT a, sum(t.b), 1 + 1, 1::int, a::text, count(*) AS n, CASE WHEN a THEN 1 END, (SELECT max(x) FROM u) FROM t"
             ),
             Some(vec![
-                None,
+                some("a"),
                 some("sum"),
                 some("?column?"),
                 some("int4"),
-                None,
+                some("a"),
                 None,
                 some("case"),
                 some("max"),

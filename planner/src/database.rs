@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use datafusion::arrow::array::{Array, UInt64Array};
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -29,13 +30,17 @@ use weir_storage::{SharedMemory, TableStore};
 
 use crate::backends::Backends;
 use crate::catalog::{AccessChange, Catalog, PublicSchema};
-use crate::column_names::{pg_column_names, rename_columns};
+use crate::column_names::{
+    is_duplicate_name_error, pg_column_names, rename_columns, with_planning_aliases,
+};
 use crate::commands::Command;
 use crate::ddl::{DATABASE_NAME, PUBLIC_SCHEMA, table_name, table_spec};
 use crate::file_roots::{FileRoots, source_reads_storage};
 use crate::function_signatures::type_list_function;
 use crate::functions::weir_functions;
+use crate::json_operators::JsonOperators;
 use crate::parser::{ParsedStatement, StatementParser};
+use crate::pg_casts::PgCastRewrite;
 use crate::pg_catalog_schema::{CatalogRoles, PgCatalogSchema};
 use crate::pg_functions::pg_functions;
 use crate::roles::{RoleAttributes, RoleRecord, ScramSecret, session_role};
@@ -43,11 +48,14 @@ use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
 use crate::sources::{pin_creation_time, source_spec, source_watermark};
 use crate::statement::{SessionStatement, session_statement};
+use crate::typed_text_functions::typed_text_functions;
+
 use crate::system_tables::{SHOW_CHECKPOINTS, SHOW_SAVEPOINTS, SYSTEM_SCHEMA, SystemSchema};
 use crate::views::{build_view, view_spec, views_to_drop, without_rules};
 use crate::{Error, Result};
 
 mod copy;
+mod copy_binary;
 mod in_block;
 mod plain_views;
 mod prepared;
@@ -115,7 +123,15 @@ impl Database {
             .with_information_schema(true);
         // `1.5` is numeric, as in PostgreSQL: exact, never through a float.
         config.options_mut().sql_parser.parse_float_as_decimal = true;
-        let base = SessionContext::new_with_config_rt(config, query_runtime(query_memory_limit)?);
+        // `TIMESTAMPTZ` in a cast is zoned, in the zone weir keeps them in.
+        config.options_mut().execution.time_zone = Some(crate::types::UTC.into());
+        let mut base =
+            SessionContext::new_with_config_rt(config, query_runtime(query_memory_limit)?);
+        base.register_function_rewrite(Arc::new(PgCastRewrite::default()))?;
+        base.register_expr_planner(Arc::new(JsonOperators::default()))?;
+        for function in typed_text_functions() {
+            base.register_udf(function);
+        }
         for function in weir_functions() {
             base.register_udf(function);
         }
@@ -460,7 +476,12 @@ impl Database {
             Statement::Truncate(truncate) => self.prepare_truncate(ctx, truncate).await,
             _ => {
                 let names = pg_column_names(&statement);
-                let plan = self.plan(ctx, statement).await?;
+                let plan = match self.plan(ctx, statement.clone()).await {
+                    Err(e) if names.is_some() && is_duplicate_name_error(&e) => {
+                        self.plan(ctx, with_planning_aliases(statement)).await?
+                    }
+                    planned => planned?,
+                };
                 Ok(Prepared::Plan(match names {
                     Some(names) => rename_columns(plan, &names)?,
                     None => plan,

@@ -1,5 +1,6 @@
 //! `CREATE TABLE` and `DROP TABLE`: from the statement to a table definition.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -8,7 +9,9 @@ use datafusion::sql::sqlparser::ast::{
 };
 use weir_storage::TableKey;
 
-use crate::types::column_type;
+use weir_executor::batch::typed_text::PG_TYPE_KEY;
+
+use crate::types::{column_type, shown_type};
 use crate::watermarks::WatermarkDecl;
 use crate::{Error, Result};
 
@@ -100,7 +103,10 @@ pub fn table_spec(create: &CreateTable, append_only: bool) -> Result<TableSpec> 
             ));
         }
         names.push(column_name);
-        types.push(column_type(&column.data_type)?);
+        types.push((
+            column_type(&column.data_type)?,
+            shown_type(&column.data_type),
+        ));
         let mut required = false;
         for option in &column.options {
             match &option.option {
@@ -168,7 +174,16 @@ pub fn table_spec(create: &CreateTable, append_only: bool) -> Result<TableSpec> 
         .iter()
         .zip(types)
         .zip(&not_null)
-        .map(|((name, data_type), required)| Field::new(name, data_type, !required))
+        .map(|((name, (data_type, shown)), required)| {
+            let field = Field::new(name, data_type, !required);
+            match shown {
+                Some(shown) => field.with_metadata(HashMap::from([(
+                    PG_TYPE_KEY.to_string(),
+                    shown.to_string(),
+                )])),
+                None => field,
+            }
+        })
         .collect();
     Ok(TableSpec {
         name,

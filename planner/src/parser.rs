@@ -98,6 +98,8 @@ impl StatementParser {
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
                 crate::function_signatures::rewrite_function_signatures(&mut statement);
+                crate::constants::rewrite_constants(&mut statement);
+                crate::typed_text_functions::rewrite_typed_text_casts(&mut statement);
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {
                     return Err(syntax_error(
                         "APPEND ONLY is only allowed at the end of CREATE TABLE",

@@ -12,6 +12,21 @@ const MAX_DECIMAL_PRECISION: u64 = 38;
 /// The zone every `TIMESTAMPTZ` is stored in; clients see it converted.
 pub const UTC: &str = "+00:00";
 
+/// The [`PG_TYPE_KEY`] of a column declared as `sql_type`, if it has one:
+/// the PostgreSQL type clients are told of a column stored as text.
+///
+/// [`PG_TYPE_KEY`]: weir_executor::batch::typed_text::PG_TYPE_KEY
+pub fn shown_type(sql_type: &ast::DataType) -> Option<&'static str> {
+    use ast::DataType as Sql;
+    match sql_type {
+        Sql::Varchar(_) | Sql::CharacterVarying(_) => Some("varchar"),
+        Sql::Uuid => Some("uuid"),
+        Sql::JSON => Some("json"),
+        Sql::JSONB => Some("jsonb"),
+        _ => None,
+    }
+}
+
 /// The Arrow type a column declared as `sql_type` is stored as.
 pub fn column_type(sql_type: &ast::DataType) -> Result<DataType> {
     use ast::DataType as Sql;
@@ -50,7 +65,11 @@ pub fn column_type(sql_type: &ast::DataType) -> Result<DataType> {
         | Sql::String(_)
         | Sql::Char(_)
         | Sql::Character(_) => DataType::Utf8,
+        Sql::Uuid | Sql::JSON | Sql::JSONB => DataType::Utf8,
         Sql::Date => DataType::Date32,
+        Sql::Time(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
+            DataType::Time64(TimeUnit::Microsecond)
+        }
         Sql::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => {
             DataType::Timestamp(TimeUnit::Microsecond, None)
         }
@@ -133,6 +152,13 @@ mod tests {
             DataType::Interval(IntervalUnit::MonthDayNano)
         );
         assert_eq!(arrow("BYTEA").unwrap(), DataType::Binary);
+        assert_eq!(
+            arrow("TIME").unwrap(),
+            DataType::Time64(TimeUnit::Microsecond)
+        );
+        for text in ["UUID", "JSON", "JSONB"] {
+            assert_eq!(arrow(text).unwrap(), DataType::Utf8);
+        }
     }
 
     #[test]
@@ -149,6 +175,9 @@ mod tests {
             arrow("nosuchtype"),
             Err(Error::User { code: "42704", .. })
         ));
-        assert!(matches!(arrow("JSON"), Err(Error::NotSupported(_))));
+        assert!(matches!(
+            arrow("TIME WITH TIME ZONE"),
+            Err(Error::NotSupported(_))
+        ));
     }
 }

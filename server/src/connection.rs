@@ -8,7 +8,7 @@
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -46,6 +46,7 @@ use crate::copy_out::copy_out;
 use crate::describe::send_statement_description;
 use crate::errors::{error_info, to_pgwire};
 use crate::parameters::bind_parameters;
+use crate::pg_fields::pg_fields;
 use crate::rows::{TextOptions, encode_batches, encode_rows};
 use crate::session::SessionParameters;
 use crate::session_functions::{SessionHandles, register_session_functions};
@@ -160,9 +161,7 @@ impl QueryParser for StatementPreparer {
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         match result_schema(&statement.prepared) {
-            Some(schema) => {
-                arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedText), None)
-            }
+            Some(schema) => pg_fields(&schema, format.unwrap_or(&Format::UnifiedText)),
             None => Ok(Vec::new()),
         }
     }

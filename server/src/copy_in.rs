@@ -28,12 +28,13 @@ pub(crate) struct CopyInProgress {
 
 impl CopyInProgress {
     /// Starts receiving rows for `copy`: the response that tells the
-    /// client to send them (text format, one column each).
+    /// client to send them (in the COPY's format, one column each).
     pub fn start(&mut self, copy: CopyIn) -> Response {
         let columns = copy.columns.len();
+        let format = i8::from(copy.format.binary);
         self.copy = Some(copy);
         self.data.clear();
-        Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+        Response::CopyIn(CopyResponse::new(format, columns, stream::empty()))
     }
 
     fn take(&mut self) -> Option<(CopyIn, Vec<u8>)> {

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use bytes::Bytes;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{StreamExt, stream};
@@ -18,6 +17,7 @@ use weir_planner::{CopyFormat, Error};
 
 use crate::cancel::CancelSignal;
 use crate::errors::to_pgwire;
+use crate::pg_fields::pg_fields;
 use crate::rows::{TextOptions, encode_batch};
 
 /// Streams `rows` as COPY data in `format`, ending with `57014` if the
@@ -29,18 +29,18 @@ pub(crate) fn copy_out(
     cancel: CancelSignal,
 ) -> PgWireResult<CopyResponse> {
     let schema = rows.schema();
-    let fields = Arc::new(arrow_schema_to_pg_fields(
-        &schema,
-        &Format::UnifiedText,
-        None,
-    )?);
+    let field_format = if format.binary {
+        Format::UnifiedBinary
+    } else {
+        Format::UnifiedText
+    };
+    let fields = Arc::new(pg_fields(&schema, &field_format)?);
     let columns = fields.len();
+    if format.binary {
+        return Ok(binary_copy_out(rows, fields, options, cancel));
+    }
     let mut header = (format.csv && format.header).then(|| {
-        let names: Vec<Option<&[u8]>> = schema
-            .fields()
-            .iter()
-            .map(|f| Some(f.name().as_bytes()))
-            .collect();
+        let names: Vec<Option<&[u8]>> = fields.iter().map(|f| Some(f.name().as_bytes())).collect();
         line(&names, &format)
     });
     let lines = rows.flat_map(move |batch| {
@@ -72,6 +72,63 @@ pub(crate) fn copy_out(
         }
     });
     Ok(CopyResponse::new(0, columns, cancellable))
+}
+
+/// The start of binary COPY data: its signature, no flags, no extension.
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Rows as binary COPY data: a DataRow in binary is already a COPY tuple
+/// once its field count leads it. The header goes with the first row (a
+/// COPY of no rows sends it alone); pgwire adds the trailer.
+fn binary_copy_out(
+    rows: SendableRecordBatchStream,
+    fields: Arc<Vec<pgwire::api::results::FieldInfo>>,
+    options: TextOptions,
+    cancel: CancelSignal,
+) -> CopyResponse {
+    let columns = fields.len();
+    let tuples = rows.flat_map(move |batch| {
+        let tuples: Vec<PgWireResult<Vec<u8>>> = match batch {
+            Ok(batch) => encode_batch(&fields, &batch, options)
+                .into_iter()
+                .map(|row| {
+                    row.map(|row| {
+                        let mut tuple = Vec::with_capacity(2 + row.data.len());
+                        tuple.extend(row.field_count.to_be_bytes());
+                        tuple.extend_from_slice(&row.data);
+                        tuple
+                    })
+                })
+                .collect(),
+            Err(e) => vec![Err(to_pgwire(Error::DataFusion(e)))],
+        };
+        stream::iter(tuples)
+    });
+    let mut header = Some(BINARY_HEADER.to_vec());
+    let tuples = tuples
+        .map(Some)
+        .chain(stream::once(async { None }))
+        .filter_map(move |tuple| {
+            let out = match (tuple, header.take()) {
+                (Some(tuple), Some(mut first)) => Some(tuple.map(|t| {
+                    first.extend(t);
+                    first
+                })),
+                (Some(tuple), None) => Some(tuple),
+                (None, Some(alone)) => Some(Ok(alone)),
+                (None, None) => None,
+            };
+            async move { out.map(|bytes| bytes.map(|b| CopyData::new(Bytes::from(b)))) }
+        });
+    let cancellable = stream::unfold(Some((Box::pin(tuples), cancel)), |state| async move {
+        let (mut tuples, mut cancel) = state?;
+        tokio::select! {
+            biased;
+            e = cancel.cancelled() => Some((Err(e), None)),
+            tuple = tuples.next() => tuple.map(|tuple| (tuple, Some((tuples, cancel)))),
+        }
+    });
+    CopyResponse::new(1, columns, cancellable)
 }
 
 /// The fields of an encoded text row: each length-prefixed, -1 for NULL.

@@ -65,6 +65,8 @@ fn arrow_error(e: &ArrowError) -> (&'static str, String) {
         ArrowError::ArithmeticOverflow(_) => "22003",
         ArrowError::ComputeError(m) if m.contains("verflow") => "22003",
         ArrowError::InvalidArgumentError(m) if m.contains("non-nullable") => "23502",
+        // "12345.6 is too large to store in a Decimal128 of precision 4".
+        ArrowError::InvalidArgumentError(m) if m.contains("to store in a Decimal") => "22003",
         ArrowError::InvalidArgumentError(_) => "22023",
         ArrowError::ExternalError(inner) => {
             return external_error(inner.as_ref()).unwrap_or(("XX000", message));

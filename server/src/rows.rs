@@ -3,14 +3,15 @@
 //! Values are encoded by `arrow-pg`, but for the text of floats and times,
 //! which is PostgreSQL's ([`crate::pg_text`]); NULLs are written here for
 //! every type, because arrow-pg 0.16 encodes a NULL interval as whatever
-//! bits its slot holds. Errors while the query streams keep their SQLSTATE.
+//! bits its slot holds. Numerics are sent in binary by [`crate::pg_binary`]
+//! (arrow-pg's binary numeric holds 28 digits). Errors while the query
+//! streams keep their SQLSTATE.
 
 use std::sync::Arc;
 
-use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use arrow_pg::encoder::{Encoder, encode_value};
-use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use futures::{StreamExt, stream};
@@ -18,10 +19,12 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
-use weir_planner::Error;
+use weir_planner::{Error, PG_TYPE_KEY};
 
 use crate::cancel::CancelSignal;
 use crate::errors::to_pgwire;
+use crate::pg_binary::{Binary, Numeric};
+use crate::pg_fields::pg_fields;
 use crate::pg_text::pg_text;
 
 /// How values are written as text: the session parameters that shape it.
@@ -50,6 +53,18 @@ pub(crate) fn encode_batch(
                 Encoder::encode_field(&mut encoder, &None::<i8>, pg_field)
             } else if let Some(text) = text {
                 Encoder::encode_field(&mut encoder, &text, pg_field)
+            } else if let Some(binary) = (pg_field.format() == FieldFormat::Binary)
+                .then(|| typed_text_binary(column, row, schema.field(i)))
+                .flatten()
+            {
+                Encoder::encode_field(&mut encoder, &binary, pg_field)
+            } else if let DataType::Decimal128(_, scale) = column.data_type() {
+                let value = column.as_primitive::<Decimal128Type>().value(row);
+                let numeric = Numeric {
+                    value,
+                    scale: *scale,
+                };
+                Encoder::encode_field(&mut encoder, &numeric, pg_field)
             } else {
                 encode_value(&mut encoder, column, row, schema.field(i), pg_field)
             };
@@ -61,6 +76,12 @@ pub(crate) fn encode_batch(
         rows.push(Ok(encoder.take_row()));
     }
     rows
+}
+
+/// The binary form of a uuid, json or jsonb value (kept as text).
+fn typed_text_binary(column: &ArrayRef, row: usize, field: &Field) -> Option<Binary> {
+    let pg_type = field.metadata().get(PG_TYPE_KEY)?;
+    Binary::of_text(pg_type, column.as_string_opt::<i32>()?.value(row))
 }
 
 /// Like [`encode_rows`], for batches already computed.
@@ -83,7 +104,7 @@ pub(crate) fn encode_rows(
     options: TextOptions,
     cancel: CancelSignal,
 ) -> PgWireResult<QueryResponse> {
-    let fields = Arc::new(arrow_schema_to_pg_fields(&rows.schema(), format, None)?);
+    let fields = Arc::new(pg_fields(&rows.schema(), format)?);
     let row_fields = Arc::clone(&fields);
     let data_rows = rows.flat_map(move |batch| match batch {
         Ok(batch) => stream::iter(encode_batch(&row_fields, &batch, options)),

@@ -1,6 +1,7 @@
 """asyncpg against weir: binary parameters and results for each scalar
-type, executemany and transactions. (copy_records_to_table sends binary
-COPY, and arrays need asyncpg's type introspection query: both open.)"""
+type, executemany, transactions, and binary COPY both ways
+(copy_records_to_table, copy_from_query). (Arrays need asyncpg's type
+introspection query: open.)"""
 
 import asyncio
 import datetime
@@ -41,6 +42,29 @@ async def main(port):
         pass
     ids = [r["id"] for r in await conn.fetch("SELECT id FROM readings WHERE id >= 20")]
     assert ids == [20], ids
+
+    # Binary COPY in: every column type of the table, NULLs, 26 digits.
+    copied = [
+        (100 + i, f"c{i}", decimal.Decimal("12345678.25") * (i - 1),
+         datetime.datetime(2023, 12, 31, 23, 59, 59, 500000), datetime.datetime(2000, 1, 1, tzinfo=utc),
+         datetime.date(1999, 12, 31), -i / 3, -(10**15) * i, i == 0)
+        for i in range(3)
+    ] + [(200, None, None, None, None, None, None, None, None)]
+    result = await conn.copy_records_to_table("readings", records=copied)
+    assert result == "COPY 4", result
+    back = await conn.fetch("SELECT * FROM readings WHERE id >= 100 ORDER BY id")
+    assert [tuple(r) for r in back] == copied, back
+
+    # Binary COPY out, read back by asyncpg's own decoder.
+    out = []
+    await conn.copy_from_query(
+        "SELECT id, label, value FROM readings WHERE id >= 100 ORDER BY id",
+        output=lambda chunk: out.append(chunk) or asyncio.sleep(0), format="binary",
+    )
+    data = b"".join(out)
+    assert data.startswith(b"PGCOPY\n\xff\r\n\x00"), data[:20]
+    assert data.endswith(b"\xff\xff"), data[-4:]
+    assert b"c1" in data and data.count(b"\x00\x03") >= 4, data
     await conn.close()
     print("asyncpg", asyncpg.__version__, "ok")
 

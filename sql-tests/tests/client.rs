@@ -3,11 +3,11 @@
 use std::fmt::Write;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-use weir_server::pg_text::{datetime_text, float4_text, float8_text};
+use weir_server::pg_text::{datetime_text, float4_text, float8_text, time_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -134,6 +134,12 @@ fn render(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<String, toki
             .try_get::<_, Option<DateTime<Utc>>>(i)?
             .map(|t| format!("{}+00", datetime_text(&t.naive_utc()))),
         Type::INTERVAL => show(row.try_get::<_, Option<Interval>>(i)?),
+        Type::TIME => row
+            .try_get::<_, Option<NaiveTime>>(i)?
+            .map(|t| time_text(&t)),
+        Type::UUID | Type::JSON | Type::JSONB => {
+            row.try_get::<_, Option<TypedText>>(i)?.map(|t| t.0)
+        }
         Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(|bytes| {
             let mut hex = String::from("\\x");
             for b in bytes {
@@ -144,6 +150,37 @@ fn render(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<String, toki
         _ => row.try_get::<_, Option<String>>(i)?,
     };
     Ok(text(value.as_deref()))
+}
+
+/// A uuid, json or jsonb value's text, from its binary form.
+struct TypedText(String);
+
+impl<'a> FromSql<'a> for TypedText {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(TypedText(match *ty {
+            Type::UUID => {
+                let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[0..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                )
+            }
+            // jsonb's binary form starts with its version byte.
+            Type::JSONB => String::from_utf8(raw.get(1..).unwrap_or_default().to_vec())?,
+            _ => String::from_utf8(raw.to_vec())?,
+        }))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        [Type::UUID, Type::JSON, Type::JSONB].contains(ty)
+    }
 }
 
 /// A Postgres interval, printed as Postgres prints it.

@@ -7,6 +7,7 @@
 //! starts a new one on the same data directory before going on: what was
 //! acknowledged before must still be there.
 
+mod against_postgres;
 mod checkpoint_failures;
 mod client;
 mod clients;
@@ -175,6 +176,7 @@ fn main() -> ExitCode {
         .chain(s3_faults::TESTS)
         .chain(security::TESTS)
         .chain(clients::TESTS)
+        .chain(against_postgres::TESTS)
     {
         if selected(name) {
             record(name.to_string(), runtime.block_on(test()));

@@ -13,6 +13,7 @@ mod scan;
 mod sink;
 mod stored_table;
 mod transaction;
+pub mod typed_text;
 mod view_table;
 
 pub use generated_table::GeneratedTable;

@@ -1,5 +1,6 @@
 //! Applies a statement's rows to a stored table as one durable write, or
-//! stages them in the session's open transaction block.
+//! stages them in the session's open transaction block. Rows of typed text
+//! columns (uuid, json) are checked first ([`super::typed_text`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use weir_storage::{TableId, TableStore, TableWrite};
 
 use super::storage_error;
 use super::transaction::Transaction;
+use super::typed_text::checked_rows;
 
 /// What the incoming rows mean.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +40,8 @@ pub(crate) struct TableSink {
     pub kind: WriteKind,
     /// Schema of the rows this sink consumes.
     pub schema: SchemaRef,
+    /// The table's own schema, whose typed text columns are checked.
+    pub table_schema: SchemaRef,
 }
 
 impl DisplayAs for TableSink {
@@ -74,10 +78,15 @@ impl DataSink for TableSink {
         if batches.is_empty() {
             return Ok(0);
         }
+        let checked = |rows: Vec<RecordBatch>| -> Result<Vec<RecordBatch>> {
+            rows.into_iter()
+                .map(|b| checked_rows(&self.table_schema, b))
+                .collect()
+        };
         let write = match self.kind {
             WriteKind::Insert => TableWrite {
                 delete_keys: vec![],
-                inserts: batches,
+                inserts: checked(batches)?,
             },
             WriteKind::Delete => TableWrite {
                 delete_keys: (0..self.schema.fields().len())
@@ -91,10 +100,12 @@ impl DataSink for TableSink {
                     delete_keys: (0..key_len)
                         .map(|i| column(&batches, i))
                         .collect::<Result<_>>()?,
-                    inserts: batches
-                        .iter()
-                        .map(|b| b.project(&row_columns))
-                        .collect::<Result<_, _>>()?,
+                    inserts: checked(
+                        batches
+                            .iter()
+                            .map(|b| b.project(&row_columns))
+                            .collect::<Result<_, _>>()?,
+                    )?,
                 }
             }
         };

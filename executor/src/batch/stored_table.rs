@@ -118,6 +118,7 @@ impl StoredTable {
             table_name: self.layout.name.clone(),
             kind,
             schema: input.schema(),
+            table_schema: Arc::clone(&self.layout.schema),
         };
         Arc::new(DataSinkExec::new(input, Arc::new(sink), None))
     }

@@ -2,8 +2,9 @@
 //! PostgreSQL's text or CSV format, written to a table in one statement
 //! (all rows or none, inside a transaction block staged like an INSERT).
 //! Each field is read as text and cast to its column's type as a string
-//! literal would be. `COPY table | (query) TO STDOUT` sends a relation's
-//! rows the same way. COPY to or from a file or program is refused: the
+//! literal would be; in the binary format each field is first read as its
+//! column's binary form ([`super::copy_binary`]). `COPY table | (query) TO
+//! STDOUT` sends a relation's rows in any of the three. COPY to or from a file or program is refused: the
 //! client's side (`psql \copy`) reads and writes files.
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
 };
 
+use super::copy_binary::binary_rows;
 use super::{Database, Prepared};
 use crate::ddl::table_name;
 use crate::{Error, Result};
@@ -28,6 +30,9 @@ use crate::{Error, Result};
 pub struct CopyFormat {
     /// CSV, or else PostgreSQL's text format.
     pub csv: bool,
+    /// PostgreSQL's binary format ([`super::copy_binary`]): the others
+    /// then do not apply.
+    pub binary: bool,
     pub delimiter: u8,
     /// The text that stands for NULL.
     pub null: String,
@@ -40,6 +45,7 @@ impl CopyFormat {
     fn text() -> Self {
         Self {
             csv: false,
+            binary: false,
             delimiter: b'\t',
             null: "\\N".into(),
             header: false,
@@ -82,14 +88,34 @@ fn single_byte(c: char, what: &str) -> Result<u8> {
 /// The format a COPY's options describe.
 fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyFormat> {
     let mut csv = legacy.iter().any(|o| matches!(o, CopyLegacyOption::Csv(_)));
+    let mut binary = legacy.iter().any(|o| matches!(o, CopyLegacyOption::Binary));
     for option in options {
         if let CopyOption::Format(name) = option {
             match name.value.to_ascii_lowercase().as_str() {
-                "csv" => csv = true,
-                "text" => csv = false,
+                "csv" => (csv, binary) = (true, false),
+                "text" => (csv, binary) = (false, false),
+                "binary" => (csv, binary) = (false, true),
                 other => return Err(unsupported(&format!("in format {other}"))),
             }
         }
+    }
+    if binary {
+        let only_format = options.iter().all(|o| {
+            matches!(
+                o,
+                CopyOption::Format(_) | CopyOption::Encoding(_) | CopyOption::Freeze(_)
+            )
+        }) && legacy.iter().all(|o| matches!(o, CopyLegacyOption::Binary));
+        if !only_format {
+            return Err(Error::user(
+                "42601",
+                "COPY in binary format takes no DELIMITER, NULL, HEADER or QUOTE",
+            ));
+        }
+        return Ok(CopyFormat {
+            binary: true,
+            ..CopyFormat::text()
+        });
     }
     let mut format = if csv {
         CopyFormat::csv()
@@ -237,7 +263,18 @@ impl Database {
 
     /// Writes the rows of a finished `COPY ... FROM STDIN`; how many.
     pub async fn copy_in(&self, ctx: &SessionContext, copy: &CopyIn, data: &[u8]) -> Result<u64> {
-        let rows = parse_rows(&copy.format, data, copy.columns.len())?;
+        let provider = ctx.table_provider(copy.table.as_str()).await?;
+        let target = provider.schema();
+        let rows = if copy.format.binary {
+            let fields: Vec<&Field> = copy
+                .columns
+                .iter()
+                .filter_map(|name| target.field_with_name(name).ok())
+                .collect();
+            binary_rows(data, &fields)?
+        } else {
+            parse_rows(&copy.format, data, copy.columns.len())?
+        };
         let count = rows.len() as u64;
         if rows.is_empty() {
             return Ok(0);
@@ -256,8 +293,6 @@ impl Database {
             .collect();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), text_columns)
             .map_err(|e| Error::Internal(format!("COPY rows: {e}")))?;
-        let provider = ctx.table_provider(copy.table.as_str()).await?;
-        let target = provider.schema();
         // Every column of the table, in its order: given ones cast from
         // their text, the others NULL.
         let projection: Vec<Expr> = target

@@ -1,7 +1,8 @@
 //! PostgreSQL's text output for the types whose text arrow-pg writes
-//! differently: floats (`1`, `1e+20`, `Infinity`, not `1.0`, `1e20`, `inf`)
-//! and times (`2024-01-01 00:00:00`, a fraction only when there is one),
-//! and numerics of more than 28 digits, which arrow-pg cannot write.
+//! differently: floats (`1`, `1e+20`, `Infinity`, not `1.0`, `1e20`, `inf`),
+//! times (`2024-01-01 00:00:00`, a fraction only when there is one),
+//! intervals (`00:00:01.5`, `-1 days +02:00:00`) and numerics of more than
+//! 28 digits, which arrow-pg cannot write.
 //! Clients and test suites written against PostgreSQL compare these texts.
 
 use std::fmt::Write;
@@ -9,7 +10,8 @@ use std::fmt::Write;
 use chrono::{DateTime, NaiveDateTime, NaiveTime, Timelike};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Float32Type, Float64Type, Time32MillisecondType, Time32SecondType,
+    DataType, Decimal128Type, Float32Type, Float64Type, IntervalMonthDayNano,
+    IntervalMonthDayNanoType, IntervalUnit, Time32MillisecondType, Time32SecondType,
     Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
@@ -17,7 +19,7 @@ use datafusion::arrow::datatypes::{
 /// The text of `column[row]` as PostgreSQL writes it, for the types this
 /// module covers; `None` for every other type (arrow-pg's text is right).
 /// `extra_float_digits` is the session's parameter of that name.
-pub(crate) fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> Option<String> {
+pub fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> Option<String> {
     Some(match column.data_type() {
         DataType::Float64 => float8_text(
             column.as_primitive::<Float64Type>().value(row),
@@ -38,6 +40,9 @@ pub(crate) fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> 
             text
         }
         DataType::Time32(_) | DataType::Time64(_) => time_text(&time_of_day(column, row)?),
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            interval_text(column.as_primitive::<IntervalMonthDayNanoType>().value(row))
+        }
         // Every digit: arrow-pg's numeric text goes through a 28-digit decimal.
         DataType::Decimal128(..) => column.as_primitive::<Decimal128Type>().value_as_string(row),
         _ => return None,
@@ -155,13 +160,70 @@ pub fn datetime_text(time: &NaiveDateTime) -> String {
     text
 }
 
-fn time_text(time: &NaiveTime) -> String {
+/// `12:00:00.5`: microseconds at most, trailing zeros dropped.
+pub fn time_text(time: &NaiveTime) -> String {
     let mut text = time.format("%H:%M:%S").to_string();
-    let micros = time.nanosecond() / 1_000;
+    push_fraction(&mut text, time.nanosecond() / 1_000);
+    text
+}
+
+/// `.5` for 500000 microseconds, nothing for none.
+fn push_fraction(text: &mut String, micros: u32) {
     if micros > 0 {
         let _ = write!(text, ".{micros:06}");
         let trimmed = text.trim_end_matches('0').len();
         text.truncate(trimmed);
+    }
+}
+
+/// An interval in PostgreSQL's `postgres` style: `1 year 2 mons 3 days
+/// 04:05:06.5`; a field after a negative one carries its `+`; the time is
+/// shown when non-zero or when it is all there is; microseconds at most.
+fn interval_text(interval: IntervalMonthDayNano) -> String {
+    let mut text = String::new();
+    let mut previous_negative = false;
+    let mut fields = [
+        (i64::from(interval.months / 12), "year"),
+        (i64::from(interval.months % 12), "mon"),
+        (i64::from(interval.days), "day"),
+    ]
+    .into_iter()
+    .filter(|(value, _)| *value != 0)
+    .peekable();
+    let only_time = fields.peek().is_none();
+    for (value, unit) in fields {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let plus = if previous_negative && value > 0 {
+            "+"
+        } else {
+            ""
+        };
+        let plural = if value == 1 { "" } else { "s" };
+        let _ = write!(text, "{plus}{value} {unit}{plural}");
+        previous_negative = value < 0;
+    }
+    let micros = interval.nanoseconds / 1_000;
+    if only_time || micros != 0 {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let sign = match micros {
+            m if m < 0 => "-",
+            _ if previous_negative => "+",
+            _ => "",
+        };
+        let magnitude = micros.unsigned_abs();
+        let seconds = magnitude / 1_000_000;
+        let _ = write!(
+            text,
+            "{sign}{:02}:{:02}:{:02}",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        );
+        push_fraction(&mut text, (magnitude % 1_000_000) as u32);
     }
     text
 }
@@ -171,7 +233,8 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{
-        Float32Array, Float64Array, Time64MicrosecondArray, TimestampMicrosecondArray,
+        Float32Array, Float64Array, IntervalMonthDayNanoArray, Time64MicrosecondArray,
+        TimestampMicrosecondArray,
     };
 
     use super::*;
@@ -211,6 +274,27 @@ mod tests {
         let column: ArrayRef = Arc::new(Float64Array::from(vec![0.1 + 0.2, 1e20, 2.0]));
         let texts: Vec<String> = (0..3).map(|i| pg_text(&column, i, 0).unwrap()).collect();
         assert_eq!(texts, ["0.3", "1e+20", "2"]);
+    }
+
+    #[test]
+    fn intervals_read_as_postgres_writes_them() {
+        let second = 1_000_000_000;
+        for ((months, days, nanos), text) in [
+            ((0, 0, 0), "00:00:00"),
+            ((0, 1, 2 * 3600 * second), "1 day 02:00:00"),
+            ((3, 0, 0), "3 mons"),
+            ((14, 0, 0), "1 year 2 mons"),
+            ((0, -1, 0), "-1 days"),
+            ((0, 0, 1_500_000_000), "00:00:01.5"),
+            ((0, -1, 2 * 3600 * second), "-1 days +02:00:00"),
+            ((-12, 3, -second), "-1 years +3 days -00:00:01"),
+            ((0, 0, 100 * 3600 * second), "100:00:00"),
+        ] {
+            let column: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+                IntervalMonthDayNano::new(months, days, nanos),
+            ]));
+            assert_eq!(pg_text(&column, 0, 1).unwrap(), text);
+        }
     }
 
     #[test]
