@@ -172,6 +172,9 @@ fn expr_name(expr: &Expr) -> Option<String> {
         },
         Expr::Interval(_) => "interval".into(),
         Expr::Case { .. } => "case".into(),
+        Expr::Array(_) => "array".into(),
+        // `ints[1]` is named after `ints`.
+        Expr::CompoundFieldAccess { root, .. } => return expr_name(root),
         Expr::Exists { .. } => "exists".into(),
         Expr::Subquery(query) => {
             let item = leftmost_select(query)?.projection.first()?;
@@ -206,7 +209,9 @@ fn ident_name(ident: &Ident) -> String {
 /// PostgreSQL's internal name of a type, as it names a cast constant.
 fn type_name(data_type: &SqlType) -> String {
     let written = data_type.to_string().to_lowercase();
-    let base = written.split('(').next().unwrap_or(&written).trim();
+    // An array type is named by its element type: `'{1}'::int[]` is `int4`.
+    let written = written.trim_end_matches("[]");
+    let base = written.split('(').next().unwrap_or(written).trim();
     match base {
         "int" | "integer" | "int4" => "int4",
         "bigint" | "int8" => "int8",

@@ -6,11 +6,14 @@
 //! queries and INSERT/UPDATE/DELETE are planned by DataFusion, with the
 //! catalog as its schema provider, and executed over stored tables.
 
+mod array_casts;
+mod array_input;
 mod array_subquery;
 mod as_of_savepoint;
 mod backends;
 mod bytea_input;
 pub mod catalog;
+mod catalog_subqueries;
 mod column_names;
 mod commands;
 mod constants;
@@ -38,6 +41,7 @@ mod statement;
 pub mod stream;
 mod subqueries;
 mod system_tables;
+mod table_visibility;
 mod text_cast;
 mod tokens;
 mod typed_text_functions;

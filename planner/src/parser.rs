@@ -90,6 +90,7 @@ impl StatementParser {
             let source = source_as_table(&mut tokens);
             user_as_role(&mut tokens);
             copy_switches_as_booleans(&mut tokens);
+            crate::array_casts::array_literal_casts(&mut tokens);
             rewrite_as_of_savepoint(&mut tokens)?;
             let text = to_sql(&tokens);
             let text = protect_projection_subqueries(&tokens, &text).unwrap_or(text);
@@ -98,6 +99,8 @@ impl StatementParser {
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
                 crate::function_signatures::rewrite_function_signatures(&mut statement);
+                crate::table_visibility::rewrite_table_visibility(&mut statement);
+                crate::catalog_subqueries::aggregate_catalog_subqueries(&mut statement);
                 crate::constants::rewrite_constants(&mut statement);
                 crate::typed_text_functions::rewrite_typed_text_casts(&mut statement);
                 if append_only && !matches!(statement, Statement::CreateTable(_)) {

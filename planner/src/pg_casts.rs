@@ -2,7 +2,8 @@
 //! differ: to text ([`crate::text_cast`]: `1`, not `1.0`; `2024-01-01
 //! 00:00:04`, not `2024-01-01T00:00:04`), text to interval
 //! ([`crate::interval_input`]: `-1 days +02:00:00`) and text to bytea
-//! ([`crate::bytea_input`]: `'\xdeadbeef'` is four bytes). One function
+//! ([`crate::bytea_input`]: `'\xdeadbeef'` is four bytes) and text to an
+//! array ([`crate::array_input`]: `'{1,2,NULL}'`). One function
 //! rewrite turns each such cast, written or implied (an INSERT's values
 //! are cast to the column types), into a call of the function that does it.
 
@@ -16,6 +17,7 @@ use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
 use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF};
 
+use crate::array_input::pg_array_function;
 use crate::bytea_input::pg_bytea_function;
 use crate::interval_input::pg_interval_function;
 use crate::text_cast::{pg_text_function, written_differently};
@@ -61,13 +63,18 @@ impl FunctionRewrite for PgCastRewrite {
         let from = inner.get_type(schema)?;
         let to = field.data_type();
         let function = match to {
-            _ if is_text(to) && written_differently(&from) => &self.to_text,
-            DataType::Interval(IntervalUnit::MonthDayNano) if is_text(&from) => &self.to_interval,
-            DataType::Binary if is_text(&from) => &self.to_bytea,
+            _ if is_text(to) && written_differently(&from) => Arc::clone(&self.to_text),
+            DataType::Interval(IntervalUnit::MonthDayNano) if is_text(&from) => {
+                Arc::clone(&self.to_interval)
+            }
+            DataType::Binary if is_text(&from) => Arc::clone(&self.to_bytea),
+            DataType::List(element) if is_text(&from) => {
+                Arc::new(pg_array_function(Arc::clone(element)))
+            }
             _ => return Ok(Transformed::no(expr)),
         };
         let call = Expr::ScalarFunction(ScalarFunction::new_udf(
-            Arc::clone(function),
+            function,
             vec![inner.as_ref().clone()],
         ));
         // Each function answers in its cast's type, but for text: Utf8.

@@ -1,8 +1,8 @@
 //! PostgreSQL's text output for the types whose text arrow-pg writes
 //! differently: floats (`1`, `1e+20`, `Infinity`, not `1.0`, `1e20`, `inf`),
 //! times (`2024-01-01 00:00:00`, a fraction only when there is one),
-//! intervals (`00:00:01.5`, `-1 days +02:00:00`) and numerics of more than
-//! 28 digits, which arrow-pg cannot write.
+//! intervals (`00:00:01.5`, `-1 days +02:00:00`), arrays (`{1,"b c",NULL}`)
+//! and numerics of more than 28 digits, which arrow-pg cannot write.
 //! Clients and test suites written against PostgreSQL compare these texts.
 
 use std::fmt::Write;
@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{
     Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
+use datafusion::arrow::util::display::array_value_to_string;
 
 /// The text of `column[row]` as PostgreSQL writes it, for the types this
 /// module covers; `None` for every other type (arrow-pg's text is right).
@@ -45,8 +46,67 @@ pub fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> Option<
         }
         // Every digit: arrow-pg's numeric text goes through a 28-digit decimal.
         DataType::Decimal128(..) => column.as_primitive::<Decimal128Type>().value_as_string(row),
+        DataType::List(_) => array_text(&column.as_list::<i32>().value(row), extra_float_digits),
         _ => return None,
     })
+}
+
+/// An array as PostgreSQL writes it: `{1,2,NULL}`, `{a,"b c",""}`; an
+/// element is quoted when it is empty, reads as NULL, or holds a brace,
+/// comma, quote, backslash or space.
+fn array_text(elements: &ArrayRef, extra_float_digits: i8) -> String {
+    let mut text = String::from("{");
+    for i in 0..elements.len() {
+        if i > 0 {
+            text.push(',');
+        }
+        if elements.is_null(i) {
+            text.push_str("NULL");
+            continue;
+        }
+        let element = element_text(elements, i, extra_float_digits);
+        let quote = element.is_empty()
+            || element.eq_ignore_ascii_case("null")
+            || element
+                .chars()
+                .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+        if quote {
+            text.push('"');
+            for c in element.chars() {
+                if c == '"' || c == '\\' {
+                    text.push('\\');
+                }
+                text.push(c);
+            }
+            text.push('"');
+        } else {
+            text.push_str(&element);
+        }
+    }
+    text.push('}');
+    text
+}
+
+/// One array element's text, as it would be written alone.
+fn element_text(elements: &ArrayRef, i: usize, extra_float_digits: i8) -> String {
+    match elements.data_type() {
+        DataType::Boolean => if elements.as_boolean().value(i) {
+            "t"
+        } else {
+            "f"
+        }
+        .into(),
+        DataType::Utf8 => elements.as_string::<i32>().value(i).to_string(),
+        DataType::Binary => {
+            let mut hex = String::from("\\x");
+            for b in elements.as_binary::<i32>().value(i) {
+                let _ = write!(hex, "{b:02x}");
+            }
+            hex
+        }
+        _ => pg_text(elements, i, extra_float_digits)
+            .unwrap_or_else(|| array_value_to_string(elements, i).unwrap_or_default()),
+    }
 }
 
 /// A float8 as PostgreSQL writes it.
@@ -274,6 +334,39 @@ mod tests {
         let column: ArrayRef = Arc::new(Float64Array::from(vec![0.1 + 0.2, 1e20, 2.0]));
         let texts: Vec<String> = (0..3).map(|i| pg_text(&column, i, 0).unwrap()).collect();
         assert_eq!(texts, ["0.3", "1e+20", "2"]);
+    }
+
+    #[test]
+    fn arrays_read_as_postgres_writes_them() {
+        use datafusion::arrow::array::ListArray;
+        use datafusion::arrow::datatypes::Int32Type;
+        let ints: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(-3)]),
+            Some(vec![]),
+        ]));
+        assert_eq!(pg_text(&ints, 0, 1).unwrap(), "{1,NULL,-3}");
+        assert_eq!(pg_text(&ints, 1, 1).unwrap(), "{}");
+        let texts = datafusion::arrow::array::StringArray::from(vec![
+            Some("a"),
+            Some("b c"),
+            Some(""),
+            Some("NULL"),
+            Some("q\"\\"),
+        ]);
+        let field = Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
+            DataType::Utf8,
+            true,
+        ));
+        let list: ArrayRef = Arc::new(ListArray::new(
+            field,
+            datafusion::arrow::buffer::OffsetBuffer::from_lengths([5]),
+            Arc::new(texts),
+            None,
+        ));
+        assert_eq!(
+            pg_text(&list, 0, 1).unwrap(),
+            r#"{a,"b c","","NULL","q\"\\"}"#
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Query, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut, visit_relations,
+    Expr, ObjectName, Query, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
+    visit_relations,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -65,19 +66,25 @@ fn has_subquery(tokens: &[Token]) -> bool {
 /// `information_schema`, qualified or not.
 fn reads_catalog(statement: &Statement) -> bool {
     visit_relations(statement, |name| {
-        let first = name
-            .0
-            .first()
-            .and_then(|part| part.as_ident())
-            .map(|ident| ident.value.to_ascii_lowercase())
-            .unwrap_or_default();
-        if first == "pg_catalog" || first == "information_schema" || first.starts_with("pg_") {
+        if is_catalog_relation(name) {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
     })
     .is_break()
+}
+
+/// Whether `name` is a table of `pg_catalog` or `information_schema`,
+/// qualified or not.
+pub fn is_catalog_relation(name: &ObjectName) -> bool {
+    let first = name
+        .0
+        .first()
+        .and_then(|part| part.as_ident())
+        .map(|ident| ident.value.to_ascii_lowercase())
+        .unwrap_or_default();
+    first == "pg_catalog" || first == "information_schema" || first.starts_with("pg_")
 }
 
 #[derive(Default)]

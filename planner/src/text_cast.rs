@@ -28,6 +28,7 @@ pub fn written_differently(data_type: &DataType) -> bool {
             | DataType::Time32(_)
             | DataType::Time64(_)
             | DataType::Interval(IntervalUnit::MonthDayNano)
+            | DataType::List(_)
     )
 }
 

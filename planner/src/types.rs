@@ -1,7 +1,9 @@
 //! SQL column types to Arrow types: the types a table column may have.
 
-use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
-use datafusion::sql::sqlparser::ast::{self, ExactNumberInfo, TimezoneInfo};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
+use datafusion::sql::sqlparser::ast::{self, ArrayElemTypeDef, ExactNumberInfo, TimezoneInfo};
 
 use crate::{Error, Result};
 
@@ -78,6 +80,22 @@ pub fn column_type(sql_type: &ast::DataType) -> Result<DataType> {
         }
         Sql::Interval { .. } => DataType::Interval(IntervalUnit::MonthDayNano),
         Sql::Bytea | Sql::Blob(_) | Sql::Binary(_) | Sql::Varbinary(_) => DataType::Binary,
+        // One-dimensional arrays of the scalar types (`INT[]`, `TEXT[]`);
+        // uuid, json and jsonb elements would lose their type.
+        Sql::Array(
+            ArrayElemTypeDef::SquareBracket(element, _)
+            | ArrayElemTypeDef::AngleBracket(element)
+            | ArrayElemTypeDef::Parenthesis(element),
+        ) => {
+            let element_type = column_type(element)?;
+            let nested = matches!(element_type, DataType::List(_));
+            if nested || matches!(shown_type(element), Some(t) if t != "varchar") {
+                return Err(Error::not_supported(format!(
+                    "arrays of {element} are not supported"
+                )));
+            }
+            DataType::List(Arc::new(Field::new_list_field(element_type, true)))
+        }
         Sql::Custom(name, modifiers) if modifiers.is_empty() => {
             match name.to_string().to_ascii_lowercase().as_str() {
                 "timestamptz" => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
@@ -159,6 +177,12 @@ mod tests {
         for text in ["UUID", "JSON", "JSONB"] {
             assert_eq!(arrow(text).unwrap(), DataType::Utf8);
         }
+        assert_eq!(
+            arrow("INT[]").unwrap(),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)))
+        );
+        assert!(matches!(arrow("INT[][]"), Err(Error::NotSupported(_))));
+        assert!(matches!(arrow("UUID[]"), Err(Error::NotSupported(_))));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! PostgreSQL's binary form of the values arrow-pg cannot send in binary:
 //! numerics of more than 28 digits or of a negative scale (arrow-pg goes
-//! through a 28-digit decimal, and fails), and the types weir keeps as
-//! text: uuid (16 bytes), json (its text), jsonb (a version byte, then its
-//! text). The numeric form is the one
+//! through a 28-digit decimal, and fails), the types weir keeps as text:
+//! uuid (16 bytes), json (its text), jsonb (a version byte, then its text),
+//! and arrays of no elements (no dimensions). The numeric form is the one
 //! PostgreSQL's `numeric_send` writes: digit groups of base 10000 around
 //! the decimal point, with the weight of the first, the sign and the
 //! display scale.
@@ -112,27 +112,37 @@ impl ToSqlText for Numeric {
     }
 }
 
-/// Bytes already in a type's binary form.
+/// A value's bytes already in the form its field is sent in (text or
+/// binary): written as they are.
 #[derive(Debug)]
-pub(crate) struct Binary(pub Vec<u8>);
+pub(crate) struct Encoded(pub Vec<u8>);
 
-impl Binary {
+impl Encoded {
     /// The binary form of `text`, a value of the text type named `pg_type`;
     /// `None` for a type sent as arrow-pg sends it.
-    pub(crate) fn of_text(pg_type: &str, text: &str) -> Option<Binary> {
+    pub(crate) fn of_text(pg_type: &str, text: &str) -> Option<Encoded> {
         match pg_type {
-            "uuid" => uuid_bytes(text).map(|b| Binary(b.to_vec())),
-            "json" => Some(Binary(text.as_bytes().to_vec())),
-            "jsonb" => Some(Binary([&[JSONB_VERSION], text.as_bytes()].concat())),
+            "uuid" => uuid_bytes(text).map(|b| Encoded(b.to_vec())),
+            "json" => Some(Encoded(text.as_bytes().to_vec())),
+            "jsonb" => Some(Encoded([&[JSONB_VERSION], text.as_bytes()].concat())),
             _ => None,
         }
+    }
+
+    /// An array of no elements, as `array_send` writes it: no dimensions.
+    pub(crate) fn empty_array(element: &Type) -> Encoded {
+        let mut bytes = Vec::with_capacity(12);
+        bytes.extend(0i32.to_be_bytes()); // dimensions
+        bytes.extend(0i32.to_be_bytes()); // has nulls
+        bytes.extend(element.oid().to_be_bytes());
+        Encoded(bytes)
     }
 }
 
 /// The version byte that starts jsonb's binary form.
 const JSONB_VERSION: u8 = 1;
 
-impl ToSql for Binary {
+impl ToSql for Encoded {
     fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         out.put_slice(&self.0);
         Ok(IsNull::No)
@@ -145,7 +155,7 @@ impl ToSql for Binary {
     to_sql_checked!();
 }
 
-impl ToSqlText for Binary {
+impl ToSqlText for Encoded {
     fn to_sql_text(
         &self,
         _: &Type,

@@ -19,11 +19,12 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
+use tokio_postgres::types::Kind;
 use weir_planner::{Error, PG_TYPE_KEY};
 
 use crate::cancel::CancelSignal;
 use crate::errors::to_pgwire;
-use crate::pg_binary::{Binary, Numeric};
+use crate::pg_binary::{Encoded, Numeric};
 use crate::pg_fields::pg_fields;
 use crate::pg_text::pg_text;
 
@@ -52,7 +53,13 @@ pub(crate) fn encode_batch(
             let encoded = if column.is_null(row) {
                 Encoder::encode_field(&mut encoder, &None::<i8>, pg_field)
             } else if let Some(text) = text {
-                Encoder::encode_field(&mut encoder, &text, pg_field)
+                // As it is: pgwire would quote the text of an array again.
+                Encoder::encode_field(&mut encoder, &Encoded(text.into_bytes()), pg_field)
+            } else if let Some(empty) = (pg_field.format() == FieldFormat::Binary)
+                .then(|| empty_array(column, row, pg_field))
+                .flatten()
+            {
+                Encoder::encode_field(&mut encoder, &empty, pg_field)
             } else if let Some(binary) = (pg_field.format() == FieldFormat::Binary)
                 .then(|| typed_text_binary(column, row, schema.field(i)))
                 .flatten()
@@ -79,9 +86,22 @@ pub(crate) fn encode_batch(
 }
 
 /// The binary form of a uuid, json or jsonb value (kept as text).
-fn typed_text_binary(column: &ArrayRef, row: usize, field: &Field) -> Option<Binary> {
+fn typed_text_binary(column: &ArrayRef, row: usize, field: &Field) -> Option<Encoded> {
     let pg_type = field.metadata().get(PG_TYPE_KEY)?;
-    Binary::of_text(pg_type, column.as_string_opt::<i32>()?.value(row))
+    Encoded::of_text(pg_type, column.as_string_opt::<i32>()?.value(row))
+}
+
+/// The binary form of an array of no elements, which postgres-types would
+/// send as one dimension of length 0.
+fn empty_array(column: &ArrayRef, row: usize, pg_field: &FieldInfo) -> Option<Encoded> {
+    let list = column.as_list_opt::<i32>()?;
+    if !list.value(row).is_empty() {
+        return None;
+    }
+    match pg_field.datatype().kind() {
+        Kind::Array(element) => Some(Encoded::empty_array(element)),
+        _ => None,
+    }
 }
 
 /// Like [`encode_rows`], for batches already computed.

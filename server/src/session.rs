@@ -85,11 +85,31 @@ const PARAMETERS: &[Parameter] = &[
         "Whether each write (and COMMIT) returns only once views reflect it, as FLUSH would.",
     ),
     writable("intervalstyle", "postgres", "Display format for intervals."),
+    writable(
+        "lock_timeout",
+        "0",
+        "Accepted for pg_dump and drivers; weir takes no locks a statement waits on.",
+    ),
+    writable(
+        "quote_all_identifiers",
+        "off",
+        "Accepted for pg_dump; weir quotes identifiers only where needed.",
+    ),
+    writable(
+        "row_security",
+        "on",
+        "Accepted for pg_dump; weir has no row security policies.",
+    ),
     writable("search_path", "public", "Schema search order."),
     writable(
         "statement_timeout",
         "0",
         "Longest a statement may run (ms, or with a unit); 0 disables.",
+    ),
+    writable(
+        "synchronize_seqscans",
+        "on",
+        "Accepted for pg_dump; scans start where they start.",
     ),
     writable(
         "timezone",

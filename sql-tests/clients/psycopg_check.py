@@ -1,11 +1,15 @@
 """psycopg 3 against weir: parameters in both binary and text form,
 server-side prepared statements, client-side literals, COPY both ways,
-transactions with savepoints, DEALLOCATE after DDL. Exits non-zero on the
+transactions with savepoints, DEALLOCATE after DDL, and uuid, jsonb, time
+and array columns read back as Python's own types. Exits non-zero on the
 first result that differs from PostgreSQL's."""
 
 import datetime
 import decimal
 import sys
+import uuid
+
+from psycopg.types.json import Jsonb
 
 import psycopg
 
@@ -73,7 +77,30 @@ def main():
             raise AssertionError("a duplicate key was accepted")
         except psycopg.errors.UniqueViolation:
             conn.rollback()
+        typed_values(conn)
     print("psycopg", psycopg.__version__, "ok")
+
+
+def typed_values(conn):
+    """uuid, jsonb, time and array columns, written with client-side
+    literals and with parameters, come back as psycopg's Python types."""
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(
+        "CREATE TABLE things (id INT PRIMARY KEY, ref UUID, doc JSONB, at TIME, tags TEXT[], sizes INT[])"
+    )
+    ref = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    literal = psycopg.ClientCursor(conn)
+    literal.execute(
+        "INSERT INTO things VALUES (%s, %s, %s, %s, %s, %s)",
+        (1, ref, Jsonb({"b": [1, 2], "a": "x"}), datetime.time(12, 30, 5), ["red", "dark blue"], [3, None]),
+    )
+    cur.execute("SELECT ref, doc, at, tags, sizes FROM things WHERE id = 1")
+    assert cur.fetchone() == (ref, {"a": "x", "b": [1, 2]}, datetime.time(12, 30, 5),
+                              ["red", "dark blue"], [3, None]), "typed values from literals"
+    cur.execute("SELECT doc ->> 'a', doc -> 'b', tags[2] FROM things WHERE id = %s", (1,), binary=True)
+    assert cur.fetchone() == ("x", [1, 2], "dark blue"), "json operators"
+
 
 
 main()

@@ -63,6 +63,10 @@ const TYPED: &[&str] = &[
      '[true, null, \"x\\ty\", -0.5e+3]'::jsonb, '\"\\u00e9\"'::jsonb",
     "SELECT '{\"a\": [10, \"x\"], \"b\": {\"c\": 1}}'::jsonb -> 'a', \
      '{\"a\": [10, \"x\"]}'::jsonb -> 'a' ->> 1, '[1, 2]'::jsonb -> -1, '{\"a\": 1}'::jsonb ->> 'z'",
+    "SELECT ARRAY[1,2,3]::int4[], '{1,2,NULL}'::int4[], '{a,\"b c\",NULL,\"\",\"q\\\"\"}'::text[], \
+     '{1.5,2.25,1e20}'::float8[], '{t,f}'::boolean[], '{}'::int4[], ARRAY['x', NULL]",
+    "SELECT '{2024-01-01,NULL}'::date[], '{1.50,2}'::numeric(10,2)[], (ARRAY[1,2]::int4[])[2], \
+     ARRAY[1.5::float8]::text",
 ];
 
 /// Constants written without a type: an integer constant is `bigint` in
@@ -72,6 +76,9 @@ const UNTYPED: &[&str] = &[
     "SELECT 1, -1, 0, 2147483648, 9223372036854775807, 9223372036854775808",
     "SELECT 7 / 2, 7 % 3, -7 / 2, -7 % 3, 2 ^ 10",
     "SELECT count(*), sum(x), min(x), max(x) FROM (VALUES (1), (2), (4)) AS t(x)",
+    // DataFusion's cardinality answers in bigint where PostgreSQL's does in
+    // integer.
+    "SELECT id, ints[1], cardinality(texts), texts[2] FROM arrays ORDER BY id",
 ];
 
 const TABLE: &str = "CREATE TABLE every_type (
@@ -99,7 +106,16 @@ const TEXT_TYPES: &str = "CREATE TABLE text_types (
     (2, '00:00:00', '{a0eebc999c0b4ef8bb6d6bb9bd380a12}', '\"text\"', '[true, null, {\"k\": \"v\"}]'),
     (3, NULL, NULL, NULL, NULL)";
 
+const ARRAYS: &str = "CREATE TABLE arrays (
+    id INT PRIMARY KEY, ints INT[], texts TEXT[], floats FLOAT8[], flags BOOLEAN[], days DATE[]);
+    INSERT INTO arrays VALUES
+    (1, '{1,2,3}', '{a,\"b c\",\"\"}', '{0.1,-2.5e-7}', '{t,NULL}', '{2024-02-29}'),
+    (2, ARRAY[-4, NULL], ARRAY['NULL', 'x,y'], ARRAY[1e300], ARRAY[false], '{}'),
+    (3, NULL, NULL, NULL, NULL, NULL),
+    (4, '{}', '{}', '{}', '{}', '{}')";
+
 const READ_BACK: &[&str] = &[
+    "SELECT * FROM arrays ORDER BY id",
     "SELECT * FROM text_types ORDER BY id",
     "SELECT id, doc -> 'a', doc ->> 'b', doc -> 2 ->> 'k', body ->> 'b' FROM text_types ORDER BY id",
     "SELECT * FROM every_type ORDER BY id",
@@ -120,15 +136,15 @@ async fn same_answers() -> anyhow::Result<()> {
         compare_text(&reference, &weir, sql, &mut differences).await?;
         compare_binary(&reference, &weir, sql, &mut differences).await?;
     }
-    for sql in UNTYPED {
-        compare_text(&reference, &weir, sql, &mut differences).await?;
-    }
-
     for client in [&reference, &weir] {
         client.batch_execute(TABLE).await?;
         client.batch_execute(ROWS).await?;
         client.batch_execute(TEXT_TYPES).await?;
+        client.batch_execute(ARRAYS).await?;
         insert_with_parameters(client).await?;
+    }
+    for sql in UNTYPED {
+        compare_text(&reference, &weir, sql, &mut differences).await?;
     }
     for sql in READ_BACK {
         compare_text(&reference, &weir, sql, &mut differences).await?;

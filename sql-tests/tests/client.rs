@@ -140,6 +140,17 @@ fn render(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<String, toki
         Type::UUID | Type::JSON | Type::JSONB => {
             row.try_get::<_, Option<TypedText>>(i)?.map(|t| t.0)
         }
+        Type::INT2_ARRAY => array_text(row.try_get::<_, Option<Vec<Option<i16>>>>(i)?),
+        Type::INT4_ARRAY => array_text(row.try_get::<_, Option<Vec<Option<i32>>>>(i)?),
+        Type::INT8_ARRAY => array_text(row.try_get::<_, Option<Vec<Option<i64>>>>(i)?),
+        Type::FLOAT8_ARRAY => array_text(row.try_get::<_, Option<Vec<Option<f64>>>>(i)?.map(|v| {
+            v.into_iter()
+                .map(|f| f.map(|f| float8_text(f, 1)))
+                .collect()
+        })),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => {
+            array_text(row.try_get::<_, Option<Vec<Option<String>>>>(i)?)
+        }
         Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i)?.map(|bytes| {
             let mut hex = String::from("\\x");
             for b in bytes {
@@ -150,6 +161,31 @@ fn render(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<String, toki
         _ => row.try_get::<_, Option<String>>(i)?,
     };
     Ok(text(value.as_deref()))
+}
+
+/// An array as PostgreSQL writes it: `{1,NULL,"b c"}`.
+fn array_text<T: ToString>(elements: Option<Vec<Option<T>>>) -> Option<String> {
+    let elements = elements?;
+    let texts: Vec<String> = elements
+        .iter()
+        .map(|e| match e {
+            None => "NULL".to_string(),
+            Some(e) => {
+                let text = e.to_string();
+                let quote = text.is_empty()
+                    || text.eq_ignore_ascii_case("null")
+                    || text
+                        .chars()
+                        .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+                if quote {
+                    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+                } else {
+                    text
+                }
+            }
+        })
+        .collect();
+    Some(format!("{{{}}}", texts.join(",")))
 }
 
 /// A uuid, json or jsonb value's text, from its binary form.

@@ -15,15 +15,15 @@ use crate::protocol::connect;
 
 pub const TESTS: &[(&str, Test)] = &[
     (
-        "clients/psycopg 3: parameters, prepared statements, literals, COPY, savepoints",
+        "clients/psycopg 3: parameters, prepared statements, literals, COPY, savepoints, uuid/jsonb/array columns",
         || Box::pin(script("python3", "psycopg_check.py")),
     ),
     (
-        "clients/asyncpg: binary types, executemany, transactions",
+        "clients/asyncpg: binary types, executemany, transactions, binary COPY both ways",
         || Box::pin(script("python3", "asyncpg_check.py")),
     ),
     (
-        "clients/SQLAlchemy 2 and pandas: connect, relation names, read_sql of views, to_sql",
+        "clients/SQLAlchemy 2 and pandas: connect, relation names, column reflection, read_sql of views, to_sql",
         || Box::pin(script("python3", "sqlalchemy_check.py")),
     ),
     (
@@ -184,7 +184,13 @@ async fn psql_describe() -> anyhow::Result<()> {
         }
         Ok(())
     };
-    expect(&psql("\\dt").await?, "\\dt", &["public | trades | table |"])?;
+    let tables = psql("\\dt").await?;
+    expect(&tables, "\\dt", &["public | trades | table |"])?;
+    // weir_catalog's tables are not on the search path: \dt leaves them out.
+    ensure!(
+        !tables.contains("weir_catalog"),
+        "psql \\dt lists weir_catalog:\n{tables}"
+    );
     expect(&psql("\\dv").await?, "\\dv", &["public | symbols | view |"])?;
     expect(
         &psql("\\dm").await?,
