@@ -48,6 +48,7 @@ impl VisitorMut for Signatures {
             .0
             .last()
             .map(|part| part.to_string().to_ascii_lowercase());
+        let function = called.clone().unwrap_or_default();
         let column = match called.as_deref() {
             Some("pg_get_function_result") => "format_type(prorettype, NULL)",
             Some("pg_get_function_arguments" | "pg_get_function_identity_arguments") => {
@@ -61,7 +62,7 @@ impl VisitorMut for Signatures {
         // The derived table shows only its two columns, so no name in
         // `oid` can bind to pg_proc's inside rather than to the query's.
         let sql = format!(
-            "(SELECT max(weir_signature.text) FROM \
+            "(SELECT max(weir_signature.text) AS {function} FROM \
              (SELECT oid AS function, {column} AS text FROM pg_catalog.pg_proc) AS weir_signature \
              WHERE weir_signature.function = ({oid}))"
         );

@@ -99,7 +99,7 @@ impl StatementParser {
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
                 crate::function_signatures::rewrite_function_signatures(&mut statement);
-                crate::table_visibility::rewrite_table_visibility(&mut statement);
+                crate::catalog_lookups::rewrite_catalog_lookups(&mut statement);
                 crate::catalog_subqueries::aggregate_catalog_subqueries(&mut statement);
                 crate::constants::rewrite_constants(&mut statement);
                 crate::typed_text_functions::rewrite_typed_text_casts(&mut statement);

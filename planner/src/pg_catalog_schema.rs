@@ -2,13 +2,14 @@
 //! - `pg_class`, whose `relkind` is `m` for weir's materialized views (it
 //!   knows only tables and views, and calls every view a table): psql's
 //!   `\dm` lists relations of kind `m`, and `\d` names a relation's kind
-//!   from it;
+//!   from it; and whose `relowner` is the owning role's oid (it gave 0);
 //! - `pg_database`, which lists only the database weir serves (it also
 //!   listed a `postgres` database that refuses connections, in psql's `\l`);
 //! - `pg_stat_activity`, which it lacks: the server's sessions
 //!   ([`Backends`]);
 //! - `pg_roles`, which it builds from the roles [`CatalogRoles`] gives it:
-//!   the catalog's (psql's `\du`);
+//!   the catalog's (psql's `\du`), each with its oid ([`role_oid`]; it
+//!   gave every role 0);
 //! - `pg_authid`, a fixed table of a PostgreSQL's roles there: here the
 //!   same rows as `pg_roles`, passwords never shown.
 
@@ -22,6 +23,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{Column, DataFusionError};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, provider_as_source};
+use datafusion::logical_expr::conditional_expressions::CaseBuilder;
 use datafusion::logical_expr::{LogicalPlanBuilder, lit, when};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{Expr, col};
@@ -31,6 +33,7 @@ use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role}
 
 use crate::backends::Backends;
 use crate::catalog::Catalog;
+use crate::roles::BOOTSTRAP_ROLE;
 
 const PG_STAT_ACTIVITY: &str = "pg_stat_activity";
 
@@ -75,6 +78,7 @@ impl SchemaProvider for PgCatalogSchema {
         let table = self.inner.table(name).await?;
         match table {
             Some(pg_class) if name == "pg_class" => Ok(Some(self.with_view_kinds(pg_class)?)),
+            Some(roles) if name == "pg_roles" => Ok(Some(self.with_role_oids(roles)?)),
             Some(_) if name == "pg_authid" => self.authid().await.map(Some),
             Some(pg_database) if name == "pg_database" => {
                 let plan =
@@ -100,6 +104,7 @@ impl PgCatalogSchema {
             .table("pg_roles")
             .await?
             .ok_or_else(|| DataFusionError::Plan("pg_roles is missing".into()))?;
+        let roles = self.with_role_oids(roles)?;
         let columns = [
             "oid",
             "rolname",
@@ -121,7 +126,47 @@ impl PgCatalogSchema {
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 
-    /// `pg_class` with `relkind = 'm'` for every materialized view.
+    /// `pg_roles` with each role's [`role_oid`].
+    fn with_role_oids(
+        &self,
+        roles: Arc<dyn TableProvider>,
+    ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+        let access = self.catalog.access();
+        let (names, oids): (Vec<Expr>, Vec<Expr>) = access
+            .roles()
+            .map(|r| {
+                (
+                    col("rolname").eq(lit(r.name.clone())),
+                    lit(role_oid(&r.name)),
+                )
+            })
+            .unzip();
+        if names.is_empty() {
+            return Ok(roles);
+        }
+        let oid = CaseBuilder::new(None, names, oids, Some(Box::new(col("oid")))).end()?;
+        let columns: Vec<Expr> = roles
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = Expr::Column(Column::new(Some("pg_roles"), field.name()));
+                if field.name() == "oid" {
+                    oid.clone().alias("oid")
+                } else {
+                    column
+                }
+            })
+            .collect();
+        let plan = LogicalPlanBuilder::scan("pg_roles", provider_as_source(roles), None)?
+            .project(columns)?
+            .build()?;
+        Ok(Arc::new(ViewTable::new(plan, None)))
+    }
+
+    /// `pg_class` with `relkind = 'm'` for every materialized view and
+    /// each relation's owner in `relowner` (the bootstrap role for the
+    /// catalog's own).
     fn with_view_kinds(
         &self,
         pg_class: Arc<dyn TableProvider>,
@@ -132,21 +177,31 @@ impl PgCatalogSchema {
             .iter()
             .map(|v| lit(v.record.name.clone()))
             .collect();
-        if views.is_empty() {
-            return Ok(pg_class);
-        }
+        let access = self.catalog.access();
+        let bootstrap = lit(role_oid(BOOTSTRAP_ROLE));
+        let (relations, owners): (Vec<Expr>, Vec<Expr>) = access
+            .owners()
+            .map(|(relation, role)| (col("relname").eq(lit(relation)), lit(role_oid(role))))
+            .unzip();
+        let owner = if relations.is_empty() {
+            bootstrap
+        } else {
+            CaseBuilder::new(None, relations, owners, Some(Box::new(bootstrap))).end()?
+        };
         let columns: Vec<Expr> = pg_class
             .schema()
             .fields()
             .iter()
             .map(|field| {
                 let column = Expr::Column(Column::new(Some("pg_class"), field.name()));
-                if field.name() == "relkind" {
-                    when(col("relname").in_list(views.clone(), false), lit("m"))
-                        .otherwise(column)
-                        .map(|e| e.alias("relkind"))
-                } else {
-                    Ok(column)
+                match field.name().as_str() {
+                    "relkind" if !views.is_empty() => {
+                        when(col("relname").in_list(views.clone(), false), lit("m"))
+                            .otherwise(column)
+                            .map(|e| e.alias("relkind"))
+                    }
+                    "relowner" => Ok(owner.clone().alias("relowner")),
+                    _ => Ok(column),
                 }
             })
             .collect::<Result<_, _>>()?;
@@ -155,6 +210,22 @@ impl PgCatalogSchema {
             .build()?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
+}
+
+/// The oid a role goes by in `pg_roles`, `pg_class.relowner` and
+/// `pg_get_userbyid`: 10 for the bootstrap superuser, as in PostgreSQL,
+/// and for every other a number above PostgreSQL's fixed oids drawn from
+/// its name, so it is the same in every session and across restarts.
+pub fn role_oid(name: &str) -> i32 {
+    const FIRST_NORMAL_OID: u32 = 16_384;
+    if name == BOOTSTRAP_ROLE {
+        return 10;
+    }
+    // FNV-1a: stable, unlike the standard library's hasher.
+    let hash = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (FIRST_NORMAL_OID + hash % (i32::MAX as u32 - FIRST_NORMAL_OID)) as i32
 }
 
 /// The catalog's roles, for `pg_roles`.

@@ -185,7 +185,7 @@ async fn psql_describe() -> anyhow::Result<()> {
         Ok(())
     };
     let tables = psql("\\dt").await?;
-    expect(&tables, "\\dt", &["public | trades | table |"])?;
+    expect(&tables, "\\dt", &["public | trades | table | weir"])?;
     // weir_catalog's tables are not on the search path: \dt leaves them out.
     ensure!(
         !tables.contains("weir_catalog"),

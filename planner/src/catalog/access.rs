@@ -82,6 +82,11 @@ impl Access {
         self.roles.values()
     }
 
+    /// Every relation that has a recorded owner, with it.
+    pub fn owners(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.owners.iter().map(|(r, o)| (r.as_str(), o.as_str()))
+    }
+
     /// The relations `role` owns.
     fn owned_by(&self, role: &str) -> Vec<&str> {
         self.owners
