@@ -51,9 +51,7 @@ pub fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> Option<
     })
 }
 
-/// An array as PostgreSQL writes it: `{1,2,NULL}`, `{a,"b c",""}`; an
-/// element is quoted when it is empty, reads as NULL, or holds a brace,
-/// comma, quote, backslash or space.
+/// An array as PostgreSQL writes it: `{1,2,NULL}`, `{a,"b c",""}`.
 fn array_text(elements: &ArrayRef, extra_float_digits: i8) -> String {
     let mut text = String::from("{");
     for i in 0..elements.len() {
@@ -65,26 +63,34 @@ fn array_text(elements: &ArrayRef, extra_float_digits: i8) -> String {
             continue;
         }
         let element = element_text(elements, i, extra_float_digits);
-        let quote = element.is_empty()
-            || element.eq_ignore_ascii_case("null")
-            || element
-                .chars()
-                .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-        if quote {
-            text.push('"');
-            for c in element.chars() {
-                if c == '"' || c == '\\' {
-                    text.push('\\');
-                }
-                text.push(c);
-            }
-            text.push('"');
-        } else {
-            text.push_str(&element);
-        }
+        text.push_str(&array_element(&element));
     }
     text.push('}');
     text
+}
+
+/// An element's text as an array literal holds it: quoted when it is
+/// empty, reads as NULL, or holds a brace, comma, quote, backslash or
+/// space, with quotes and backslashes escaped.
+pub fn array_element(text: &str) -> String {
+    let quote = text.is_empty()
+        || text.eq_ignore_ascii_case("null")
+        || text
+            .chars()
+            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+    if !quote {
+        return text.to_string();
+    }
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// One array element's text, as it would be written alone.

@@ -204,7 +204,7 @@ async fn insert_with_parameters(client: &Client) -> anyhow::Result<()> {
 
 /// What [`binary_copy`] compares: the COPY TO bytes of every table, and
 /// each table copied back in, in text and binary.
-const BINARY_COPY_ANSWERS: usize = 6;
+const BINARY_COPY_ANSWERS: usize = 9;
 
 /// `COPY ... TO STDOUT (FORMAT binary)` of each table gives PostgreSQL's
 /// bytes, and those bytes, copied into weir, give back the same rows.
@@ -213,7 +213,11 @@ async fn binary_copy(
     weir: &Client,
     differences: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    for (table, create) in [("every_type", TABLE), ("text_types", TEXT_TYPES)] {
+    for (table, create) in [
+        ("every_type", TABLE),
+        ("text_types", TEXT_TYPES),
+        ("arrays", ARRAYS),
+    ] {
         let sql = format!("COPY (SELECT * FROM {table} ORDER BY id) TO STDOUT (FORMAT binary)");
         let expected = copy_out(reference, &sql)
             .await

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-use weir_server::pg_text::{datetime_text, float4_text, float8_text, time_text};
+use weir_server::pg_text::{array_element, datetime_text, float4_text, float8_text, time_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -170,19 +170,7 @@ fn array_text<T: ToString>(elements: Option<Vec<Option<T>>>) -> Option<String> {
         .iter()
         .map(|e| match e {
             None => "NULL".to_string(),
-            Some(e) => {
-                let text = e.to_string();
-                let quote = text.is_empty()
-                    || text.eq_ignore_ascii_case("null")
-                    || text
-                        .chars()
-                        .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-                if quote {
-                    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-                } else {
-                    text
-                }
-            }
+            Some(e) => array_element(&e.to_string()),
         })
         .collect();
     Some(format!("{{{}}}", texts.join(",")))

@@ -2,14 +2,15 @@
 //! (asyncpg's `copy_records_to_table` sends it) read into the text each
 //! field stands for, which then goes the way of a text COPY: cast to its
 //! column's type and written in one statement. Each field is its column
-//! type's binary form, as PostgreSQL's `*_send` functions write it.
+//! type's binary form, as PostgreSQL's `*_send` functions write it (an
+//! array's elements each in theirs).
 
 use chrono::{DateTime, NaiveTime};
 use datafusion::arrow::array::Decimal128Array;
 use datafusion::arrow::datatypes::{DataType, Field};
 use weir_executor::batch::typed_text::{PG_TYPE_KEY, uuid_bytes};
 
-use crate::pg_text::{datetime_text, float4_text, float8_text, time_text};
+use crate::pg_text::{array_element, datetime_text, float4_text, float8_text, time_text};
 use crate::{Error, Result};
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -184,12 +185,44 @@ fn field_text(field: &Field, bytes: &[u8]) -> std::result::Result<String, String
             let months = i32::from_be_bytes(fixed(&bytes[12..16])?);
             format!("{months} months {days} days {micros} microseconds")
         }
+        DataType::List(element) => array_text(element, bytes)?,
         other => {
             return Err(format!(
                 "binary COPY into a {other} column is not supported"
             ));
         }
     })
+}
+
+/// `array_send`'s form (dimensions, a null flag, the element type, each
+/// dimension's length and lower bound, then the elements) as an array
+/// literal of the elements' texts: `{1,NULL,"b c"}`. One dimension.
+fn array_text(element: &Field, bytes: &[u8]) -> std::result::Result<String, String> {
+    let mut reader = Reader { data: bytes, at: 0 };
+    let short = |_| "array field too short".to_string();
+    let dimensions = reader.i32().map_err(short)?;
+    let _has_nulls = reader.i32().map_err(short)?;
+    let _element_type = reader.i32().map_err(short)?;
+    let length = match dimensions {
+        0 => 0,
+        1 => {
+            let length = reader.i32().map_err(short)?;
+            let _lower_bound = reader.i32().map_err(short)?;
+            usize::try_from(length).map_err(|_| "negative array length")?
+        }
+        _ => return Err("multidimensional arrays are not supported".into()),
+    };
+    let mut texts = Vec::with_capacity(length);
+    for _ in 0..length {
+        let size = reader.i32().map_err(short)?;
+        if size < 0 {
+            texts.push("NULL".to_string());
+            continue;
+        }
+        let value = reader.bytes(size as usize).map_err(short)?;
+        texts.push(array_element(&field_text(element, value)?));
+    }
+    Ok(format!("{{{}}}", texts.join(",")))
 }
 
 fn utf8(bytes: &[u8]) -> std::result::Result<String, String> {
