@@ -6,10 +6,10 @@
 
 use std::ops::ControlFlow;
 
+use crate::function_call::function_call;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, OrderByKind, SelectItem, SetExpr, Statement, VisitMut,
-    VisitorMut,
+    Expr, Function, FunctionArgumentClause, FunctionArguments, OrderByKind, SelectItem, SetExpr,
+    Statement, VisitMut, VisitorMut,
 };
 
 /// Rewrites every `ARRAY(subquery)` of `statement` whose subquery selects
@@ -52,20 +52,7 @@ impl VisitorMut for ArraySubqueries {
         {
             clauses.push(FunctionArgumentClause::OrderBy(order));
         }
-        *item = SelectItem::UnnamedExpr(Expr::Function(Function {
-            name: ObjectName::from(vec![Ident::new("array_agg")]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(element))],
-                clauses,
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        }));
+        *item = SelectItem::UnnamedExpr(function_call("array_agg", vec![element], clauses));
         *expr = Expr::Subquery(query);
         ControlFlow::Continue(())
     }

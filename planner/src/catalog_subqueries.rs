@@ -16,11 +16,11 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement,
+    BinaryOperator, CaseWhen, Expr, GroupByExpr, Query, SelectItem, SetExpr, Statement,
     TableFactor, TableWithJoins, Value, Visit, VisitMut, Visitor, VisitorMut, visit_relations,
 };
 
+use crate::function_call::function_call;
 use crate::subqueries::is_catalog_relation;
 
 /// Aggregates the scalar subqueries of `statement`, if it reads only the
@@ -138,22 +138,7 @@ fn aggregate(query: &mut Query) -> Option<Vec<Expr>> {
     if has_aggregate(selected) {
         return None;
     }
-    *selected = Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("max")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(
-                selected.clone(),
-            ))],
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    });
+    *selected = function_call("max", vec![selected.clone()], Vec::new());
     let (outer, kept): (Vec<Expr>, Vec<Expr>) = select
         .selection
         .take()

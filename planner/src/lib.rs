@@ -22,6 +22,7 @@ mod database;
 mod ddl;
 mod error;
 mod file_roots;
+mod function_call;
 mod function_signatures;
 mod functions;
 mod interval_input;

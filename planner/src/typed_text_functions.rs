@@ -16,13 +16,11 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
-use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Statement, VisitMut, VisitorMut,
-};
+use datafusion::sql::sqlparser::ast::{DataType as SqlType, Expr, Statement, VisitMut, VisitorMut};
 use weir_executor::batch::typed_text::{PG_TYPE_KEY, TextType};
 
 use crate::Error;
+use crate::function_call::function_call;
 
 /// `pg_uuid`, `pg_json` and `pg_jsonb`.
 pub fn typed_text_functions() -> Vec<ScalarUDF> {
@@ -143,20 +141,7 @@ impl VisitorMut for TypedTextCasts {
                 TextType::Json => "pg_json",
                 TextType::Jsonb => "pg_jsonb",
             };
-            *expr = Expr::Function(Function {
-                name: ObjectName::from(vec![Ident::new(function)]),
-                uses_odbc_syntax: false,
-                parameters: FunctionArguments::None,
-                args: FunctionArguments::List(FunctionArgumentList {
-                    duplicate_treatment: None,
-                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(*value.clone()))],
-                    clauses: Vec::new(),
-                }),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: Vec::new(),
-            });
+            *expr = function_call(function, vec![*value.clone()], Vec::new());
         }
         ControlFlow::Continue(())
     }

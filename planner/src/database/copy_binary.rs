@@ -8,7 +8,7 @@
 use chrono::{DateTime, NaiveTime};
 use datafusion::arrow::array::Decimal128Array;
 use datafusion::arrow::datatypes::{DataType, Field};
-use weir_executor::batch::typed_text::{PG_TYPE_KEY, uuid_bytes};
+use weir_executor::batch::typed_text::{PG_TYPE_KEY, uuid_text};
 
 use crate::pg_text::{array_element, datetime_text, float4_text, float8_text, time_text};
 use crate::{Error, Result};
@@ -132,16 +132,7 @@ fn field_text(field: &Field, bytes: &[u8]) -> std::result::Result<String, String
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect();
-                let text = format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[0..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..]
-                );
-                uuid_bytes(&text).ok_or("bad uuid")?;
-                text
+                uuid_text(&hex).ok_or("bad uuid")?
             }
             Some("jsonb") => match bytes.split_first() {
                 Some((1, text)) => utf8(text)?,
