@@ -1,5 +1,6 @@
 //! Catalog functions answered from the catalog tables, rewritten to
-//! subqueries over them (a function itself sees no catalog):
+//! subqueries over them (a function itself sees no catalog): the
+//! signatures of [`crate::function_signatures`], and
 //! - `pg_table_is_visible(oid)`: true for the relations an unqualified
 //!   name finds (those of `public` and `pg_catalog`), false for those of
 //!   `weir_catalog` and `information_schema`, so psql's `\dt` lists the
@@ -19,7 +20,9 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-/// Rewrites each call of the two functions in `statement`.
+use crate::function_signatures::signature_sql;
+
+/// Rewrites each call of these functions in `statement`.
 pub fn rewrite_catalog_lookups(statement: &mut Statement) {
     let _ = statement.visit(&mut Lookups);
 }
@@ -48,6 +51,7 @@ impl VisitorMut for Lookups {
         // `oid` stays outside the subquery's FROM, so none of its names can
         // bind to the subquery's tables.
         let sql = match called.as_deref() {
+            Some(function) if let Some(sql) = signature_sql(function, oid) => sql,
             Some("pg_table_is_visible") => format!(
                 "(({oid}) IN (SELECT weir_visible_class.oid \
                  FROM pg_catalog.pg_class AS weir_visible_class \

@@ -4,76 +4,39 @@
 //! by `format_type`, its argument types by [`type_list`]. A call with an
 //! oid that no function has is NULL, as in PostgreSQL. (The subquery
 //! aggregates its one row with `max`: DataFusion plans a correlated scalar
-//! subquery only when it is aggregated.)
+//! subquery only when it is aggregated.) [`crate::catalog_lookups`] puts
+//! the subqueries in place of the calls.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::exec_err;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
-use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, VisitMut,
-    VisitorMut,
-};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::ast::Expr;
 
 use crate::pg_functions::map_text;
 
 /// The UDF that names a `proargtypes` list.
 const TYPE_LIST: &str = "weir_type_list";
 
-/// Rewrites each call of the three functions in `statement`.
-pub fn rewrite_function_signatures(statement: &mut Statement) {
-    let _ = statement.visit(&mut Signatures);
-}
-
-struct Signatures;
-
-impl VisitorMut for Signatures {
-    type Break = ();
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let Expr::Function(Function {
-            name,
-            args: FunctionArguments::List(list),
-            ..
-        }) = expr
-        else {
-            return ControlFlow::Continue(());
-        };
-        let called = name
-            .0
-            .last()
-            .map(|part| part.to_string().to_ascii_lowercase());
-        let function = called.clone().unwrap_or_default();
-        let column = match called.as_deref() {
-            Some("pg_get_function_result") => "format_type(prorettype, NULL)",
-            Some("pg_get_function_arguments" | "pg_get_function_identity_arguments") => {
-                "weir_type_list(proargtypes)"
-            }
-            _ => return ControlFlow::Continue(()),
-        };
-        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))] = list.args.as_slice() else {
-            return ControlFlow::Continue(());
-        };
-        // The derived table shows only its two columns, so no name in
-        // `oid` can bind to pg_proc's inside rather than to the query's.
-        let sql = format!(
-            "(SELECT max(weir_signature.text) AS {function} FROM \
-             (SELECT oid AS function, {column} AS text FROM pg_catalog.pg_proc) AS weir_signature \
-             WHERE weir_signature.function = ({oid}))"
-        );
-        if let Ok(subquery) = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&sql)
-            .and_then(|mut parser| parser.parse_expr())
-        {
-            *expr = subquery;
+/// The scalar subquery that answers `function(oid)`, for the three
+/// functions this module covers.
+pub fn signature_sql(function: &str, oid: &Expr) -> Option<String> {
+    let column = match function {
+        "pg_get_function_result" => "format_type(prorettype, NULL)",
+        "pg_get_function_arguments" | "pg_get_function_identity_arguments" => {
+            "weir_type_list(proargtypes)"
         }
-        ControlFlow::Continue(())
-    }
+        _ => return None,
+    };
+    // The derived table shows only its two columns, so no name in `oid`
+    // can bind to pg_proc's inside rather than to the query's.
+    Some(format!(
+        "(SELECT max(weir_signature.text) AS {function} FROM \
+         (SELECT oid AS function, {column} AS text FROM pg_catalog.pg_proc) AS weir_signature \
+         WHERE weir_signature.function = ({oid}))"
+    ))
 }
 
 /// `weir_type_list(proargtypes)`: `"23 25"` as `integer, text`.
