@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, IntervalMonthDayNanoBuilder};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
@@ -71,7 +71,12 @@ fn intervals(texts: &ArrayRef) -> Result<ArrayRef> {
                 // Arrow's reading, or its error.
                 let one: ArrayRef =
                     Arc::new(datafusion::arrow::array::StringArray::from(vec![text]));
-                let parsed = cast(&one, &INTERVAL)?;
+                // Not `cast`, which reads what it cannot as NULL.
+                let strict = CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                };
+                let parsed = cast_with_options(&one, &INTERVAL, &strict)?;
                 out.append_value(
                     parsed
                         .as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>()

@@ -246,6 +246,12 @@ fn push_fraction(text: &mut String, micros: u32) {
 /// 04:05:06.5`; a field after a negative one carries its `+`; the time is
 /// shown when non-zero or when it is all there is; microseconds at most.
 fn interval_text(interval: IntervalMonthDayNano) -> String {
+    interval_parts_text(interval.months, interval.days, interval.nanoseconds)
+}
+
+/// [`interval_text`] of an interval given by its parts.
+pub fn interval_parts_text(months: i32, days: i32, nanoseconds: i64) -> String {
+    let interval = IntervalMonthDayNano::new(months, days, nanoseconds);
     let mut text = String::new();
     let mut previous_negative = false;
     let mut fields = [

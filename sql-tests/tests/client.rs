@@ -7,7 +7,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-use weir_server::pg_text::{array_element, datetime_text, float4_text, float8_text, time_text};
+use weir_server::pg_text::{
+    array_element, datetime_text, float4_text, float8_text, interval_parts_text, time_text,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -231,36 +233,8 @@ impl<'a> FromSql<'a> for Interval {
 
 impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plural = |n: i64, unit: &str, units: &str| {
-            format!("{n} {}", if n.abs() == 1 { unit } else { units })
-        };
-        let mut parts = Vec::new();
-        let (years, months) = (self.months / 12, self.months % 12);
-        if years != 0 {
-            parts.push(plural(years.into(), "year", "years"));
-        }
-        if months != 0 {
-            parts.push(plural(months.into(), "mon", "mons"));
-        }
-        if self.days != 0 {
-            parts.push(plural(self.days.into(), "day", "days"));
-        }
-        if self.micros != 0 || parts.is_empty() {
-            let sign = if self.micros < 0 { "-" } else { "" };
-            let micros = self.micros.unsigned_abs();
-            let seconds = micros / 1_000_000;
-            let mut time = format!(
-                "{sign}{:02}:{:02}:{:02}",
-                seconds / 3600,
-                seconds / 60 % 60,
-                seconds % 60
-            );
-            if !micros.is_multiple_of(1_000_000) {
-                time.push_str(format!(".{:06}", micros % 1_000_000).trim_end_matches('0'));
-            }
-            parts.push(time);
-        }
-        f.write_str(&parts.join(" "))
+        let nanoseconds = self.micros.saturating_mul(1_000);
+        f.write_str(&interval_parts_text(self.months, self.days, nanoseconds))
     }
 }
 
