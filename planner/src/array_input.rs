@@ -13,14 +13,14 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options, concat};
 use datafusion::arrow::datatypes::{DataType, FieldRef, IntervalUnit};
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::Error;
 use crate::bytea_input::bytea_input;
 use crate::interval_input::parse_interval;
+use crate::udf_shape::{in_shape_of_args, invalid_input};
 
 /// `pg_array_in(text)` reading into arrays of `element`.
 pub fn pg_array_function(element: FieldRef) -> ScalarUDF {
@@ -34,10 +34,6 @@ pub fn pg_array_function(element: FieldRef) -> ScalarUDF {
 struct PgArrayIn {
     element: FieldRef,
     signature: Signature,
-}
-
-fn bad_input(message: impl Into<String>) -> DataFusionError {
-    DataFusionError::External(Box::new(Error::user("22P02", message)))
 }
 
 impl ScalarUDFImpl for PgArrayIn {
@@ -54,41 +50,37 @@ impl ScalarUDFImpl for PgArrayIn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
-        let texts = cast(&values[0], &DataType::Utf8)?;
-        let texts = texts.as_string::<i32>();
-        let mut offsets = vec![0i32];
-        let mut parts: Vec<ArrayRef> = Vec::new();
-        for row in 0..texts.len() {
-            if !texts.is_null(row) {
-                let text = texts.value(row);
-                let elements = array_elements(text).map_err(|why| {
-                    bad_input(format!("malformed array literal: \"{text}\": {why}"))
-                })?;
-                let part = element_values(&elements, self.element.data_type())?;
-                parts.push(part);
+        in_shape_of_args(&args.args, |values| {
+            let texts = cast(&values[0], &DataType::Utf8)?;
+            let texts = texts.as_string::<i32>();
+            let mut offsets = vec![0i32];
+            let mut parts: Vec<ArrayRef> = Vec::new();
+            for row in 0..texts.len() {
+                if !texts.is_null(row) {
+                    let text = texts.value(row);
+                    let elements = array_elements(text).map_err(|why| {
+                        invalid_input(format!("malformed array literal: \"{text}\": {why}"))
+                    })?;
+                    let part = element_values(&elements, self.element.data_type())?;
+                    parts.push(part);
+                }
+                let total: usize = parts.iter().map(|p| p.len()).sum();
+                offsets.push(i32::try_from(total).map_err(|_| invalid_input("array too large"))?);
             }
-            let total: usize = parts.iter().map(|p| p.len()).sum();
-            offsets.push(i32::try_from(total).map_err(|_| bad_input("array too large"))?);
-        }
-        let element_values: ArrayRef = if parts.is_empty() {
-            new_empty_array(self.element.data_type())
-        } else {
-            let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
-            concat(&refs)?
-        };
-        let nulls = NullBuffer::from_iter((0..texts.len()).map(|i| !texts.is_null(i)));
-        let list: ArrayRef = Arc::new(ListArray::try_new(
-            Arc::clone(&self.element),
-            OffsetBuffer::new(offsets.into()),
-            element_values,
-            Some(nulls),
-        )?);
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&list, 0)?)
-        } else {
-            ColumnarValue::Array(list)
+            let element_values: ArrayRef = if parts.is_empty() {
+                new_empty_array(self.element.data_type())
+            } else {
+                let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+                concat(&refs)?
+            };
+            let nulls = NullBuffer::from_iter((0..texts.len()).map(|i| !texts.is_null(i)));
+            let list: ArrayRef = Arc::new(ListArray::try_new(
+                Arc::clone(&self.element),
+                OffsetBuffer::new(offsets.into()),
+                element_values,
+                Some(nulls),
+            )?);
+            Ok(list)
         })
     }
 }
@@ -102,7 +94,7 @@ fn element_values(elements: &[Option<String>], element_type: &DataType) -> Resul
                 .map(|e| match e {
                     None => Ok(None),
                     Some(text) => parse_interval(text).map(Some).ok_or_else(|| {
-                        bad_input(format!(
+                        invalid_input(format!(
                             "invalid input syntax for type interval: \"{text}\""
                         ))
                     }),
@@ -115,7 +107,7 @@ fn element_values(elements: &[Option<String>], element_type: &DataType) -> Resul
                 .iter()
                 .map(|e| match e {
                     None => Ok(None),
-                    Some(text) => bytea_input(text).map(Some).map_err(bad_input),
+                    Some(text) => bytea_input(text).map(Some).map_err(invalid_input),
                 })
                 .collect::<Result<Vec<_>>>()?;
             let values: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::Error;
+use crate::udf_shape::{in_shape_of_args, invalid_input};
 
 /// `pg_bytea(text)`.
 pub fn pg_bytea_function() -> ScalarUDF {
@@ -42,26 +42,20 @@ impl ScalarUDFImpl for PgBytea {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
-        let texts = cast(&values[0], &DataType::Utf8)?;
-        let texts = texts.as_string::<i32>();
-        let mut out = BinaryBuilder::with_capacity(texts.len(), texts.len() * 8);
-        for row in 0..texts.len() {
-            if texts.is_null(row) {
-                out.append_null();
-            } else {
-                let bytes = bytea_input(texts.value(row)).map_err(|message| {
-                    DataFusionError::External(Box::new(Error::user("22P02", message)))
-                })?;
-                out.append_value(bytes);
+        in_shape_of_args(&args.args, |values| {
+            let texts = cast(&values[0], &DataType::Utf8)?;
+            let texts = texts.as_string::<i32>();
+            let mut out = BinaryBuilder::with_capacity(texts.len(), texts.len() * 8);
+            for row in 0..texts.len() {
+                if texts.is_null(row) {
+                    out.append_null();
+                } else {
+                    let bytes = bytea_input(texts.value(row)).map_err(invalid_input)?;
+                    out.append_value(bytes);
+                }
             }
-        }
-        let bytes: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&bytes, 0)?)
-        } else {
-            ColumnarValue::Array(bytes)
+            let bytes: ArrayRef = Arc::new(out.finish());
+            Ok(bytes)
         })
     }
 }

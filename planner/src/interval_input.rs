@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
+use crate::udf_shape::in_shape_of_args;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, IntervalMonthDayNanoBuilder};
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
@@ -45,13 +46,9 @@ impl ScalarUDFImpl for PgInterval {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
-        let intervals = intervals(&cast(&values[0], &DataType::Utf8)?)?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&intervals, 0)?)
-        } else {
-            ColumnarValue::Array(intervals)
+        in_shape_of_args(&args.args, |values| {
+            let intervals = intervals(&cast(&values[0], &DataType::Utf8)?)?;
+            Ok(intervals)
         })
     }
 }

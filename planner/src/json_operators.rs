@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
@@ -20,6 +20,7 @@ use weir_executor::batch::typed_text::TextType;
 use weir_executor::json::{Json, JsonKey};
 
 use crate::typed_text_functions::typed_text_field;
+use crate::udf_shape::{in_shape_of_args, invalid_input};
 
 /// Plans `->` and `->>` as calls of `json_get` and `json_get_text`.
 #[derive(Debug)]
@@ -94,54 +95,43 @@ impl ScalarUDFImpl for JsonGet {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
-        let documents = cast(&values[0], &DataType::Utf8)?;
-        let documents = documents.as_string::<i32>();
-        let by_index = values[1].data_type().is_integer();
-        let keys = cast(
-            &values[1],
-            if by_index {
-                &DataType::Int64
-            } else {
-                &DataType::Utf8
-            },
-        )?;
-        let mut out = StringBuilder::with_capacity(documents.len(), documents.len() * 8);
-        for row in 0..documents.len() {
-            if documents.is_null(row) || keys.is_null(row) {
-                out.append_null();
-                continue;
+        in_shape_of_args(&args.args, |values| {
+            let documents = cast(&values[0], &DataType::Utf8)?;
+            let documents = documents.as_string::<i32>();
+            let by_index = values[1].data_type().is_integer();
+            let keys = cast(
+                &values[1],
+                if by_index {
+                    &DataType::Int64
+                } else {
+                    &DataType::Utf8
+                },
+            )?;
+            let mut out = StringBuilder::with_capacity(documents.len(), documents.len() * 8);
+            for row in 0..documents.len() {
+                if documents.is_null(row) || keys.is_null(row) {
+                    out.append_null();
+                    continue;
+                }
+                let document = Json::parse(documents.value(row)).map_err(invalid_input)?;
+                let key = if by_index {
+                    JsonKey::Index(
+                        keys.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                            .value(row),
+                    )
+                } else {
+                    JsonKey::Field(keys.as_string::<i32>().value(row))
+                };
+                let found = document.get(&key);
+                let text = match found {
+                    None => None,
+                    Some(value) if self.as_text => value.unquoted(),
+                    Some(value) => Some(value.clone().normalized().text()),
+                };
+                out.append_option(text);
             }
-            let document = Json::parse(documents.value(row)).map_err(|message| {
-                datafusion::error::DataFusionError::External(Box::new(crate::Error::user(
-                    "22P02", message,
-                )))
-            })?;
-            let key = if by_index {
-                JsonKey::Index(
-                    keys.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                        .value(row),
-                )
-            } else {
-                JsonKey::Field(keys.as_string::<i32>().value(row))
-            };
-            let found = document.get(&key);
-            let text = match found {
-                None => None,
-                Some(value) if self.as_text => value.unquoted(),
-                Some(value) => Some(value.clone().normalized().text()),
-            };
-            out.append_option(text);
-        }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
+            let array: ArrayRef = Arc::new(out.finish());
+            Ok(array)
         })
     }
 }

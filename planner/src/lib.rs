@@ -47,6 +47,7 @@ mod text_cast;
 mod tokens;
 mod typed_text_functions;
 mod types;
+mod udf_shape;
 mod views;
 mod watermarks;
 mod windows;

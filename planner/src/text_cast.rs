@@ -8,12 +8,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, IntervalUnit};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::pg_text::pg_text;
+use crate::udf_shape::in_shape_of_args;
 
 /// The session default of `extra_float_digits`: shortest exact digits.
 const SHORTEST_FLOAT_DIGITS: i8 = 1;
@@ -58,13 +59,9 @@ impl ScalarUDFImpl for PgText {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
-        let text = texts(&values[0])?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?)
-        } else {
-            ColumnarValue::Array(text)
+        in_shape_of_args(&args.args, |values| {
+            let text = texts(&values[0])?;
+            Ok(text)
         })
     }
 }

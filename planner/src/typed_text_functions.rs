@@ -11,7 +11,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
@@ -19,8 +19,8 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{DataType as SqlType, Expr, Statement, VisitMut, VisitorMut};
 use weir_executor::batch::typed_text::{PG_TYPE_KEY, TextType};
 
-use crate::Error;
 use crate::function_call::function_call;
+use crate::udf_shape::{in_shape_of_args, invalid_input};
 
 /// `pg_uuid`, `pg_json` and `pg_jsonb`.
 pub fn typed_text_functions() -> Vec<ScalarUDF> {
@@ -80,29 +80,23 @@ impl ScalarUDFImpl for TypedText {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
-        let texts = cast(&values[0], &DataType::Utf8)?;
-        let texts = texts.as_string::<i32>();
-        let mut out = StringBuilder::with_capacity(texts.len(), texts.value_data().len());
-        for row in 0..texts.len() {
-            if texts.is_null(row) {
-                out.append_null();
-                continue;
+        in_shape_of_args(&args.args, |values| {
+            let texts = cast(&values[0], &DataType::Utf8)?;
+            let texts = texts.as_string::<i32>();
+            let mut out = StringBuilder::with_capacity(texts.len(), texts.value_data().len());
+            for row in 0..texts.len() {
+                if texts.is_null(row) {
+                    out.append_null();
+                    continue;
+                }
+                let normal = self
+                    .text_type
+                    .normal_form(texts.value(row))
+                    .map_err(invalid_input)?;
+                out.append_value(normal);
             }
-            let normal = self
-                .text_type
-                .normal_form(texts.value(row))
-                .map_err(|message| {
-                    DataFusionError::External(Box::new(Error::user("22P02", message)))
-                })?;
-            out.append_value(normal);
-        }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
+            let array: ArrayRef = Arc::new(out.finish());
+            Ok(array)
         })
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow_pg::encoder::{Encoder, encode_value};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use futures::{StreamExt, stream};
@@ -40,6 +40,12 @@ pub(crate) fn encode_batch(
     options: TextOptions,
 ) -> Vec<PgWireResult<DataRow>> {
     let schema = batch.schema();
+    // The PostgreSQL type of each column kept as text, looked up once.
+    let text_types: Vec<Option<&str>> = schema
+        .fields()
+        .iter()
+        .map(|f| f.metadata().get(PG_TYPE_KEY).map(String::as_str))
+        .collect();
     let mut encoder = DataRowEncoder::new(Arc::clone(fields));
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -55,13 +61,8 @@ pub(crate) fn encode_batch(
             } else if let Some(text) = text {
                 // As it is: pgwire would quote the text of an array again.
                 Encoder::encode_field(&mut encoder, &Encoded(text.into_bytes()), pg_field)
-            } else if let Some(empty) = (pg_field.format() == FieldFormat::Binary)
-                .then(|| empty_array(column, row, pg_field))
-                .flatten()
-            {
-                Encoder::encode_field(&mut encoder, &empty, pg_field)
             } else if let Some(binary) = (pg_field.format() == FieldFormat::Binary)
-                .then(|| typed_text_binary(column, row, schema.field(i)))
+                .then(|| binary_form(column, row, text_types[i], pg_field))
                 .flatten()
             {
                 Encoder::encode_field(&mut encoder, &binary, pg_field)
@@ -85,15 +86,19 @@ pub(crate) fn encode_batch(
     rows
 }
 
-/// The binary form of a uuid, json or jsonb value (kept as text).
-fn typed_text_binary(column: &ArrayRef, row: usize, field: &Field) -> Option<Encoded> {
-    let pg_type = field.metadata().get(PG_TYPE_KEY)?;
-    Encoded::of_text(pg_type, column.as_string_opt::<i32>()?.value(row))
-}
-
-/// The binary form of an array of no elements, which postgres-types would
-/// send as one dimension of length 0.
-fn empty_array(column: &ArrayRef, row: usize, pg_field: &FieldInfo) -> Option<Encoded> {
+/// The binary form weir writes itself, where arrow-pg's differs: a uuid,
+/// json or jsonb value (kept as text, `text_type` names which), and an
+/// array of no elements, which postgres-types would send as one dimension
+/// of length 0.
+fn binary_form(
+    column: &ArrayRef,
+    row: usize,
+    text_type: Option<&str>,
+    pg_field: &FieldInfo,
+) -> Option<Encoded> {
+    if let Some(text_type) = text_type {
+        return Encoded::of_text(text_type, column.as_string_opt::<i32>()?.value(row));
+    }
     let list = column.as_list_opt::<i32>()?;
     if !list.value(row).is_empty() {
         return None;
