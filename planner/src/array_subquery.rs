@@ -3,13 +3,20 @@
 //! `(SELECT array_agg(e [ORDER BY ...]) FROM ...)`. psql's `\du` asks for
 //! each role's memberships this way. Over no rows it gives NULL where
 //! PostgreSQL gives `{}`.
+//!
+//! A subquery that only maps the elements of an array,
+//! `ARRAY(SELECT e(x) FROM unnest(a) AS x)`, is `array_transform(a, x ->
+//! e(x))` instead: `a` is most often a column of the outer query (psql's
+//! `\d+` and `pg_dump` ask for options this way), and DataFusion cannot
+//! correlate a subquery over a function of it.
 
 use std::ops::ControlFlow;
 
 use crate::function_call::function_call;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArgumentClause, FunctionArguments, OrderByKind, SelectItem, SetExpr,
-    Statement, VisitMut, VisitorMut,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
+    GroupByExpr, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens,
+    OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
 };
 
 /// Rewrites every `ARRAY(subquery)` of `statement` whose subquery selects
@@ -35,6 +42,10 @@ impl VisitorMut for ArraySubqueries {
         if !name.to_string().eq_ignore_ascii_case("array") {
             return ControlFlow::Continue(());
         }
+        if let Some(mapped) = element_map(query) {
+            *expr = mapped;
+            return ControlFlow::Continue(());
+        }
         let mut query = query.clone();
         let SetExpr::Select(select) = query.body.as_mut() else {
             return ControlFlow::Continue(());
@@ -56,6 +67,78 @@ impl VisitorMut for ArraySubqueries {
         *expr = Expr::Subquery(query);
         ControlFlow::Continue(())
     }
+}
+
+/// `array_transform(a, x -> e)` for a query that is exactly
+/// `SELECT e FROM unnest(a) [AS] x` (or `AS t(x)`).
+fn element_map(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    let ([item], [from]) = (select.projection.as_slice(), select.from.as_slice()) else {
+        return None;
+    };
+    let element = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    let (array, alias) = match &from.relation {
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => match array_exprs.as_slice() {
+            [array] => (array.clone(), alias.as_ref()?),
+            _ => return None,
+        },
+        TableFactor::Table {
+            name,
+            alias,
+            args: Some(args),
+            ..
+        } if name
+            .0
+            .last()
+            .is_some_and(|part| part.to_string().eq_ignore_ascii_case("unnest")) =>
+        {
+            match args.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] => {
+                    (array.clone(), alias.as_ref()?)
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let parameter = match alias.columns.as_slice() {
+        [] => alias.name.clone(),
+        [column] => column.name.clone(),
+        _ => return None,
+    };
+    if !plain || !from.joins.is_empty() {
+        return None;
+    }
+    let lambda = Expr::Lambda(LambdaFunction {
+        params: OneOrManyWithParens::One(LambdaFunctionParameter {
+            name: parameter,
+            data_type: None,
+        }),
+        body: Box::new(element),
+        syntax: LambdaSyntax::Arrow,
+    });
+    Some(function_call(
+        "array_transform",
+        vec![array, lambda],
+        vec![],
+    ))
 }
 
 #[cfg(test)]
@@ -82,5 +165,17 @@ mod tests {
             "SELECT (SELECT array_agg(b.name ORDER BY 1) FROM t AS b WHERE b.x = r.x) AS m FROM r"
         );
         assert_eq!(rewritten("SELECT ARRAY[1, 2]"), "SELECT ARRAY[1, 2]");
+    }
+
+    #[test]
+    fn an_array_of_mapped_elements_becomes_a_transform() {
+        assert_eq!(
+            rewritten("SELECT ARRAY(SELECT 'toast.' || x FROM unnest(tc.opts) x) FROM tc"),
+            "SELECT array_transform(tc.opts, x -> 'toast.' || x) FROM tc"
+        );
+        assert_eq!(
+            rewritten("SELECT array(select quote_literal(x) from unnest(tags) as t(x))"),
+            "SELECT array_transform(tags, x -> quote_literal(x))"
+        );
     }
 }

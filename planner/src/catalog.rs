@@ -393,6 +393,14 @@ impl Catalog {
         self.state.read().ok()?.tables.get(name).cloned()
     }
 
+    /// Every stored table.
+    pub fn tables(&self) -> Vec<Arc<TableEntry>> {
+        self.state
+            .read()
+            .map(|s| s.tables.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn table_names(&self) -> Vec<String> {
         self.state
             .read()

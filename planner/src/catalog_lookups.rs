@@ -9,7 +9,9 @@
 //! - `pg_get_userbyid(oid)`: the role's name from `pg_roles` (NULL for an
 //!   oid no role has), so psql shows each relation's owner; aggregated
 //!   with `max`, as DataFusion plans a correlated scalar subquery only then,
-//!   and named after the function, as its column would be.
+//!   and named after the function, as its column would be;
+//! - `pg_get_viewdef(oid [, pretty])`: the view's query, by its name in
+//!   `pg_class` ([`crate::catalog_texts`]), aggregated and named likewise.
 
 use std::ops::ControlFlow;
 
@@ -45,8 +47,13 @@ impl VisitorMut for Lookups {
             .0
             .last()
             .map(|part| part.to_string().to_ascii_lowercase());
-        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))] = list.args.as_slice() else {
-            return ControlFlow::Continue(());
+        // pg_get_viewdef's second argument (pretty) changes nothing here.
+        let oid = match (called.as_deref(), list.args.as_slice()) {
+            (_, [FunctionArg::Unnamed(FunctionArgExpr::Expr(oid))])
+            | (Some("pg_get_viewdef"), [FunctionArg::Unnamed(FunctionArgExpr::Expr(oid)), _]) => {
+                oid
+            }
+            _ => return ControlFlow::Continue(()),
         };
         // `oid` stays outside the subquery's FROM, so none of its names can
         // bind to the subquery's tables.
@@ -63,6 +70,10 @@ impl VisitorMut for Lookups {
                 "(SELECT max(weir_role.name) AS pg_get_userbyid FROM \
                  (SELECT oid AS role, rolname AS name FROM pg_catalog.pg_roles) AS weir_role \
                  WHERE weir_role.role = ({oid}))"
+            ),
+            Some("pg_get_viewdef") => format!(
+                "(SELECT max(weir_view_definition(weir_view.relname)) AS pg_get_viewdef \
+                 FROM pg_catalog.pg_class AS weir_view WHERE weir_view.oid = ({oid}))"
             ),
             _ => return ControlFlow::Continue(()),
         };

@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr, ObjectType, ShowCreateObject, Statement, visit_expressions,
 };
 use datafusion_pg_catalog::setup_pg_catalog;
-use weir_executor::batch::QueryPin;
+use weir_executor::Transaction;
 use weir_executor::checkpoint::settings::is_setting;
 use weir_executor::checkpoint::{CheckpointCoordinator, CheckpointSettings, SettingError};
 use weir_executor::generated::now_nanos;
@@ -57,6 +57,7 @@ use crate::{Error, Result};
 mod copy;
 mod copy_binary;
 mod in_block;
+mod lock;
 mod plain_views;
 mod prepared;
 mod privileges;
@@ -181,6 +182,14 @@ impl Database {
             base.register_udf(function);
         }
         base.register_udf(type_list_function());
+        for function in crate::pg_keys::key_functions(Arc::clone(&catalog))
+            .into_iter()
+            .chain(crate::catalog_texts::catalog_text_functions(Arc::clone(
+                &catalog,
+            )))
+        {
+            base.register_udf(function);
+        }
         let data_dir = std::fs::canonicalize(data_dir)
             .map_err(|e| Error::Internal(format!("{}: {e}", data_dir.display())))?;
         let file_roots = FileRoots::new([data_dir.as_path()]);
@@ -462,6 +471,7 @@ impl Database {
                 Ok(Prepared::ExplainView(built.explain.lines()))
             }
             Statement::Flush { .. } => Ok(Prepared::Flush),
+            Statement::Lock(lock) => self.prepare_lock(lock),
             Statement::ShowCreate {
                 obj_type: ShowCreateObject::Table | ShowCreateObject::View,
                 obj_name,
@@ -700,6 +710,7 @@ impl Database {
                 self.set_setting(&name, value).await?;
                 Ok(Outcome::Command(tag.into()))
             }
+            Prepared::Lock { .. } => Ok(Outcome::Command("LOCK TABLE".into())),
             Prepared::ShowCreate { name, definition } => {
                 let row = [
                     DATABASE_NAME.to_string(),
@@ -728,10 +739,14 @@ impl Database {
                 };
                 let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
                 let frame = if op.is_none() && !self.catalog.views().is_empty() {
-                    // One pin per query: every view it reads at one epoch.
-                    let config = ctx
-                        .copied_config()
-                        .with_extension(Arc::new(QueryPin::default()));
+                    // One pin per query: every view it reads at one epoch;
+                    // a snapshot block's for each of its queries.
+                    let config = ctx.copied_config();
+                    let pin = config
+                        .get_extension::<Transaction>()
+                        .and_then(|transaction| transaction.view_pin())
+                        .unwrap_or_default();
+                    let config = config.with_extension(pin);
                     let state = SessionStateBuilder::new_from_existing(ctx.state())
                         .with_config(config)
                         .build();

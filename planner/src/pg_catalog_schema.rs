@@ -2,7 +2,10 @@
 //! - `pg_class`, whose `relkind` is `m` for weir's materialized views (it
 //!   knows only tables and views, and calls every view a table): psql's
 //!   `\dm` lists relations of kind `m`, and `\d` names a relation's kind
-//!   from it; and whose `relowner` is the owning role's oid (it gave 0);
+//!   from it; whose `relowner` is the owning role's oid (it gave 0); and
+//!   which lists each primary key's index;
+//! - `pg_index` and `pg_constraint`, which list the primary keys
+//!   ([`pg_keys`]);
 //! - `pg_database`, which lists only the database weir serves (it also
 //!   listed a `postgres` database that refuses connections, in psql's `\l`);
 //! - `pg_stat_activity`, which it lacks: the server's sessions
@@ -17,14 +20,15 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::catalog::Session;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::common::{Column, DataFusionError};
+use datafusion::common::{Column, DataFusionError, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::logical_expr::conditional_expressions::CaseBuilder;
-use datafusion::logical_expr::{LogicalPlanBuilder, lit, when};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, lit, when};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{Expr, col};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, Statement, visit_relations_mut};
@@ -33,6 +37,7 @@ use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role}
 
 use crate::backends::Backends;
 use crate::catalog::Catalog;
+use crate::pg_keys::{self, primary_keys};
 use crate::roles::BOOTSTRAP_ROLE;
 
 const PG_STAT_ACTIVITY: &str = "pg_stat_activity";
@@ -77,7 +82,16 @@ impl SchemaProvider for PgCatalogSchema {
         }
         let table = self.inner.table(name).await?;
         match table {
-            Some(pg_class) if name == "pg_class" => Ok(Some(self.with_view_kinds(pg_class)?)),
+            Some(pg_class) if name == "pg_class" => Ok(Some(self.with_view_kinds(pg_class).await?)),
+            Some(_) if name == "pg_index" => {
+                let (pg_class, pg_namespace) = self.class_and_namespace().await?;
+                pg_keys::pg_index(pg_class, pg_namespace, &primary_keys(&self.catalog)).map(Some)
+            }
+            Some(_) if name == "pg_constraint" => {
+                let (pg_class, pg_namespace) = self.class_and_namespace().await?;
+                pg_keys::pg_constraint(pg_class, pg_namespace, &primary_keys(&self.catalog))
+                    .map(Some)
+            }
             Some(roles) if name == "pg_roles" => Ok(Some(self.with_role_oids(roles)?)),
             Some(_) if name == "pg_authid" => self.authid().await.map(Some),
             Some(pg_database) if name == "pg_database" => {
@@ -97,6 +111,23 @@ impl SchemaProvider for PgCatalogSchema {
 }
 
 impl PgCatalogSchema {
+    async fn inner_table(&self, name: &str) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        self.inner
+            .table(name)
+            .await?
+            .ok_or_else(|| DataFusionError::Plan(format!("{name} is missing")))
+    }
+
+    /// A scan of `datafusion-pg-catalog`'s `pg_class`, and its `pg_namespace`.
+    async fn class_and_namespace(
+        &self,
+    ) -> datafusion::error::Result<(LogicalPlan, Arc<dyn TableProvider>)> {
+        let pg_class = self.inner_table("pg_class").await?;
+        let plan =
+            LogicalPlanBuilder::scan("pg_class", provider_as_source(pg_class), None)?.build()?;
+        Ok((plan, self.inner_table("pg_namespace").await?))
+    }
+
     /// `pg_authid` as `pg_roles` with PostgreSQL's `pg_authid` columns.
     async fn authid(&self) -> datafusion::error::Result<Arc<dyn TableProvider>> {
         let roles = self
@@ -164,10 +195,11 @@ impl PgCatalogSchema {
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 
-    /// `pg_class` with `relkind = 'm'` for every materialized view and
-    /// each relation's owner in `relowner` (the bootstrap role for the
-    /// catalog's own).
-    fn with_view_kinds(
+    /// `pg_class` with `relkind = 'm'` for every materialized view, each
+    /// relation's owner in `relowner` (the bootstrap role for the
+    /// catalog's own), and each table's primary key as an index
+    /// ([`pg_keys`]).
+    async fn with_view_kinds(
         &self,
         pg_class: Arc<dyn TableProvider>,
     ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
@@ -177,6 +209,8 @@ impl PgCatalogSchema {
             .iter()
             .map(|v| lit(v.record.name.clone()))
             .collect();
+        let keys = primary_keys(&self.catalog);
+        let keyed: Vec<Expr> = keys.iter().map(|k| lit(k.table.clone())).collect();
         let access = self.catalog.access();
         let bootstrap = lit(role_oid(BOOTSTRAP_ROLE));
         let (relations, owners): (Vec<Expr>, Vec<Expr>) = access
@@ -201,13 +235,29 @@ impl PgCatalogSchema {
                             .map(|e| e.alias("relkind"))
                     }
                     "relowner" => Ok(owner.clone().alias("relowner")),
+                    "relhasindex" if !keyed.is_empty() => {
+                        when(col("relname").in_list(keyed.clone(), false), lit(true))
+                            .otherwise(column)
+                            .map(|e| e.alias("relhasindex"))
+                    }
                     _ => Ok(column),
                 }
             })
             .collect::<Result<_, _>>()?;
-        let plan = LogicalPlanBuilder::scan("pg_class", provider_as_source(pg_class), None)?
+        // Columns PostgreSQL has that pg-catalog's pg_class lacks: no
+        // relation of weir has storage options or an access list.
+        let mut columns = columns;
+        let text_list = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+        for name in ["reloptions", "relacl"] {
+            if pg_class.schema().field_with_name(name).is_err() {
+                columns.push(lit(ScalarValue::try_from(&text_list)?).alias(name));
+            }
+        }
+        let owned = LogicalPlanBuilder::scan("pg_class", provider_as_source(pg_class), None)?
             .project(columns)?
             .build()?;
+        let plan =
+            pg_keys::with_key_indexes(owned, self.inner_table("pg_namespace").await?, &keys)?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 }

@@ -51,6 +51,16 @@ pub fn pg_text(column: &ArrayRef, row: usize, extra_float_digits: i8) -> Option<
     })
 }
 
+/// An `int2vector` or `oidvector` (a list of integers) as PostgreSQL
+/// writes one: its elements with a space between, `1 3`.
+pub fn vector_text(column: &ArrayRef, row: usize) -> Option<String> {
+    let elements = column.as_list_opt::<i32>()?.value(row);
+    let texts: Vec<String> = (0..elements.len())
+        .map(|i| array_value_to_string(&elements, i).unwrap_or_default())
+        .collect();
+    Some(texts.join(" "))
+}
+
 /// An array as PostgreSQL writes it: `{1,2,NULL}`, `{a,"b c",""}`.
 fn array_text(elements: &ArrayRef, extra_float_digits: i8) -> String {
     let mut text = String::from("{");

@@ -2,7 +2,10 @@
 //! RESET and the transaction commands drivers send. The server owns session
 //! state and carries them out; the planner only recognises them.
 
-use datafusion::sql::sqlparser::ast::{Expr, Reset, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Reset, Set, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
+    Value,
+};
 
 use crate::ddl::normalize;
 use crate::{Error, Result};
@@ -22,8 +25,15 @@ pub enum SessionStatement {
         name: String,
     },
     ShowAll,
-    /// `BEGIN` / `START TRANSACTION`: table writes are held until COMMIT.
-    Begin,
+    /// `BEGIN` / `START TRANSACTION [modes]`: table writes are held until
+    /// COMMIT.
+    Begin(TransactionModes),
+    /// `SET TRANSACTION modes`: the open block's characteristics.
+    SetTransaction(TransactionModes),
+    /// `SET SESSION CHARACTERISTICS AS TRANSACTION modes`: what later
+    /// blocks start with (`default_transaction_isolation`,
+    /// `default_transaction_read_only`).
+    SetDefaults(TransactionModes),
     Commit,
     Rollback,
     /// `SAVEPOINT name` inside a transaction block (not weir's
@@ -46,6 +56,94 @@ pub enum SessionStatement {
     Deallocate {
         name: Option<String>,
     },
+}
+
+/// The characteristics a transaction block is given; `None` leaves one as
+/// it is (or as the session's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransactionModes {
+    pub isolation: Option<IsolationLevel>,
+    pub read_only: Option<bool>,
+}
+
+/// PostgreSQL's isolation levels, as a block asks for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    ReadUncommitted,
+    ReadCommitted,
+    RepeatableRead,
+    Serializable,
+}
+
+impl IsolationLevel {
+    /// The level as `transaction_isolation` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "read uncommitted",
+            IsolationLevel::ReadCommitted => "read committed",
+            IsolationLevel::RepeatableRead => "repeatable read",
+            IsolationLevel::Serializable => "serializable",
+        }
+    }
+
+    /// The level named `name`, as `SET transaction_isolation` spells it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.trim().to_ascii_lowercase().replace(['_', '-'], " ");
+        [
+            IsolationLevel::ReadUncommitted,
+            IsolationLevel::ReadCommitted,
+            IsolationLevel::RepeatableRead,
+            IsolationLevel::Serializable,
+        ]
+        .into_iter()
+        .find(|level| level.name() == name)
+    }
+
+    /// Whether the block reads one snapshot, taken at its first read,
+    /// rather than what is committed as each statement starts.
+    pub fn reads_snapshot(self) -> bool {
+        matches!(
+            self,
+            IsolationLevel::RepeatableRead | IsolationLevel::Serializable
+        )
+    }
+}
+
+fn transaction_modes(modes: &[TransactionMode]) -> Result<TransactionModes> {
+    let mut read = TransactionModes::default();
+    for mode in modes {
+        match mode {
+            TransactionMode::AccessMode(access) => {
+                read.read_only = Some(*access == TransactionAccessMode::ReadOnly);
+            }
+            TransactionMode::IsolationLevel(level) => {
+                read.isolation = Some(match level {
+                    TransactionIsolationLevel::ReadUncommitted => IsolationLevel::ReadUncommitted,
+                    TransactionIsolationLevel::ReadCommitted => IsolationLevel::ReadCommitted,
+                    TransactionIsolationLevel::RepeatableRead => IsolationLevel::RepeatableRead,
+                    TransactionIsolationLevel::Serializable => IsolationLevel::Serializable,
+                    other => {
+                        return Err(Error::not_supported(format!(
+                            "isolation level {other} is not supported"
+                        )));
+                    }
+                });
+            }
+        }
+    }
+    Ok(read)
+}
+
+/// A boolean setting's value as PostgreSQL reads one.
+fn boolean(name: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(Error::user(
+            "22023",
+            format!("invalid value for parameter \"{name}\": \"{value}\""),
+        )),
+    }
 }
 
 /// Recognises a session statement; `None` for every other statement.
@@ -71,7 +169,9 @@ pub(crate) fn session_statement(statement: &Statement) -> Option<Result<SessionS
                 name => Ok(SessionStatement::Show { name: name.into() }),
             }
         }
-        Statement::StartTransaction { .. } => Ok(SessionStatement::Begin),
+        Statement::StartTransaction { modes, .. } => {
+            transaction_modes(modes).map(SessionStatement::Begin)
+        }
         Statement::Commit { .. } => Ok(SessionStatement::Commit),
         Statement::Rollback {
             savepoint: None, ..
@@ -113,7 +213,43 @@ fn set_statement(set: &Set) -> Result<SessionStatement> {
                 }
                 values => Some(values.iter().map(value_text).collect::<Vec<_>>().join(", ")),
             };
-            Ok(SessionStatement::Set { name, value })
+            match (name.as_str(), &value) {
+                // The open block's own level and access, as SET TRANSACTION.
+                ("transaction_isolation", Some(level)) => IsolationLevel::from_name(level)
+                    .map(|level| {
+                        SessionStatement::SetTransaction(TransactionModes {
+                            isolation: Some(level),
+                            read_only: None,
+                        })
+                    })
+                    .ok_or_else(|| {
+                        Error::user(
+                            "22023",
+                            format!("invalid value for parameter \"{name}\": \"{level}\""),
+                        )
+                    }),
+                ("transaction_read_only", Some(value)) => {
+                    Ok(SessionStatement::SetTransaction(TransactionModes {
+                        isolation: None,
+                        read_only: Some(boolean(&name, value)?),
+                    }))
+                }
+                _ => Ok(SessionStatement::Set { name, value }),
+            }
+        }
+        Set::SetTransaction {
+            modes,
+            snapshot: None,
+            session: false,
+        } => transaction_modes(modes).map(SessionStatement::SetTransaction),
+        Set::SetTransaction {
+            modes,
+            snapshot: None,
+            session: true,
+        } => {
+            // The session's defaults, which each later block starts with.
+            let modes = transaction_modes(modes)?;
+            Ok(SessionStatement::SetDefaults(modes))
         }
         Set::SetTimeZone { value, .. } => Ok(SessionStatement::Set {
             name: "timezone".into(),
@@ -195,7 +331,38 @@ mod tests {
                 name: "transaction_isolation".into()
             }
         );
-        assert_eq!(session("BEGIN"), SessionStatement::Begin);
+        assert_eq!(
+            session("BEGIN"),
+            SessionStatement::Begin(TransactionModes::default())
+        );
+        assert_eq!(
+            session("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"),
+            SessionStatement::Begin(TransactionModes {
+                isolation: Some(IsolationLevel::RepeatableRead),
+                read_only: Some(true),
+            })
+        );
+        assert_eq!(
+            session("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            SessionStatement::SetTransaction(TransactionModes {
+                isolation: Some(IsolationLevel::Serializable),
+                read_only: None,
+            })
+        );
+        assert_eq!(
+            session("SET transaction_isolation = 'repeatable read'"),
+            SessionStatement::SetTransaction(TransactionModes {
+                isolation: Some(IsolationLevel::RepeatableRead),
+                read_only: None,
+            })
+        );
+        assert_eq!(
+            session("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"),
+            SessionStatement::SetDefaults(TransactionModes {
+                isolation: None,
+                read_only: Some(true),
+            })
+        );
         assert_eq!(session("COMMIT"), SessionStatement::Commit);
         assert_eq!(session("ROLLBACK"), SessionStatement::Rollback);
         assert_eq!(

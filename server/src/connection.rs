@@ -36,7 +36,8 @@ use tokio::task::AbortHandle;
 use weir_executor::Transaction;
 use weir_planner::roles::SessionRole;
 use weir_planner::{
-    BackendEntry, CopyIn, Database, Error, Outcome, Prepared, SessionStatement, TransactionStatus,
+    BackendEntry, CopyIn, Database, Error, IsolationLevel, Outcome, Prepared, SessionStatement,
+    TransactionModes, TransactionStatus,
 };
 
 use crate::authentication::{Gate, Startup};
@@ -364,7 +365,11 @@ impl Connection {
             Outcome::CopyOut { rows, format } => {
                 return Ok(Response::CopyOut(copy_out(rows, format, options, cancel)?));
             }
-            Outcome::Session(statement) => match self.block.run(&statement).await {
+            Outcome::Session(statement) => match self
+                .block
+                .run(&statement, self.transaction_defaults())
+                .await
+            {
                 Some(reply) => match reply.map_err(to_pgwire)? {
                     BlockReply::Begin => SessionReply::Begin,
                     BlockReply::End(tag) => SessionReply::End(tag),
@@ -489,6 +494,24 @@ impl Connection {
         TextOptions { extra_float_digits }
     }
 
+    /// What a block begun now starts as: the session's
+    /// `default_transaction_isolation` and `default_transaction_read_only`.
+    fn transaction_defaults(&self) -> TransactionModes {
+        let Ok(parameters) = self.parameters.lock() else {
+            return TransactionModes::default();
+        };
+        TransactionModes {
+            isolation: parameters
+                .get("default_transaction_isolation")
+                .ok()
+                .and_then(|name| IsolationLevel::from_name(&name)),
+            read_only: parameters
+                .get("default_transaction_read_only")
+                .ok()
+                .map(|value| value == "on"),
+        }
+    }
+
     /// Carries out a session statement.
     fn session_statement(&self, statement: SessionStatement) -> Result<SessionReply, Error> {
         let mut parameters = self
@@ -505,7 +528,27 @@ impl Connection {
                 SessionReply::Done("RESET")
             }
             SessionStatement::Show { name } => {
-                SessionReply::Rows(vec![vec![parameters.get(&name)?]])
+                let value = match (name.as_str(), self.block.characteristics()) {
+                    ("transaction_isolation", Some((level, _))) => level.name().to_string(),
+                    ("transaction_read_only", Some((_, read_only))) => on_off(read_only),
+                    ("transaction_isolation", None) => {
+                        parameters.get("default_transaction_isolation")?
+                    }
+                    ("transaction_read_only", None) => {
+                        parameters.get("default_transaction_read_only")?
+                    }
+                    _ => parameters.get(&name)?,
+                };
+                SessionReply::Rows(vec![vec![value]])
+            }
+            SessionStatement::SetDefaults(modes) => {
+                if let Some(level) = modes.isolation {
+                    parameters.set("default_transaction_isolation", Some(level.name().into()))?;
+                }
+                if let Some(read_only) = modes.read_only {
+                    parameters.set("default_transaction_read_only", Some(on_off(read_only)))?;
+                }
+                SessionReply::Done("SET")
             }
             SessionStatement::ShowAll => SessionReply::Rows(
                 parameters
@@ -524,7 +567,8 @@ impl Connection {
             // The statement itself leaves the client's store in `do_query`,
             // where the store is in reach; DEALLOCATE ALL leaves them there.
             SessionStatement::Deallocate { .. } => SessionReply::Done("DEALLOCATE"),
-            SessionStatement::Begin
+            SessionStatement::Begin(_)
+            | SessionStatement::SetTransaction(_)
             | SessionStatement::Commit
             | SessionStatement::Rollback
             | SessionStatement::Savepoint { .. }
@@ -718,4 +762,8 @@ impl PgWireServerHandlers for ConnectionHandlers {
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         Arc::clone(&self.connection)
     }
+}
+
+fn on_off(on: bool) -> String {
+    if on { "on" } else { "off" }.to_string()
 }

@@ -2,7 +2,7 @@
 //! what their field metadata says instead: the names a plan could not give
 //! its columns itself (two columns of one name, as PostgreSQL allows), and
 //! the PostgreSQL type of a column declared as one Arrow has not (`varchar`,
-//! `uuid`, `json`, `jsonb`).
+//! `uuid`, `json`, `jsonb`, and the catalog's `int2vector` and `oidvector`).
 
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion::arrow::datatypes::Schema;
@@ -27,6 +27,8 @@ pub(crate) fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<Fi
                     "uuid" => Some(Type::UUID),
                     "json" => Some(Type::JSON),
                     "jsonb" => Some(Type::JSONB),
+                    "int2vector" => Some(Type::INT2_VECTOR),
+                    "oidvector" => Some(Type::OID_VECTOR),
                     _ => None,
                 });
             if metadata.get(DISPLAY_NAME_KEY).is_none() && shown_type.is_none() {

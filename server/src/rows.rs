@@ -26,7 +26,7 @@ use crate::cancel::CancelSignal;
 use crate::errors::to_pgwire;
 use crate::pg_binary::{Encoded, Numeric};
 use crate::pg_fields::pg_fields;
-use crate::pg_text::pg_text;
+use crate::pg_text::{pg_text, vector_text};
 
 /// How values are written as text: the session parameters that shape it.
 #[derive(Debug, Clone, Copy)]
@@ -51,9 +51,10 @@ pub(crate) fn encode_batch(
     for row in 0..batch.num_rows() {
         for (i, (column, pg_field)) in batch.columns().iter().zip(fields.iter()).enumerate() {
             let text = match pg_field.format() {
-                FieldFormat::Text if !column.is_null(row) => {
-                    pg_text(column, row, options.extra_float_digits)
-                }
+                FieldFormat::Text if !column.is_null(row) => match text_types[i] {
+                    Some("int2vector" | "oidvector") => vector_text(column, row),
+                    _ => pg_text(column, row, options.extra_float_digits),
+                },
                 _ => None,
             };
             let encoded = if column.is_null(row) {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use datafusion::arrow::array::timezone::Tz;
-use weir_planner::{Error, SERVER_VERSION, SERVER_VERSION_NUM, parse_duration};
+use weir_planner::{Error, IsolationLevel, SERVER_VERSION, SERVER_VERSION_NUM, parse_duration};
 
 struct Parameter {
     name: &'static str,
@@ -62,7 +62,12 @@ const PARAMETERS: &[Parameter] = &[
     writable(
         "default_transaction_isolation",
         "read committed",
-        "Accepted for drivers; blocks read committed.",
+        "Isolation level of each new transaction block.",
+    ),
+    writable(
+        "default_transaction_read_only",
+        "off",
+        "Whether each new transaction block is read-only.",
     ),
     writable(
         "extra_float_digits",
@@ -119,7 +124,12 @@ const PARAMETERS: &[Parameter] = &[
     writable(
         "transaction_isolation",
         "read committed",
-        "Accepted for drivers.",
+        "Isolation level of the open transaction block (SET TRANSACTION).",
+    ),
+    writable(
+        "transaction_read_only",
+        "off",
+        "Whether the open transaction block is read-only (SET TRANSACTION).",
     ),
     fixed("integer_datetimes", "on", "Datetimes are integer based."),
     fixed("is_superuser", "on", "The session user is a superuser."),
@@ -264,11 +274,16 @@ fn checked(name: &str, value: String) -> Result<String, Error> {
             Ok(digits) if (-15..=3).contains(&digits) => Ok(digits.to_string()),
             _ => Err(invalid(name, &value)),
         },
-        "implicit_flush" => match value.trim().to_ascii_lowercase().as_str() {
-            "on" | "true" | "yes" | "1" => Ok("on".into()),
-            "off" | "false" | "no" | "0" => Ok("off".into()),
-            _ => Err(invalid(name, &value)),
-        },
+        "default_transaction_isolation" => IsolationLevel::from_name(&value)
+            .map(|level| level.name().to_string())
+            .ok_or_else(|| invalid(name, &value)),
+        "implicit_flush" | "default_transaction_read_only" => {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => Ok("on".into()),
+                "off" | "false" | "no" | "0" => Ok("off".into()),
+                _ => Err(invalid(name, &value)),
+            }
+        }
         "timezone" => {
             let zone = value.trim();
             if ["utc", "gmt", "z", "zulu"].contains(&zone.to_ascii_lowercase().as_str()) {

@@ -9,7 +9,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use weir_executor::Transaction;
-use weir_planner::{Error, InBlock, Prepared, SessionStatement, TransactionStatus};
+use weir_planner::{
+    Error, InBlock, IsolationLevel, Prepared, SessionStatement, TransactionModes, TransactionStatus,
+};
 use weir_storage::PendingWrites;
 
 /// A notice for the client: SQLSTATE and message, sent as a WARNING.
@@ -28,6 +30,9 @@ struct BlockState {
     /// DDL run inside the block: it committed at once.
     committed_ddl: Vec<&'static str>,
     notice: Option<Notice>,
+    /// The open block's characteristics.
+    isolation: Option<IsolationLevel>,
+    read_only: bool,
 }
 
 /// What a transaction statement answers, by pgwire's kinds of tag.
@@ -53,7 +58,10 @@ impl TransactionBlock {
     /// block, and inside a block what cannot be part of one.
     pub fn check(&self, prepared: &Prepared) -> Result<(), Error> {
         if !self.transaction.is_open() {
-            return Ok(());
+            return match prepared {
+                Prepared::Lock { .. } => Err(outside_block("LOCK TABLE")),
+                _ => Ok(()),
+            };
         }
         let ends_block = matches!(
             prepared,
@@ -68,6 +76,25 @@ impl TransactionBlock {
                 "25P02",
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
+        }
+        if let Some(what) = prepared.writes() {
+            let state = self.state();
+            if state.read_only {
+                return Err(Error::user(
+                    "25006",
+                    format!("cannot execute {what} in a read-only transaction"),
+                ));
+            }
+            if let Some(level) = state.isolation.filter(|l| l.reads_snapshot()) {
+                return Err(Error::user(
+                    "0A000",
+                    format!(
+                        "cannot execute {what} in a {} transaction: weir's snapshot \
+                         transactions only read; write in a READ COMMITTED block",
+                        level.name().to_uppercase()
+                    ),
+                ));
+            }
         }
         match prepared.in_block() {
             InBlock::Runs => Ok(()),
@@ -121,10 +148,29 @@ impl TransactionBlock {
         self.state().notice.take()
     }
 
+    /// The open block's isolation level and whether it is read-only;
+    /// `None` outside a block.
+    pub fn characteristics(&self) -> Option<(IsolationLevel, bool)> {
+        if !self.transaction.is_open() {
+            return None;
+        }
+        let state = self.state();
+        Some((
+            state.isolation.unwrap_or(IsolationLevel::ReadCommitted),
+            state.read_only,
+        ))
+    }
+
     /// Carries out a transaction statement; `None` for other statements.
-    pub async fn run(&self, statement: &SessionStatement) -> Option<Result<BlockReply, Error>> {
+    /// A block begun takes what `modes` leave out from `defaults`.
+    pub async fn run(
+        &self,
+        statement: &SessionStatement,
+        defaults: TransactionModes,
+    ) -> Option<Result<BlockReply, Error>> {
         Some(match statement {
-            SessionStatement::Begin => Ok(self.begin()),
+            SessionStatement::Begin(modes) => Ok(self.begin(*modes, defaults)),
+            SessionStatement::SetTransaction(modes) => self.set_transaction(*modes),
             SessionStatement::Commit => self.commit().await,
             SessionStatement::Rollback => Ok(self.rollback()),
             SessionStatement::Savepoint { name } => self.savepoint(name),
@@ -134,12 +180,48 @@ impl TransactionBlock {
         })
     }
 
-    fn begin(&self) -> BlockReply {
+    fn begin(&self, modes: TransactionModes, defaults: TransactionModes) -> BlockReply {
         if !self.transaction.begin() {
             self.state().notice =
                 Some(("25001", "there is already a transaction in progress".into()));
+            return BlockReply::Begin;
         }
+        self.apply(TransactionModes {
+            isolation: modes.isolation.or(defaults.isolation),
+            read_only: modes.read_only.or(defaults.read_only),
+        });
         BlockReply::Begin
+    }
+
+    /// `SET TRANSACTION`: outside a block a warning, as in PostgreSQL; the
+    /// isolation level only before the block's first read.
+    fn set_transaction(&self, modes: TransactionModes) -> Result<BlockReply, Error> {
+        if !self.transaction.is_open() {
+            self.state().notice = Some((
+                "25P01",
+                "SET TRANSACTION can only be used in transaction blocks".into(),
+            ));
+            return Ok(BlockReply::Done("SET"));
+        }
+        if modes.isolation.is_some() && self.transaction.has_read() {
+            return Err(Error::user(
+                "25001",
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+            ));
+        }
+        self.apply(modes);
+        Ok(BlockReply::Done("SET"))
+    }
+
+    fn apply(&self, modes: TransactionModes) {
+        let mut state = self.state();
+        if let Some(level) = modes.isolation {
+            state.isolation = Some(level);
+            self.transaction.read_snapshot(level.reads_snapshot());
+        }
+        if let Some(read_only) = modes.read_only {
+            state.read_only = read_only;
+        }
     }
 
     async fn commit(&self) -> Result<BlockReply, Error> {

@@ -39,8 +39,8 @@ pub use pending::{PendingTable, PendingWrites};
 pub use rocks::SharedMemory;
 pub use state_store::{FrozenState, RocksStateStore, ScanVisitor, StateChanges, StateStore};
 pub use table_store::{
-    LogReader, RowReceiver, TableId, TableKey, TableLayout, TableSnapshot, TableStore, TableWrite,
-    WriteOutcome,
+    LogReader, ReadPoint, RowReceiver, TableId, TableKey, TableLayout, TableSnapshot, TableStore,
+    TableWrite, WriteOutcome,
 };
 
 /// Position in a table's change log: every row written gets the next offset.

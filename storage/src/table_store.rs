@@ -39,6 +39,16 @@ pub struct TableLayout {
     pub key: TableKey,
 }
 
+/// The tables of one store at one point in time ([`TableStore::read_point`]).
+#[derive(Clone)]
+pub struct ReadPoint(Arc<EngineSnapshot>);
+
+impl std::fmt::Debug for ReadPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadPoint")
+    }
+}
+
 /// What one statement does to one table, atomically: delete the rows with
 /// these primary keys (missing ones are skipped), then insert these rows
 /// (a key that exists after the deletions is a unique violation).
@@ -346,8 +356,24 @@ impl TableStore {
     /// `batch_rows` rows per batch. Reading runs on a blocking thread and
     /// stops when the receiver is dropped.
     pub fn scan(&self, table: TableId, batch_rows: usize) -> Result<RowReceiver> {
-        let snapshot = self.shared.engine.snapshot();
+        let snapshot = Arc::new(self.shared.engine.snapshot());
         self.stream_rows(snapshot, table, batch_rows, false)
+    }
+
+    /// Every table as it is now, to read from many times: what a snapshot
+    /// transaction block reads.
+    pub fn read_point(&self) -> ReadPoint {
+        ReadPoint(Arc::new(self.shared.engine.snapshot()))
+    }
+
+    /// [`TableStore::scan`] as of `point`.
+    pub fn scan_at(
+        &self,
+        point: &ReadPoint,
+        table: TableId,
+        batch_rows: usize,
+    ) -> Result<RowReceiver> {
+        self.stream_rows(Arc::clone(&point.0), table, batch_rows, false)
     }
 
     /// Registers a reader of `table`'s log at `from`: the log is kept
@@ -371,7 +397,7 @@ impl TableStore {
         // Registered before the snapshot is taken, so no truncation that
         // the snapshot does not see can pass it.
         let reader = self.register_reader(table, LogOffset(0))?;
-        let snapshot = self.shared.engine.snapshot();
+        let snapshot = Arc::new(self.shared.engine.snapshot());
         let bounds = stored_bounds(table, snapshot.get(&keys::meta(table))?)?;
         let row_ids = matches!(self.shared.codec(table)?.layout.key, TableKey::RowId);
         let rows = self.stream_rows(snapshot, table, batch_rows, row_ids)?;
@@ -385,7 +411,7 @@ impl TableStore {
 
     fn stream_rows(
         &self,
-        snapshot: EngineSnapshot,
+        snapshot: Arc<EngineSnapshot>,
         table: TableId,
         batch_rows: usize,
         row_ids: bool,
@@ -437,11 +463,26 @@ impl TableStore {
     /// The rows whose primary keys are given (columns in key order); missing
     /// keys are skipped.
     pub fn get_rows(&self, table: TableId, key_columns: &[ArrayRef]) -> Result<RecordBatch> {
+        self.get_rows_at(None, table, key_columns)
+    }
+
+    /// [`TableStore::get_rows`] as of `point`, or as of now for `None`.
+    pub fn get_rows_at(
+        &self,
+        point: Option<&ReadPoint>,
+        table: TableId,
+        key_columns: &[ArrayRef],
+    ) -> Result<RecordBatch> {
         let codec = self.shared.codec(table)?;
         let keys = codec.encode_key_columns(key_columns)?;
         let mut found = Vec::new();
         for key in keys.iter() {
-            if let Some(row) = self.shared.engine.get(&keys::row(table, key.as_ref()))? {
+            let key = keys::row(table, key.as_ref());
+            let row = match point {
+                Some(point) => point.0.get(&key)?,
+                None => self.shared.engine.get(&key)?,
+            };
+            if let Some(row) = row {
                 found.push(row);
             }
         }

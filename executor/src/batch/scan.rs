@@ -1,5 +1,6 @@
 //! Streams a stored table into DataFusion, as a full scan or key lookups,
-//! with the session's uncommitted writes on top.
+//! with the session's uncommitted writes on top, as of a snapshot block's
+//! point when one is open.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
-use weir_storage::{TableId, TableStore};
+use weir_storage::{ReadPoint, TableId, TableStore};
 
 use super::storage_error;
 use super::transaction::Transaction;
@@ -34,11 +35,12 @@ impl PartitionStream for TableScan {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let schema = Arc::clone(&self.schema);
-        let committed = self.committed(ctx.session_config().batch_size());
-        let pending = ctx
-            .session_config()
-            .get_extension::<Transaction>()
-            .and_then(|transaction| transaction.pending(self.table));
+        let transaction = ctx.session_config().get_extension::<Transaction>();
+        let point = transaction
+            .as_ref()
+            .and_then(|transaction| transaction.read_point(&self.store));
+        let committed = self.committed(point.as_ref(), ctx.session_config().batch_size());
+        let pending = transaction.and_then(|transaction| transaction.pending(self.table));
         let Some(pending) = pending else {
             return Box::pin(RecordBatchStreamAdapter::new(schema, committed));
         };
@@ -59,16 +61,25 @@ impl PartitionStream for TableScan {
 }
 
 impl TableScan {
-    /// The committed rows this scan reads.
-    fn committed(&self, batch_rows: usize) -> BoxStream<'static, Result<RecordBatch>> {
+    /// The committed rows this scan reads: as of `point`, a snapshot
+    /// block's, or as they are now.
+    fn committed(
+        &self,
+        point: Option<&ReadPoint>,
+        batch_rows: usize,
+    ) -> BoxStream<'static, Result<RecordBatch>> {
         if let Some(keys) = &self.keys {
             let rows = self
                 .store
-                .get_rows(self.table, std::slice::from_ref(keys))
+                .get_rows_at(point, self.table, std::slice::from_ref(keys))
                 .map_err(storage_error);
             return stream::iter([rows]).boxed();
         }
-        match self.store.scan(self.table, batch_rows) {
+        let scanned = match point {
+            Some(point) => self.store.scan_at(point, self.table, batch_rows),
+            None => self.store.scan(self.table, batch_rows),
+        };
+        match scanned {
             Ok(receiver) => stream::unfold(receiver, |mut receiver| async move {
                 let batch = receiver.recv().await?;
                 Some((batch.map_err(storage_error), receiver))

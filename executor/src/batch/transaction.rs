@@ -9,7 +9,11 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use weir_storage::{PendingTable, PendingWrites, TableId, TableStore, TableWrite, WriteOutcome};
+use weir_storage::{
+    PendingTable, PendingWrites, ReadPoint, TableId, TableStore, TableWrite, WriteOutcome,
+};
+
+use super::QueryPin;
 
 #[derive(Debug, Default)]
 pub struct Transaction {
@@ -21,6 +25,13 @@ struct OpenBlock {
     /// The store the block wrote to, once it wrote.
     store: Option<Arc<TableStore>>,
     pending: PendingWrites,
+    /// Whether the block reads one snapshot (REPEATABLE READ): the
+    /// tables and views as its first read of each found them.
+    snapshot: bool,
+    /// The tables' point, once the block read a table.
+    tables: Option<(Arc<TableStore>, ReadPoint)>,
+    /// The views' pin, once the block read a view.
+    views: Option<Arc<QueryPin>>,
 }
 
 /// What COMMIT has to write.
@@ -62,6 +73,41 @@ impl Transaction {
 
     pub fn is_open(&self) -> bool {
         self.lock().is_some()
+    }
+
+    /// Makes the open block read one snapshot (or, with `false`, what is
+    /// committed as each statement starts). Call before the block reads.
+    pub fn read_snapshot(&self, snapshot: bool) {
+        if let Some(block) = self.lock().as_mut() {
+            block.snapshot = snapshot;
+        }
+    }
+
+    /// Whether the open block has read through its snapshot already.
+    pub fn has_read(&self) -> bool {
+        self.lock()
+            .as_ref()
+            .is_some_and(|block| block.tables.is_some() || block.views.is_some())
+    }
+
+    /// The point a snapshot block reads `store`'s tables at, taken at its
+    /// first read; `None` when no snapshot block is open (or it reads
+    /// another store, a savepoint's).
+    pub(crate) fn read_point(&self, store: &Arc<TableStore>) -> Option<ReadPoint> {
+        let mut guard = self.lock();
+        let block = guard.as_mut().filter(|block| block.snapshot)?;
+        let (held, point) = block
+            .tables
+            .get_or_insert_with(|| (Arc::clone(store), store.read_point()));
+        Arc::ptr_eq(held, store).then(|| point.clone())
+    }
+
+    /// The pin a snapshot block reads every view with, from its first
+    /// read of one; `None` when no snapshot block is open.
+    pub fn view_pin(&self) -> Option<Arc<QueryPin>> {
+        let mut guard = self.lock();
+        let block = guard.as_mut().filter(|block| block.snapshot)?;
+        Some(Arc::clone(block.views.get_or_insert_with(Default::default)))
     }
 
     /// Whether the open block has staged any write.

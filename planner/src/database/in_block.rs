@@ -6,6 +6,8 @@
 //! the whole database at once (sources, checkpoints, state savepoints,
 //! database settings) cannot be part of a transaction and is refused.
 
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+
 use super::Prepared;
 use crate::SessionStatement;
 
@@ -30,7 +32,8 @@ impl Prepared {
             | Prepared::Truncate(_)
             | Prepared::CopyOut { .. }
             | Prepared::ShowDatabase(_)
-            | Prepared::ShowCreate { .. } => InBlock::Runs,
+            | Prepared::ShowCreate { .. }
+            | Prepared::Lock { .. } => InBlock::Runs,
             Prepared::Session(SessionStatement::Discard) => InBlock::Refused("DISCARD ALL"),
             Prepared::Session(_) => InBlock::Runs,
             Prepared::CreateTable { .. } => InBlock::CommitsAtOnce("CREATE TABLE"),
@@ -49,6 +52,27 @@ impl Prepared {
             Prepared::DropSavepoint { .. } => InBlock::Refused("DROP SAVEPOINT"),
             Prepared::SetDatabase { .. } => InBlock::Refused("SET of a database setting"),
             Prepared::Access { tag, .. } => InBlock::CommitsAtOnce(tag),
+        }
+    }
+}
+
+impl Prepared {
+    /// The command, if the statement writes: what a `READ ONLY` block
+    /// refuses (and a snapshot block, which only reads).
+    pub fn writes(&self) -> Option<&'static str> {
+        match self {
+            Prepared::Plan(LogicalPlan::Dml(DmlStatement { op, .. })) => Some(match op {
+                WriteOp::Insert(_) => "INSERT",
+                WriteOp::Update => "UPDATE",
+                WriteOp::Delete => "DELETE",
+                _ => "a write",
+            }),
+            Prepared::CopyIn(_) => Some("COPY FROM"),
+            Prepared::Truncate(_) => Some("TRUNCATE"),
+            _ => match self.in_block() {
+                InBlock::CommitsAtOnce(tag) => Some(tag),
+                InBlock::Runs | InBlock::Refused(_) => None,
+            },
         }
     }
 }

@@ -54,6 +54,10 @@ pub enum Prepared {
     ResumeView(String),
     /// `TRUNCATE`: a DELETE of every row for each table, one commit.
     Truncate(Vec<TruncateTarget>),
+    /// `LOCK TABLE names`, inside a transaction block (see `docs/sql.md`).
+    Lock {
+        tables: Vec<String>,
+    },
     /// `COPY table FROM STDIN`: the server gathers the rows.
     CopyIn(CopyIn),
     /// `COPY table | (query) TO STDOUT`.

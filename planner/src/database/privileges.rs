@@ -78,6 +78,7 @@ impl Database {
             | Prepared::Flush
             | Prepared::ShowDatabase(_)
             | Prepared::ShowCreate { .. }
+            | Prepared::Lock { .. }
             | Prepared::Session(_) => Ok(()),
         }
     }
