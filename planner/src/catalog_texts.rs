@@ -5,6 +5,9 @@
 //!   answer for an object without a comment; weir has no `COMMENT ON`.
 //! - `pg_get_ruledef`: NULL; weir has no rules (`pg_rewrite` lists only
 //!   PostgreSQL's own).
+//! - `acldefault(kind, owner)`: NULL, as an object's `relacl`, `nspacl`
+//!   and the like are: weir keeps privileges in its own catalog
+//!   (`GRANT`), not as PostgreSQL access lists.
 //! - `pg_size_pretty(bytes)`: PostgreSQL's rounding to `bytes`, `kB`, `MB`,
 //!   `GB`, `TB` and `PB`.
 //! - `pg_table_size`, `pg_indexes_size`: 0, as `pg_relation_size` answers
@@ -18,7 +21,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -47,6 +50,11 @@ pub fn catalog_text_functions(catalog: Arc<Catalog>) -> Vec<ScalarUDF> {
         })
     })
     .collect();
+    functions.push(ScalarUDF::from(CatalogText {
+        name: "acldefault",
+        answer: Answer::NoAccessList,
+        signature: Signature::any(2, Volatility::Stable),
+    }));
     for name in ["pg_table_size", "pg_indexes_size"] {
         functions.push(ScalarUDF::from(CatalogText {
             name,
@@ -70,6 +78,7 @@ pub fn catalog_text_functions(catalog: Arc<Catalog>) -> Vec<ScalarUDF> {
 #[derive(Debug)]
 enum Answer {
     Null,
+    NoAccessList,
     NoBytes,
     PrettySize,
     ViewDefinition(Arc<Catalog>),
@@ -108,6 +117,7 @@ impl ScalarUDFImpl for CatalogText {
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.answer {
             Answer::NoBytes => DataType::Int64,
+            Answer::NoAccessList => access_list(),
             _ => DataType::Utf8,
         })
     }
@@ -115,6 +125,9 @@ impl ScalarUDFImpl for CatalogText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         match &self.answer {
             Answer::Null => Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None))),
+            Answer::NoAccessList => Ok(ColumnarValue::Scalar(ScalarValue::try_from(
+                &access_list(),
+            )?)),
             Answer::NoBytes => in_shape_of_args(&args.args, |arrays| {
                 let zeros: Int64Array = (0..arrays[0].len())
                     .map(|i| (!arrays[0].is_null(i)).then_some(0))
@@ -141,6 +154,11 @@ impl ScalarUDFImpl for CatalogText {
             }),
         }
     }
+}
+
+/// `aclitem[]`, as weir types it: a list of text.
+fn access_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
 }
 
 /// The query of view `name` (plain or materialized), as

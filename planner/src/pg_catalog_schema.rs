@@ -81,7 +81,7 @@ impl SchemaProvider for PgCatalogSchema {
             })));
         }
         let table = self.inner.table(name).await?;
-        match table {
+        let table = match table {
             Some(pg_class) if name == "pg_class" => Ok(Some(self.with_view_kinds(pg_class).await?)),
             Some(_) if name == "pg_index" => {
                 let (pg_class, pg_namespace) = self.class_and_namespace().await?;
@@ -99,10 +99,12 @@ impl SchemaProvider for PgCatalogSchema {
                     LogicalPlanBuilder::scan("pg_database", provider_as_source(pg_database), None)?
                         .filter(col("datname").eq(lit(self.database.clone())))?
                         .build()?;
-                Ok(Some(Arc::new(ViewTable::new(plan, None))))
+                let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(plan, None));
+                Ok(Some(view))
             }
             other => Ok(other),
-        }
+        }?;
+        table.map(|t| with_table_oid(name, t)).transpose()
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -260,6 +262,77 @@ impl PgCatalogSchema {
             pg_keys::with_key_indexes(owned, self.inner_table("pg_namespace").await?, &keys)?;
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
+}
+
+/// The oids PostgreSQL gives its catalog tables, which a row's
+/// `tableoid` names (`pg_dump` reads it from each catalog it lists).
+const CATALOG_TABLE_OIDS: &[(&str, i32)] = &[
+    ("pg_aggregate", 2600),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_attribute", 1249),
+    ("pg_authid", 1260),
+    ("pg_cast", 2605),
+    ("pg_class", 1259),
+    ("pg_collation", 3456),
+    ("pg_constraint", 2606),
+    ("pg_conversion", 2607),
+    ("pg_database", 1262),
+    ("pg_default_acl", 826),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_event_trigger", 3466),
+    ("pg_extension", 3079),
+    ("pg_foreign_data_wrapper", 2328),
+    ("pg_foreign_server", 1417),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_init_privs", 3394),
+    ("pg_language", 2612),
+    ("pg_namespace", 2615),
+    ("pg_opclass", 2616),
+    ("pg_operator", 2617),
+    ("pg_opfamily", 2753),
+    ("pg_policy", 3256),
+    ("pg_proc", 1255),
+    ("pg_publication", 6104),
+    ("pg_publication_namespace", 6237),
+    ("pg_publication_rel", 6106),
+    ("pg_rewrite", 2618),
+    ("pg_statistic_ext", 3381),
+    ("pg_subscription", 6100),
+    ("pg_transform", 3576),
+    ("pg_trigger", 2620),
+    ("pg_ts_config", 3602),
+    ("pg_ts_dict", 3600),
+    ("pg_ts_parser", 3601),
+    ("pg_ts_template", 3764),
+    ("pg_type", 1247),
+];
+
+/// `table` with PostgreSQL's `tableoid` column, where it names one of the
+/// catalog tables above and lacks it.
+fn with_table_oid(
+    name: &str,
+    table: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+    let Some((_, oid)) = CATALOG_TABLE_OIDS.iter().find(|(n, _)| *n == name) else {
+        return Ok(table);
+    };
+    if table.schema().field_with_name("tableoid").is_ok() {
+        return Ok(table);
+    }
+    let mut columns: Vec<Expr> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Expr::Column(Column::new(Some(name), f.name())))
+        .collect();
+    columns.push(lit(*oid).alias("tableoid"));
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 /// The oid a role goes by in `pg_roles`, `pg_class.relowner` and

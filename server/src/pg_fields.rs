@@ -5,7 +5,7 @@
 //! `uuid`, `json`, `jsonb`, and the catalog's `int2vector` and `oidvector`).
 
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldInfo;
@@ -20,6 +20,7 @@ pub(crate) fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<Fi
         .zip(schema.fields())
         .map(|(info, field)| {
             let metadata = field.metadata();
+            let is_list = matches!(field.data_type(), DataType::List(_));
             let shown_type = metadata
                 .get(PG_TYPE_KEY)
                 .and_then(|name| match name.as_str() {
@@ -27,8 +28,9 @@ pub(crate) fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<Fi
                     "uuid" => Some(Type::UUID),
                     "json" => Some(Type::JSON),
                     "jsonb" => Some(Type::JSONB),
-                    "int2vector" => Some(Type::INT2_VECTOR),
-                    "oidvector" => Some(Type::OID_VECTOR),
+                    // Only while the column is still the list (not cast to text).
+                    "int2vector" if is_list => Some(Type::INT2_VECTOR),
+                    "oidvector" if is_list => Some(Type::OID_VECTOR),
                     _ => None,
                 });
             if metadata.get(DISPLAY_NAME_KEY).is_none() && shown_type.is_none() {

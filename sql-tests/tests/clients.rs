@@ -39,7 +39,7 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(pgbench()),
     ),
     (
-        "clients/psql's \\dt \\dv \\dm \\d \\du \\df \\l list what weir holds",
+        "clients/psql's \\dt \\dv \\dm \\d \\d+ \\du \\df \\l list what weir holds",
         || Box::pin(psql_describe()),
     ),
 ];
@@ -203,6 +203,24 @@ async fn psql_describe() -> anyhow::Result<()> {
         &[
             "id | integer | | not null |",
             "symbol | text | | not null |",
+        ],
+    )?;
+    let described = psql("\\d+ trades").await?;
+    expect(
+        &described,
+        "\\d+ trades",
+        &[
+            "id | integer | | not null | | plain |",
+            "\"trades_pkey\" PRIMARY KEY, btree (id)",
+        ],
+    )?;
+    let view = psql("\\d+ last_price").await?;
+    expect(
+        &view,
+        "\\d+ last_price",
+        &[
+            "View definition:",
+            "SELECT symbol, max(price) AS top FROM trades GROUP BY symbol;",
         ],
     )?;
     let roles = psql("\\du").await?;
