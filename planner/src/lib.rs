@@ -9,6 +9,7 @@
 mod array_casts;
 mod array_input;
 mod array_subquery;
+mod array_subscripts;
 mod as_of_savepoint;
 mod backends;
 mod bytea_input;

@@ -98,6 +98,7 @@ impl StatementParser {
                 crate::windows::rewrite_windows(&mut statement)?;
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
+                crate::array_subscripts::rewrite_array_subscripts(&mut statement);
                 crate::catalog_lookups::rewrite_catalog_lookups(&mut statement);
                 crate::catalog_subqueries::aggregate_catalog_subqueries(&mut statement);
                 crate::constants::rewrite_constants(&mut statement);

@@ -1,7 +1,6 @@
 // pgjdbc against weir: server-prepared statements from the first run
 // (prepareThreshold=1) with setTimestamp and setBigDecimal, update counts,
-// DatabaseMetaData (tables, columns), and a rollback. (getPrimaryKeys asks
-// for information_schema._pg_expandarray: open.)
+// DatabaseMetaData (tables, columns, primary keys), and a rollback.
 
 import java.math.BigDecimal;
 import java.sql.Connection;
@@ -48,6 +47,13 @@ public class JdbcCheck {
             ResultSet cols = meta.getColumns(null, "public", "payments", "%");
             while (cols.next()) columns.add(cols.getString("COLUMN_NAME") + " " + cols.getString("TYPE_NAME"));
             check(columns.equals(List.of("id int4", "payer text", "at timestamp", "amount numeric")), "columns " + columns);
+
+            List<String> keys = new ArrayList<>();
+            ResultSet primary = meta.getPrimaryKeys(null, "public", "payments");
+            while (primary.next()) {
+                keys.add(primary.getString("COLUMN_NAME") + " " + primary.getShort("KEY_SEQ") + " " + primary.getString("PK_NAME"));
+            }
+            check(keys.equals(List.of("id 1 payments_pkey")), "primary keys " + keys);
 
             conn.setAutoCommit(false);
             statement.execute("INSERT INTO payments (id) VALUES (100)");

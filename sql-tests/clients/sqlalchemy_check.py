@@ -1,8 +1,7 @@
 """SQLAlchemy 2 and pandas against weir: create_engine().connect(),
 relation names and column reflection through inspect(), Core queries,
-pandas.read_sql of a materialized view and a plain view, DataFrame.to_sql.
-(Primary-key reflection, which autoload does too, is open: weir's catalog
-has no pg_constraint rows.)"""
+primary-key reflection (get_pk_constraint and Table(autoload_with=)),
+pandas.read_sql of a materialized view and a plain view, DataFrame.to_sql."""
 
 import sys
 
@@ -34,10 +33,14 @@ assert isinstance(columns["category"]["type"], sa.Text), columns["category"]
 assert isinstance(columns["price"]["type"], sa.Float), columns["price"]
 assert not columns["category"]["nullable"] and columns["price"]["nullable"], columns
 
-# (autoload_with also reflects the primary key, from pg_constraint rows
-# weir's catalog does not have yet: the columns are declared here.)
-items = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
-                 sa.Column("category", sa.Text), sa.Column("price", sa.Float))
+primary_key = inspector.get_pk_constraint("items")
+assert primary_key["constrained_columns"] == ["id"], primary_key
+assert primary_key["name"] == "items_pkey", primary_key
+assert inspector.get_foreign_keys("items") == [] and inspector.get_indexes("items") == []
+
+items = sa.Table("items", sa.MetaData(), autoload_with=engine)
+assert [c.name for c in items.primary_key] == ["id"], items.primary_key
+assert [c.name for c in items.columns] == ["id", "category", "price"], items.columns
 with engine.connect() as conn:
     rows = conn.execute(sa.select(items.c.id, items.c.price).where(items.c.id < 3).order_by(items.c.id)).all()
     assert rows == [(0, 0.0), (1, 1.5), (2, 3.0)], rows

@@ -23,7 +23,7 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(script("python3", "asyncpg_check.py")),
     ),
     (
-        "clients/SQLAlchemy 2 and pandas: connect, relation names, column reflection, read_sql of views, to_sql",
+        "clients/SQLAlchemy 2 and pandas: connect, relation names, column and primary-key reflection, read_sql of views, to_sql",
         || Box::pin(script("python3", "sqlalchemy_check.py")),
     ),
     (
@@ -31,7 +31,7 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(script("node", "node_pg_check.js")),
     ),
     (
-        "clients/pgjdbc: server-prepared setTimestamp, metadata, rollback",
+        "clients/pgjdbc: server-prepared setTimestamp, metadata with primary keys, rollback",
         || Box::pin(pgjdbc()),
     ),
     (
