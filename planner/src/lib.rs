@@ -17,6 +17,7 @@ pub mod catalog;
 mod catalog_lookups;
 mod catalog_subqueries;
 mod catalog_texts;
+mod char_type;
 mod column_names;
 mod commands;
 mod constants;

@@ -99,6 +99,7 @@ impl StatementParser {
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
                 crate::array_subscripts::rewrite_array_subscripts(&mut statement);
+                crate::char_type::rewrite_char_casts(&mut statement);
                 crate::catalog_lookups::rewrite_catalog_lookups(&mut statement);
                 crate::catalog_subqueries::aggregate_catalog_subqueries(&mut statement);
                 crate::constants::rewrite_constants(&mut statement);

@@ -2,12 +2,15 @@
 //! ([`Outcome`]), and the fixed shapes of the rows weir makes itself
 //! (EXPLAIN's `QUERY PLAN`, `SHOW` of a setting, `SHOW CREATE`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use super::copy::{CopyFormat, CopyIn};
@@ -135,7 +138,12 @@ impl Prepared {
         let Prepared::Plan(plan) = self else {
             return Ok(Vec::new());
         };
-        let types = plan.get_parameter_types()?;
+        let mut types = plan.get_parameter_types()?;
+        for (name, cast_to) in cast_parameters(plan)? {
+            if let Some(slot @ None) = types.get_mut(&name) {
+                *slot = Some(cast_to);
+            }
+        }
         let mut ordered = Vec::new();
         for (name, data_type) in types {
             let index: usize = name
@@ -167,6 +175,29 @@ impl Prepared {
             _ => None,
         }
     }
+}
+
+/// Parameters whose type DataFusion leaves open but that are cast at once
+/// (`$1::oid[]`, as asyncpg's type lookup asks): they take the cast's type,
+/// as PostgreSQL infers them.
+fn cast_parameters(plan: &LogicalPlan) -> Result<HashMap<String, DataType>> {
+    let mut found = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|expr| {
+                if let Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) =
+                    expr
+                    && let Expr::Placeholder(Placeholder { id, field: None }) = expr.as_ref()
+                {
+                    found
+                        .entry(id.clone())
+                        .or_insert_with(|| field.data_type().clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(found)
 }
 
 /// The columns of `SHOW CREATE`, DataFusion's.
