@@ -94,17 +94,11 @@ fn positions(array: Expr) -> Expr {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
     use super::*;
+    use crate::rewrite_tests::rewritten_by;
 
     fn rewritten(sql: &str) -> String {
-        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        rewrite_array_subscripts(&mut statement);
-        statement.to_string()
+        rewritten_by(rewrite_array_subscripts, sql)
     }
 
     #[test]

@@ -297,17 +297,11 @@ fn has_aggregate(expr: &Expr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
     use super::*;
+    use crate::rewrite_tests::rewritten_by;
 
     fn rewritten(sql: &str) -> String {
-        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        aggregate_catalog_subqueries(&mut statement);
-        statement.to_string()
+        rewritten_by(aggregate_catalog_subqueries, sql)
     }
 
     #[test]

@@ -41,17 +41,11 @@ fn is_quoted_char(data_type: &SqlType) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
     use super::*;
+    use crate::rewrite_tests::rewritten_by;
 
     fn rewritten(sql: &str) -> String {
-        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        rewrite_char_casts(&mut statement);
-        statement.to_string()
+        rewritten_by(rewrite_char_casts, sql)
     }
 
     #[test]

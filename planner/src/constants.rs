@@ -162,17 +162,11 @@ fn constant_scale(expr: &Expr) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
     use super::*;
+    use crate::rewrite_tests::rewritten_by;
 
     fn rewritten(sql: &str) -> String {
-        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        rewrite_constants(&mut statement);
-        statement.to_string()
+        rewritten_by(rewrite_constants, sql)
     }
 
     #[test]

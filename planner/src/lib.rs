@@ -39,6 +39,8 @@ mod pg_catalog_schema;
 mod pg_functions;
 mod pg_keys;
 pub mod pg_text;
+#[cfg(test)]
+mod rewrite_tests;
 pub mod roles;
 mod savepoint_registry;
 mod session_windows;
