@@ -7,14 +7,16 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, UInt64Array};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr, ObjectType, ShowCreateObject, Statement, visit_expressions,
@@ -39,11 +41,13 @@ use crate::file_roots::{FileRoots, source_reads_storage};
 use crate::function_signatures::type_list_function;
 use crate::functions::weir_functions;
 use crate::json_operators::JsonOperators;
+use crate::oid_columns::described_schema;
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::pg_casts::PgCastRewrite;
 use crate::pg_catalog_schema::{CatalogRoles, PgCatalogSchema};
 use crate::pg_functions::pg_functions;
 use crate::roles::{RoleAttributes, RoleRecord, ScramSecret, session_role};
+use crate::row_subqueries::RowSubqueryPlanner;
 use crate::savepoint_registry::SavepointRegistry;
 use crate::session_windows::session_functions;
 use crate::sources::{pin_creation_time, source_spec, source_watermark};
@@ -126,8 +130,11 @@ impl Database {
         config.options_mut().sql_parser.parse_float_as_decimal = true;
         // `TIMESTAMPTZ` in a cast is zoned, in the zone weir keeps them in.
         config.options_mut().execution.time_zone = Some(crate::types::UTC.into());
-        let mut base =
-            SessionContext::new_with_config_rt(config, query_runtime(query_memory_limit)?);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(query_runtime(query_memory_limit)?)
+            .with_default_features();
+        let mut base = SessionContext::new_with_state(RowSubqueryPlanner::install(state).build());
         base.register_function_rewrite(Arc::new(PgCastRewrite::default()))?;
         base.register_expr_planner(Arc::new(JsonOperators::default()))?;
         for function in typed_text_functions() {
@@ -738,6 +745,7 @@ impl Database {
                     _ => None,
                 };
                 let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+                let described = described_schema(&plan);
                 let frame = if op.is_none() && !self.catalog.views().is_empty() {
                     // One pin per query: every view it reads at one epoch;
                     // a snapshot block's for each of its queries.
@@ -767,7 +775,10 @@ impl Database {
                 };
                 match op {
                     None if explain => query_plan(frame.collect().await?),
-                    None => Ok(Outcome::Rows(frame.execute_stream().await?)),
+                    None => Ok(Outcome::Rows(described_as(
+                        frame.execute_stream().await?,
+                        described,
+                    ))),
                     Some(op) => {
                         let count = written_rows(frame).await?;
                         Ok(Outcome::Command(match op {
@@ -801,6 +812,21 @@ fn view_sql(statement: &Statement, emit_on_window_close: bool) -> String {
     } else {
         statement.to_string()
     }
+}
+
+/// `rows` as described by `schema`: its own schema with the metadata
+/// [`described_schema`] adds, the batches as they are.
+fn described_as(rows: SendableRecordBatchStream, schema: SchemaRef) -> SendableRecordBatchStream {
+    if rows
+        .schema()
+        .fields()
+        .iter()
+        .zip(schema.fields())
+        .all(|(a, b)| a.metadata() == b.metadata())
+    {
+        return rows;
+    }
+    Box::pin(RecordBatchStreamAdapter::new(schema, rows))
 }
 
 /// The `count` a DataFusion write returns.

@@ -100,6 +100,7 @@ impl StatementParser {
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
                 crate::array_subscripts::rewrite_array_subscripts(&mut statement);
                 crate::char_type::rewrite_char_casts(&mut statement);
+                crate::regtype_text::rewrite_regtype_texts(&mut statement);
                 crate::catalog_lookups::rewrite_catalog_lookups(&mut statement);
                 crate::catalog_subqueries::aggregate_catalog_subqueries(&mut statement);
                 crate::constants::rewrite_constants(&mut statement);

@@ -5,6 +5,7 @@
 //! prepares one statement at Parse (so Describe knows parameter and result
 //! types) and runs it at Execute with the bound parameters.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -46,6 +47,7 @@ use crate::copy_in::{self, CopyInProgress, SharedCopy};
 use crate::copy_out::copy_out;
 use crate::describe::send_statement_description;
 use crate::errors::{error_info, to_pgwire};
+use crate::oid_parameters::oid_parameters;
 use crate::parameters::bind_parameters;
 use crate::pg_fields::pg_fields;
 use crate::rows::{TextOptions, encode_batches, encode_rows};
@@ -60,6 +62,8 @@ pub(crate) struct PreparedStatement {
     sql: String,
     prepared: Prepared,
     parameter_types: Vec<Option<DataType>>,
+    /// Parameters described as `oid` or `oid[]` though planned as integers.
+    oid_parameters: HashMap<usize, Type>,
 }
 
 /// pgwire builds a portal only from a default one; weir builds one to hand
@@ -71,6 +75,7 @@ impl Default for PreparedStatement {
             sql: String::new(),
             prepared: Prepared::Flush,
             parameter_types: Vec::new(),
+            oid_parameters: HashMap::new(),
         }
     }
 }
@@ -111,6 +116,7 @@ impl StatementPreparer {
         let Some(statement) = parsed.pop() else {
             return Ok(None);
         };
+        let oid_parameters = oid_parameters(&statement.statement);
         let prepared = self
             .database
             .prepare(&self.ctx, statement)
@@ -121,6 +127,7 @@ impl StatementPreparer {
             sql: sql.to_string(),
             prepared,
             parameter_types,
+            oid_parameters,
         }))
     }
 }
@@ -149,9 +156,11 @@ impl QueryParser for StatementPreparer {
         statement
             .parameter_types
             .iter()
-            .map(|t| match t {
-                Some(t) => into_pg_type(t),
-                None => Ok(Type::UNKNOWN),
+            .enumerate()
+            .map(|(i, t)| match (statement.oid_parameters.get(&i), t) {
+                (Some(oid), _) => Ok(oid.clone()),
+                (None, Some(t)) => into_pg_type(t),
+                (None, None) => Ok(Type::UNKNOWN),
             })
             .collect()
     }

@@ -114,6 +114,10 @@ fn plan_code(message: &str) -> &'static str {
     let lower = message.to_lowercase();
     if lower.contains("not found") && (lower.contains("table") || lower.contains("relation")) {
         "42P01"
+    } else if lower.contains("correlated") && lower.contains("subquery") {
+        // DataFusion wants to know before running it that a correlated
+        // subquery gives one row: an aggregate or `LIMIT 1` says so.
+        "0A000"
     } else if lower.contains("no function matches") || lower.contains("invalid function") {
         "42883"
     } else if lower.contains("coerce")
@@ -150,10 +154,7 @@ fn datafusion_error(e: &DataFusionError) -> (&'static str, String) {
         DataFusionError::SQL(_, _) => ("42601", message),
         DataFusionError::NotImplemented(text) if text.contains("Subquery") => (
             "0A000",
-            format!(
-                "this correlated subquery is not supported: only subqueries correlated by \
-                 equality (inner.col = outer.col) can be planned ({text})"
-            ),
+            format!("this form of subquery is not supported ({text})"),
         ),
         DataFusionError::NotImplemented(_) => ("0A000", message),
         DataFusionError::SchemaError(schema, _) => {

@@ -21,6 +21,7 @@ mod errors;
 mod hangup;
 mod message_cap;
 mod nexmark_bench;
+mod oid_parameters;
 mod parameters;
 mod pg_binary;
 mod pg_fields;

@@ -2,7 +2,8 @@
 //! what their field metadata says instead: the names a plan could not give
 //! its columns itself (two columns of one name, as PostgreSQL allows), and
 //! the PostgreSQL type of a column declared as one Arrow has not (`varchar`,
-//! `uuid`, `json`, `jsonb`, and the catalog's `int2vector` and `oidvector`).
+//! `uuid`, `json`, `jsonb`, `oid[]`, and the catalog's `int2vector` and
+//! `oidvector`).
 
 use arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion::arrow::datatypes::{DataType, Schema};
@@ -31,6 +32,7 @@ pub(crate) fn pg_fields(schema: &Schema, format: &Format) -> PgWireResult<Vec<Fi
                     // Only while the column is still the list (not cast to text).
                     "int2vector" if is_list => Some(Type::INT2_VECTOR),
                     "oidvector" if is_list => Some(Type::OID_VECTOR),
+                    "oid[]" if is_list => Some(Type::OID_ARRAY),
                     _ => None,
                 });
             if metadata.get(DISPLAY_NAME_KEY).is_none() && shown_type.is_none() {

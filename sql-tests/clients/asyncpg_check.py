@@ -1,7 +1,8 @@
 """asyncpg against weir: binary parameters and results for each scalar
-type, executemany, transactions, and binary COPY both ways
-(copy_records_to_table, copy_from_query). (Arrays need asyncpg's type
-introspection query: open.)"""
+type, executemany, transactions, binary COPY both ways
+(copy_records_to_table, copy_from_query), and array columns and
+parameters, which asyncpg decodes only after its type introspection query
+(a recursive CTE with correlated subqueries, and `$1::oid[]`) has run."""
 
 import asyncio
 import datetime
@@ -65,6 +66,16 @@ async def main(port):
     assert data.startswith(b"PGCOPY\n\xff\r\n\x00"), data[:20]
     assert data.endswith(b"\xff\xff"), data[-4:]
     assert b"c1" in data and data.count(b"\x00\x03") >= 4, data
+
+    # Arrays: int[] and text[] columns, array parameters both ways.
+    await conn.execute("CREATE TABLE tagged (id INT PRIMARY KEY, xs INT[], tags TEXT[])")
+    await conn.execute("INSERT INTO tagged VALUES (1, '{1,2,3}', '{a,\"b c\"}')")
+    await conn.execute("INSERT INTO tagged VALUES ($1, $2, $3)", 2, [4, None], ["d", None])
+    tagged = [tuple(r) for r in await conn.fetch("SELECT * FROM tagged ORDER BY id")]
+    assert tagged == [(1, [1, 2, 3], ["a", "b c"]), (2, [4, None], ["d", None])], tagged
+    picked = await conn.fetch("SELECT id FROM tagged WHERE id = any($1::int[])", [2, 7])
+    assert [r["id"] for r in picked] == [2], picked
+    assert await conn.fetchval("SELECT xs[2] FROM tagged WHERE id = 1") == 2
     await conn.close()
     print("asyncpg", asyncpg.__version__, "ok")
 

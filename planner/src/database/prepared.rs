@@ -18,6 +18,7 @@ use super::plain_views::PlainViewSpec;
 use super::truncate::TruncateTarget;
 use crate::catalog::AccessChange;
 use crate::ddl::TableSpec;
+use crate::described_schema;
 use crate::sources::SourceSpec;
 use crate::statement::SessionStatement;
 use crate::views::ViewSpec;
@@ -168,7 +169,7 @@ impl Prepared {
             Prepared::Plan(LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) => {
                 Some(explain_schema())
             }
-            Prepared::Plan(plan) => Some(Arc::clone(plan.schema().inner())),
+            Prepared::Plan(plan) => Some(described_schema(plan)),
             Prepared::ExplainView(_) => Some(explain_schema()),
             Prepared::ShowDatabase(name) => Some(setting_schema(name)),
             Prepared::ShowCreate { .. } => Some(show_create_schema()),
