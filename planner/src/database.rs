@@ -41,6 +41,7 @@ use crate::file_roots::{FileRoots, source_reads_storage};
 use crate::function_signatures::type_list_function;
 use crate::functions::weir_functions;
 use crate::json_operators::JsonOperators;
+use crate::name_subscripts::NameSubscripts;
 use crate::oid_columns::described_schema;
 use crate::parser::{ParsedStatement, StatementParser};
 use crate::pg_casts::PgCastRewrite;
@@ -130,10 +131,13 @@ impl Database {
         config.options_mut().sql_parser.parse_float_as_decimal = true;
         // `TIMESTAMPTZ` in a cast is zoned, in the zone weir keeps them in.
         config.options_mut().execution.time_zone = Some(crate::types::UTC.into());
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(query_runtime(query_memory_limit)?)
             .with_default_features();
+        if let Some(planners) = state.expr_planners() {
+            planners.insert(0, Arc::new(NameSubscripts));
+        }
         let mut base = SessionContext::new_with_state(RowSubqueryPlanner::install(state).build());
         base.register_function_rewrite(Arc::new(PgCastRewrite::default()))?;
         base.register_expr_planner(Arc::new(JsonOperators::default()))?;

@@ -14,7 +14,8 @@
 //!   the catalog's (psql's `\du`), each with its oid ([`role_oid`]; it
 //!   gave every role 0);
 //! - `pg_authid`, a fixed table of a PostgreSQL's roles there: here the
-//!   same rows as `pg_roles`, passwords never shown.
+//!   same rows as `pg_roles`, passwords never shown;
+//! - the catalogs weir has no rows for ([`crate::empty_catalogs`]).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -37,17 +38,20 @@ use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role}
 
 use crate::backends::Backends;
 use crate::catalog::Catalog;
+use crate::empty_catalogs::{empty_catalog, empty_catalog_names};
 use crate::pg_keys::{self, primary_keys};
 use crate::roles::BOOTSTRAP_ROLE;
 
 const PG_STAT_ACTIVITY: &str = "pg_stat_activity";
 
-/// Qualifies `pg_stat_activity` with `pg_catalog`, as PostgreSQL's search
-/// path finds it (pg-catalog's parser does so only for its own tables).
+/// Qualifies `pg_stat_activity` and the empty catalogs with `pg_catalog`,
+/// as PostgreSQL's search path finds them (pg-catalog's parser does so
+/// only for its own tables).
 pub fn qualify_pg_tables(statement: &mut Statement) {
     let _ = visit_relations_mut(statement, |name| {
         if let [ObjectNamePart::Identifier(table)] = name.0.as_slice()
-            && table.value.eq_ignore_ascii_case(PG_STAT_ACTIVITY)
+            && (table.value.eq_ignore_ascii_case(PG_STAT_ACTIVITY)
+                || empty_catalog_names().any(|n| table.value.eq_ignore_ascii_case(n)))
         {
             name.0
                 .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
@@ -71,6 +75,11 @@ impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
         names.push(PG_STAT_ACTIVITY.to_string());
+        for name in empty_catalog_names() {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
         names
     }
 
@@ -79,6 +88,9 @@ impl SchemaProvider for PgCatalogSchema {
             return Ok(Some(Arc::new(ActivityTable {
                 backends: Arc::clone(&self.backends),
             })));
+        }
+        if let Some(empty) = empty_catalog(name) {
+            return with_table_oid(name, empty?).map(Some);
         }
         let table = self.inner.table(name).await?;
         let table = match table {
@@ -108,7 +120,9 @@ impl SchemaProvider for PgCatalogSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == PG_STAT_ACTIVITY || self.inner.table_exist(name)
+        name == PG_STAT_ACTIVITY
+            || empty_catalog_names().any(|n| n == name)
+            || self.inner.table_exist(name)
     }
 }
 
@@ -299,6 +313,7 @@ const CATALOG_TABLE_OIDS: &[(&str, i32)] = &[
     ("pg_publication_namespace", 6237),
     ("pg_publication_rel", 6106),
     ("pg_rewrite", 2618),
+    ("pg_seclabel", 3596),
     ("pg_statistic_ext", 3381),
     ("pg_subscription", 6100),
     ("pg_transform", 3576),

@@ -9,6 +9,7 @@
 //! - `pg_function_is_visible(oid)`: true; every function is in the path.
 //! - `to_regtype(text)`: the type's canonical name, NULL for an unknown one.
 //! - `pg_get_serial_sequence(table, column)`: NULL; weir has no sequences.
+//! - `pg_get_triggerdef(oid, pretty)`: NULL; weir has no triggers.
 //! - `pg_collation_is_visible(oid)`: true, as for functions.
 //! - `pg_is_in_recovery()`: false; weir has no standbys.
 //! - `json_build_object(key, value, ...)`: see [`crate::json_build_object`].
@@ -64,6 +65,13 @@ pub fn pg_functions() -> Vec<ScalarUDF> {
         create_udf(
             "pg_get_serial_sequence",
             vec![DataType::Utf8, DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+        create_udf(
+            "pg_get_triggerdef",
+            vec![DataType::Int64, DataType::Boolean],
             DataType::Utf8,
             Volatility::Stable,
             Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),

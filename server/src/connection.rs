@@ -19,6 +19,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::common::collect;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::{Sink, SinkExt, TryStreamExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::sasl::SASLState;
@@ -53,6 +54,7 @@ use crate::pg_fields::pg_fields;
 use crate::rows::{TextOptions, encode_batches, encode_rows};
 use crate::session::SessionParameters;
 use crate::session_functions::{SessionHandles, register_session_functions};
+use crate::sql_prepare::SqlPrepared;
 use crate::transaction_block::{BlockReply, TransactionBlock};
 
 /// A statement prepared through the extended protocol.
@@ -194,6 +196,8 @@ pub(crate) struct Connection {
     copy: SharedCopy,
     /// The role the session runs as, which startup sets.
     role: Arc<SessionRole>,
+    /// Statements prepared with SQL `PREPARE`.
+    sql_prepared: SqlPrepared,
 }
 
 impl Connection {
@@ -234,6 +238,7 @@ impl Connection {
             idle_timer: Mutex::default(),
             copy: SharedCopy::default(),
             role,
+            sql_prepared: SqlPrepared::default(),
         }
     }
 
@@ -618,6 +623,27 @@ impl SimpleQueryHandler for Connection {
         let mut responses = Vec::with_capacity(statements.len());
         let last = statements.len().saturating_sub(1);
         for (index, statement) in statements.into_iter().enumerate() {
+            let materialize = index < last;
+            match &statement.statement {
+                Statement::Prepare { .. } | Statement::Execute { .. } => {
+                    let result = self
+                        .sql_prepare_or_execute(&statement.statement, materialize)
+                        .await;
+                    if result.is_err() {
+                        self.failed_early();
+                    }
+                    match result {
+                        Ok(response) => responses.push(response),
+                        Err(PgWireError::UserError(info)) => {
+                            responses.push(Response::Error(info));
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             let prepared = match self.database.prepare(&self.ctx, statement).await {
                 Ok(prepared) => prepared,
                 Err(e) => {
@@ -626,12 +652,13 @@ impl SimpleQueryHandler for Connection {
                     break;
                 }
             };
-            if let Prepared::Session(SessionStatement::Deallocate { name: Some(name) }) = &prepared
-            {
-                client.portal_store().rm_statement(name);
+            if let Prepared::Session(SessionStatement::Deallocate { name }) = &prepared {
+                if let Some(name) = name {
+                    client.portal_store().rm_statement(name);
+                }
+                self.sql_prepared.remove(name.as_deref());
             }
             let cancel = self.signal(query);
-            let materialize = index < last;
             let result = self
                 .run(prepared, None, &Format::UnifiedText, materialize, cancel)
                 .await;
@@ -705,6 +732,52 @@ impl ExtendedQueryHandler for Connection {
             .await;
         self.send_warning(client).await?;
         result
+    }
+}
+
+impl Connection {
+    /// SQL `PREPARE` keeps a statement planned as a Parse plans it;
+    /// `EXECUTE` runs one with its values bound as text.
+    async fn sql_prepare_or_execute(
+        &self,
+        statement: &Statement,
+        materialize: bool,
+    ) -> PgWireResult<Response> {
+        match statement {
+            Statement::Prepare {
+                name, statement, ..
+            } => {
+                let sql = statement.to_string();
+                let Some(prepared) = self.preparer.prepare(&sql).await? else {
+                    return Err(to_pgwire(Error::user("42601", "PREPARE of no statement")));
+                };
+                self.sql_prepared.insert(&name.value, prepared)?;
+                Ok(Response::Execution(Tag::new("PREPARE")))
+            }
+            Statement::Execute {
+                name: Some(name),
+                parameters,
+                ..
+            } => {
+                let portal = self.sql_prepared.portal(&name.to_string(), parameters)?;
+                let statement = &portal.statement.statement;
+                let types: Vec<Option<&DataType>> = statement
+                    .parameter_types
+                    .iter()
+                    .map(Option::as_ref)
+                    .collect();
+                let params = bind_parameters(&portal, &types)?;
+                self.run(
+                    statement.prepared.clone(),
+                    params,
+                    &Format::UnifiedText,
+                    materialize,
+                    self.signal(&statement.sql),
+                )
+                .await
+            }
+            _ => Err(to_pgwire(Error::not_supported("EXECUTE without a name"))),
+        }
     }
 }
 

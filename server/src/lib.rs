@@ -31,6 +31,7 @@ mod savepoint_bench;
 mod server;
 mod session;
 mod session_functions;
+mod sql_prepare;
 mod tls;
 mod transaction_block;
 mod view_bench;

@@ -39,6 +39,10 @@ pub const TESTS: &[(&str, Test)] = &[
         || Box::pin(pgbench()),
     ),
     (
+        "clients/pg_dump's catalog queries: SQL PREPARE and EXECUTE, name subscripts, empty catalogs",
+        || Box::pin(pg_dump_queries()),
+    ),
+    (
         "clients/psql's \\dt \\dv \\dm \\d \\d+ \\du \\df \\l list what weir holds",
         || Box::pin(psql_describe()),
     ),
@@ -157,6 +161,68 @@ async fn pgbench() -> anyhow::Result<()> {
         out.contains("number of transactions actually processed: 50/50"),
         "pgbench:\n{out}"
     );
+    Ok(())
+}
+
+/// The first column of each row `sql` answers over the simple protocol.
+async fn simple_rows(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<Vec<String>> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some(row.get(0).unwrap_or("NULL").to_string())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// What `pg_dump --schema-only` asks that other clients do not.
+async fn pg_dump_queries() -> anyhow::Result<()> {
+    let (_dir, _server, port) = server().await?;
+    let client = connect(port).await?;
+    client
+        .batch_execute("CREATE TABLE acct (id INT PRIMARY KEY, name TEXT)")
+        .await?;
+    let oid = simple_rows(&client, "SELECT oid FROM pg_class WHERE relname = 'acct'").await?;
+    let columns = simple_rows(
+        &client,
+        &format!(
+            "PREPARE columns(pg_catalog.oid) AS SELECT attname FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum; EXECUTE columns('{}')",
+            oid.first().map(String::as_str).unwrap_or("0")
+        ),
+    )
+    .await?;
+    ensure!(columns == ["id", "name"], "EXECUTE gave {columns:?}");
+    client.batch_execute("DEALLOCATE columns").await?;
+    let gone = client.simple_query("EXECUTE columns('1')").await;
+    ensure!(
+        gone.as_ref().err().and_then(|e| e.code()).map(|c| c.code()) == Some("26000"),
+        "EXECUTE after DEALLOCATE: {gone:?}"
+    );
+    let arrays = simple_rows(
+        &client,
+        "SELECT count(*) FILTER (WHERE typname[0] = '_') = count(*) FILTER (WHERE typname LIKE '\\_%') \
+         AND count(*) FILTER (WHERE typname[0] = '_') > 0 FROM pg_type",
+    )
+    .await?;
+    ensure!(
+        arrays == ["t"],
+        "typname[0] disagrees with LIKE: {arrays:?}"
+    );
+    let empty = simple_rows(
+        &client,
+        "SELECT (SELECT count(*) FROM pg_transform) + (SELECT count(*) FROM pg_catalog.pg_seclabels) \
+         + (SELECT count(*) FROM pg_event_trigger WHERE cardinality(evttags) > 0) \
+         + (SELECT count(*) FROM pg_policy WHERE polroles IS NOT NULL)",
+    )
+    .await?;
+    ensure!(empty == ["0"], "empty catalogs have rows: {empty:?}");
+    let trigger = simple_rows(&client, "SELECT pg_get_triggerdef(1, false) IS NULL").await?;
+    ensure!(trigger == ["t"], "pg_get_triggerdef: {trigger:?}");
     Ok(())
 }
 
