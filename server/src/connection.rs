@@ -624,7 +624,7 @@ impl SimpleQueryHandler for Connection {
         let last = statements.len().saturating_sub(1);
         for (index, statement) in statements.into_iter().enumerate() {
             let materialize = index < last;
-            match &statement.statement {
+            let result = match &statement.statement {
                 Statement::Prepare { .. } | Statement::Execute { .. } => {
                     let result = self
                         .sql_prepare_or_execute(&statement.statement, materialize)
@@ -632,36 +632,28 @@ impl SimpleQueryHandler for Connection {
                     if result.is_err() {
                         self.failed_early();
                     }
-                    match result {
-                        Ok(response) => responses.push(response),
-                        Err(PgWireError::UserError(info)) => {
-                            responses.push(Response::Error(info));
+                    result
+                }
+                _ => {
+                    let prepared = match self.database.prepare(&self.ctx, statement).await {
+                        Ok(prepared) => prepared,
+                        Err(e) => {
+                            self.failed_early();
+                            responses.push(Response::Error(Box::new(error_info(&e))));
                             break;
                         }
-                        Err(e) => return Err(e),
+                    };
+                    if let Prepared::Session(SessionStatement::Deallocate { name }) = &prepared {
+                        if let Some(name) = name {
+                            client.portal_store().rm_statement(name);
+                        }
+                        self.sql_prepared.remove(name.as_deref());
                     }
-                    continue;
-                }
-                _ => {}
-            }
-            let prepared = match self.database.prepare(&self.ctx, statement).await {
-                Ok(prepared) => prepared,
-                Err(e) => {
-                    self.failed_early();
-                    responses.push(Response::Error(Box::new(error_info(&e))));
-                    break;
+                    let cancel = self.signal(query);
+                    self.run(prepared, None, &Format::UnifiedText, materialize, cancel)
+                        .await
                 }
             };
-            if let Prepared::Session(SessionStatement::Deallocate { name }) = &prepared {
-                if let Some(name) = name {
-                    client.portal_store().rm_statement(name);
-                }
-                self.sql_prepared.remove(name.as_deref());
-            }
-            let cancel = self.signal(query);
-            let result = self
-                .run(prepared, None, &Format::UnifiedText, materialize, cancel)
-                .await;
             self.send_warning(client).await?;
             match result {
                 Ok(response) => responses.push(response),
