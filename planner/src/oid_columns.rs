@@ -74,7 +74,6 @@ fn is_int32_list(data_type: &DataType) -> bool {
 /// What each output column of `plan` holds, when it holds oids.
 fn oid_columns(plan: &LogicalPlan) -> Vec<Option<OidColumn>> {
     let width = plan.schema().fields().len();
-    let single_input = |plan: &LogicalPlan| oid_columns(plan);
     let columns = match plan {
         LogicalPlan::Projection(projection) => {
             let input = Input::of(&projection.input);
@@ -116,13 +115,13 @@ fn oid_columns(plan: &LogicalPlan) -> Vec<Option<OidColumn>> {
             }
             columns
         }
-        LogicalPlan::RecursiveQuery(recursive) => single_input(&recursive.static_term),
-        LogicalPlan::Filter(filter) => single_input(&filter.input),
-        LogicalPlan::Sort(sort) => single_input(&sort.input),
-        LogicalPlan::Limit(limit) => single_input(&limit.input),
-        LogicalPlan::SubqueryAlias(alias) => single_input(&alias.input),
-        LogicalPlan::Repartition(repartition) => single_input(&repartition.input),
-        LogicalPlan::Distinct(Distinct::All(input)) => single_input(input),
+        LogicalPlan::RecursiveQuery(recursive) => oid_columns(&recursive.static_term),
+        LogicalPlan::Filter(filter) => oid_columns(&filter.input),
+        LogicalPlan::Sort(sort) => oid_columns(&sort.input),
+        LogicalPlan::Limit(limit) => oid_columns(&limit.input),
+        LogicalPlan::SubqueryAlias(alias) => oid_columns(&alias.input),
+        LogicalPlan::Repartition(repartition) => oid_columns(&repartition.input),
+        LogicalPlan::Distinct(Distinct::All(input)) => oid_columns(input),
         _ => from_schema(plan.schema()),
     };
     if columns.len() == width {

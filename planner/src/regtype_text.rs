@@ -7,9 +7,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Statement, Value, VisitMut, VisitorMut,
+    DataType as SqlType, Expr, Statement, Value, VisitMut, VisitorMut,
 };
+
+use crate::function_call::function_call;
 
 /// Casts of a cast to `regtype` to text in `statement` become
 /// `format_type(x, NULL)`.
@@ -38,28 +39,10 @@ impl VisitorMut for RegtypeTexts {
             && name.to_string().eq_ignore_ascii_case("regtype")
         {
             let oid = std::mem::replace(oid.as_mut(), Expr::value(Value::Null));
-            *expr = format_type(oid);
+            *expr = function_call("format_type", vec![oid, Expr::value(Value::Null)], vec![]);
         }
         ControlFlow::Continue(())
     }
-}
-
-fn format_type(oid: Expr) -> Expr {
-    let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("format_type")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![arg(oid), arg(Expr::value(Value::Null))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 #[cfg(test)]

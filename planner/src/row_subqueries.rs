@@ -200,7 +200,6 @@ fn contains(rows: &[RecordBatch], left: &ScalarValue) -> Result<Option<bool>> {
                 return Ok(Some(true));
             }
         }
-        saw_null |= column.null_count() > 0;
     }
     let any_rows = rows.iter().any(|b| b.num_rows() > 0);
     Ok(if any_rows && (saw_null || left.is_null()) {

@@ -706,6 +706,20 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let result = self.run_portal(portal, false).await;
+        self.send_warning(client).await?;
+        result
+    }
+}
+
+impl Connection {
+    /// Runs `portal`'s statement with its parameters bound, as a Bind's
+    /// and SQL `EXECUTE`'s portals are run.
+    async fn run_portal(
+        &self,
+        portal: &Portal<PreparedStatement>,
+        materialize: bool,
+    ) -> PgWireResult<Response> {
         let statement = &portal.statement.statement;
         let types: Vec<Option<&DataType>> = statement
             .parameter_types
@@ -713,21 +727,16 @@ impl ExtendedQueryHandler for Connection {
             .map(Option::as_ref)
             .collect();
         let params = bind_parameters(portal, &types)?;
-        let result = self
-            .run(
-                statement.prepared.clone(),
-                params,
-                &portal.result_column_format,
-                false,
-                self.signal(&statement.sql),
-            )
-            .await;
-        self.send_warning(client).await?;
-        result
+        self.run(
+            statement.prepared.clone(),
+            params,
+            &portal.result_column_format,
+            materialize,
+            self.signal(&statement.sql),
+        )
+        .await
     }
-}
 
-impl Connection {
     /// SQL `PREPARE` keeps a statement planned as a Parse plans it;
     /// `EXECUTE` runs one with its values bound as text.
     async fn sql_prepare_or_execute(
@@ -752,21 +761,7 @@ impl Connection {
                 ..
             } => {
                 let portal = self.sql_prepared.portal(&name.to_string(), parameters)?;
-                let statement = &portal.statement.statement;
-                let types: Vec<Option<&DataType>> = statement
-                    .parameter_types
-                    .iter()
-                    .map(Option::as_ref)
-                    .collect();
-                let params = bind_parameters(&portal, &types)?;
-                self.run(
-                    statement.prepared.clone(),
-                    params,
-                    &Format::UnifiedText,
-                    materialize,
-                    self.signal(&statement.sql),
-                )
-                .await
+                self.run_portal(&portal, materialize).await
             }
             _ => Err(to_pgwire(Error::not_supported("EXECUTE without a name"))),
         }
