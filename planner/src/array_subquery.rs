@@ -8,11 +8,13 @@
 //! `ARRAY(SELECT e(x) FROM unnest(a) AS x)`, is `array_transform(a, x ->
 //! e(x))` instead: `a` is most often a column of the outer query (psql's
 //! `\d+` and `pg_dump` ask for options this way), and DataFusion cannot
-//! correlate a subquery over a function of it.
+//! correlate a subquery over a function of it. So is one over a
+//! catalog's options ([`crate::option_arrays`]).
 
 use std::ops::ControlFlow;
 
 use crate::function_call::function_call;
+use crate::option_arrays::option_map;
 use datafusion::sql::sqlparser::ast::{
     Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
     GroupByExpr, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens,
@@ -42,7 +44,7 @@ impl VisitorMut for ArraySubqueries {
         if !name.to_string().eq_ignore_ascii_case("array") {
             return ControlFlow::Continue(());
         }
-        if let Some(mapped) = element_map(query) {
+        if let Some(mapped) = element_map(query).or_else(|| option_map(query)) {
             *expr = mapped;
             return ControlFlow::Continue(());
         }

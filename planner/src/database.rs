@@ -30,6 +30,7 @@ use weir_executor::runtime::StreamingRuntime;
 use weir_storage::checkpoint::CheckpointStorage;
 use weir_storage::{SharedMemory, TableStore};
 
+use crate::array_literals::{ArrayLiteralComparisons, ArrayLiteralRewrite};
 use crate::backends::Backends;
 use crate::catalog::{AccessChange, Catalog, PublicSchema};
 use crate::column_names::{
@@ -140,7 +141,9 @@ impl Database {
         }
         let mut base = SessionContext::new_with_state(RowSubqueryPlanner::install(state).build());
         base.register_function_rewrite(Arc::new(PgCastRewrite::default()))?;
+        base.register_function_rewrite(Arc::new(ArrayLiteralRewrite))?;
         base.register_expr_planner(Arc::new(JsonOperators::default()))?;
+        base.register_expr_planner(Arc::new(ArrayLiteralComparisons))?;
         for function in typed_text_functions() {
             base.register_udf(function);
         }

@@ -1,8 +1,11 @@
 //! Catalog tables weir has no rows for, with PostgreSQL's columns and
-//! types: transforms, security labels, event triggers and row-security
-//! policies do not exist in weir. `datafusion-pg-catalog` lacks the first
-//! two and holds the array columns of the others (`evttags`, `polroles`)
-//! as text, so the queries `pg_dump` sends over them did not plan.
+//! types: transforms, security labels, event triggers, row-security
+//! policies, foreign data wrappers and servers, default privileges,
+//! publications and rewrite rules do not exist in weir (pg-catalog's fixed
+//! `pg_rewrite` holds the rules of PostgreSQL's system views, tables weir
+//! does not have, and `pg_dump` stops at a rule of a table it cannot find). `datafusion-pg-catalog` lacks the first
+//! two and holds the array columns of the others (`evttags`, `polroles`,
+//! `fdwoptions`, `prattrs`) as text, so the queries `pg_dump` sends over them did not plan.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ enum Pg {
     Oid,
     OidArray,
     Int4,
+    Int2Array,
     Bool,
     Text,
     TextArray,
@@ -83,6 +87,64 @@ const TABLES: &[(&str, &[(&str, Pg)])] = &[
             ("polwithcheck", Pg::Text),
         ],
     ),
+    (
+        "pg_foreign_data_wrapper",
+        &[
+            ("oid", Pg::Oid),
+            ("fdwname", Pg::Text),
+            ("fdwowner", Pg::Oid),
+            ("fdwhandler", Pg::Oid),
+            ("fdwvalidator", Pg::Oid),
+            ("fdwacl", Pg::TextArray),
+            ("fdwoptions", Pg::TextArray),
+        ],
+    ),
+    (
+        "pg_foreign_server",
+        &[
+            ("oid", Pg::Oid),
+            ("srvname", Pg::Text),
+            ("srvowner", Pg::Oid),
+            ("srvfdw", Pg::Oid),
+            ("srvtype", Pg::Text),
+            ("srvversion", Pg::Text),
+            ("srvacl", Pg::TextArray),
+            ("srvoptions", Pg::TextArray),
+        ],
+    ),
+    (
+        "pg_default_acl",
+        &[
+            ("oid", Pg::Oid),
+            ("defaclrole", Pg::Oid),
+            ("defaclnamespace", Pg::Oid),
+            ("defaclobjtype", Pg::Text),
+            ("defaclacl", Pg::TextArray),
+        ],
+    ),
+    (
+        "pg_publication_rel",
+        &[
+            ("oid", Pg::Oid),
+            ("prpubid", Pg::Oid),
+            ("prrelid", Pg::Oid),
+            ("prqual", Pg::Text),
+            ("prattrs", Pg::Int2Array),
+        ],
+    ),
+    (
+        "pg_rewrite",
+        &[
+            ("oid", Pg::Oid),
+            ("rulename", Pg::Text),
+            ("ev_class", Pg::Oid),
+            ("ev_type", Pg::Text),
+            ("ev_enabled", Pg::Text),
+            ("is_instead", Pg::Bool),
+            ("ev_qual", Pg::Text),
+            ("ev_action", Pg::Text),
+        ],
+    ),
 ];
 
 /// Names every table [`empty_catalog`] answers for.
@@ -110,6 +172,7 @@ fn field(name: &str, pg: Pg) -> Field {
             [(crate::PG_TYPE_KEY.to_string(), "oid[]".to_string())],
         )),
         Pg::Int4 => Field::new(name, DataType::Int32, true),
+        Pg::Int2Array => Field::new(name, list(DataType::Int16), true),
         Pg::Bool => Field::new(name, DataType::Boolean, true),
         Pg::Text => Field::new(name, DataType::Utf8, true),
         Pg::TextArray => Field::new(name, list(DataType::Utf8), true),

@@ -91,6 +91,7 @@ impl StatementParser {
             user_as_role(&mut tokens);
             copy_switches_as_booleans(&mut tokens);
             crate::array_casts::array_literal_casts(&mut tokens);
+            crate::catalog_regclass::catalog_regclass_literals(&mut tokens);
             rewrite_as_of_savepoint(&mut tokens)?;
             let text = to_sql(&tokens);
             let text = protect_projection_subqueries(&tokens, &text).unwrap_or(text);
@@ -98,6 +99,7 @@ impl StatementParser {
                 crate::windows::rewrite_windows(&mut statement)?;
                 crate::pg_catalog_schema::qualify_pg_tables(&mut statement);
                 crate::array_subquery::rewrite_array_subqueries(&mut statement);
+                crate::series_tables::rewrite_series_tables(&mut statement);
                 crate::array_subscripts::rewrite_array_subscripts(&mut statement);
                 crate::char_type::rewrite_char_casts(&mut statement);
                 crate::regtype_text::rewrite_regtype_texts(&mut statement);

@@ -10,11 +10,19 @@
 //!   listed a `postgres` database that refuses connections, in psql's `\l`);
 //! - `pg_stat_activity`, which it lacks: the server's sessions
 //!   ([`Backends`]);
-//! - `pg_roles`, which it builds from the roles [`CatalogRoles`] gives it:
-//!   the catalog's (psql's `\du`), each with its oid ([`role_oid`]; it
-//!   gave every role 0);
+//! - `pg_roles`, the catalog's roles (psql's `\du`), each with its oid
+//!   ([`crate::pg_roles`]; it gave every role 0);
 //! - `pg_authid`, a fixed table of a PostgreSQL's roles there: here the
 //!   same rows as `pg_roles`, passwords never shown;
+//! - `pg_am`, `pg_operator`, `pg_ts_parser` and `pg_ts_template`, whose
+//!   `regproc` columns hold oids ([`proc_columns`]);
+//! - `pg_attribute`, whose array columns are arrays
+//!   ([`catalog_arrays`]) and whose numeric columns have their precision
+//!   and scale ([`crate::attribute_typmods`]);
+//! - `pg_namespace`, which also lists `information_schema`
+//!   ([`crate::namespaces`]);
+//! - `pg_extension` and `pg_depend`, which show `weir_catalog` as a
+//!   built-in extension's schema ([`weir_extension`]);
 //! - the catalogs weir has no rows for ([`crate::empty_catalogs`]).
 
 use std::ops::ControlFlow;
@@ -36,11 +44,17 @@ use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, Statement, visit_re
 
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 
+use crate::attribute_typmods::AttributesTable;
 use crate::backends::Backends;
 use crate::catalog::Catalog;
+use crate::catalog_arrays;
 use crate::empty_catalogs::{empty_catalog, empty_catalog_names};
+use crate::namespaces::with_information_schema;
 use crate::pg_keys::{self, primary_keys};
+use crate::pg_roles::RolesTable;
+use crate::proc_columns;
 use crate::roles::BOOTSTRAP_ROLE;
+use crate::weir_extension::{self, ClassOids};
 
 const PG_STAT_ACTIVITY: &str = "pg_stat_activity";
 
@@ -104,7 +118,39 @@ impl SchemaProvider for PgCatalogSchema {
                 pg_keys::pg_constraint(pg_class, pg_namespace, &primary_keys(&self.catalog))
                     .map(Some)
             }
-            Some(roles) if name == "pg_roles" => Ok(Some(self.with_role_oids(roles)?)),
+            Some(roles) if name == "pg_roles" => Ok(Some(self.roles(roles))),
+            Some(attributes) if name == "pg_attribute" => {
+                let attributes = Arc::new(AttributesTable {
+                    attributes,
+                    pg_class: self.inner_table("pg_class").await?,
+                    pg_namespace: self.inner_table("pg_namespace").await?,
+                });
+                catalog_arrays::with_text_arrays(name, attributes).map(Some)
+            }
+            Some(procs) if proc_columns::has_proc_columns(name) => {
+                proc_columns::with_proc_oids(name, procs, self.inner_table("pg_proc").await?)
+                    .map(Some)
+            }
+            Some(namespaces) if name == "pg_namespace" => {
+                with_information_schema(namespaces, role_oid(BOOTSTRAP_ROLE)).map(Some)
+            }
+            Some(extensions) if name == "pg_extension" => weir_extension::pg_extension(
+                extensions,
+                self.inner_table("pg_namespace").await?,
+                role_oid(BOOTSTRAP_ROLE),
+            )
+            .map(Some),
+            Some(dependencies) if name == "pg_depend" => {
+                let (pg_class, pg_namespace) = self.class_and_namespace().await?;
+                let oid = |name| catalog_table_oid(name).unwrap_or_default();
+                let class_oids = ClassOids {
+                    pg_class: oid("pg_class"),
+                    pg_namespace: oid("pg_namespace"),
+                    pg_extension: oid("pg_extension"),
+                };
+                weir_extension::pg_depend(dependencies, pg_class, pg_namespace, class_oids)
+                    .map(Some)
+            }
             Some(_) if name == "pg_authid" => self.authid().await.map(Some),
             Some(pg_database) if name == "pg_database" => {
                 let plan =
@@ -151,7 +197,7 @@ impl PgCatalogSchema {
             .table("pg_roles")
             .await?
             .ok_or_else(|| DataFusionError::Plan("pg_roles is missing".into()))?;
-        let roles = self.with_role_oids(roles)?;
+        let roles = self.roles(roles);
         let columns = [
             "oid",
             "rolname",
@@ -173,42 +219,12 @@ impl PgCatalogSchema {
         Ok(Arc::new(ViewTable::new(plan, None)))
     }
 
-    /// `pg_roles` with each role's [`role_oid`].
-    fn with_role_oids(
-        &self,
-        roles: Arc<dyn TableProvider>,
-    ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
-        let access = self.catalog.access();
-        let (names, oids): (Vec<Expr>, Vec<Expr>) = access
-            .roles()
-            .map(|r| {
-                (
-                    col("rolname").eq(lit(r.name.clone())),
-                    lit(role_oid(&r.name)),
-                )
-            })
-            .unzip();
-        if names.is_empty() {
-            return Ok(roles);
-        }
-        let oid = CaseBuilder::new(None, names, oids, Some(Box::new(col("oid")))).end()?;
-        let columns: Vec<Expr> = roles
-            .schema()
-            .fields()
-            .iter()
-            .map(|field| {
-                let column = Expr::Column(Column::new(Some("pg_roles"), field.name()));
-                if field.name() == "oid" {
-                    oid.clone().alias("oid")
-                } else {
-                    column
-                }
-            })
-            .collect();
-        let plan = LogicalPlanBuilder::scan("pg_roles", provider_as_source(roles), None)?
-            .project(columns)?
-            .build()?;
-        Ok(Arc::new(ViewTable::new(plan, None)))
+    /// `pg_roles` with pg-catalog's columns, read from the catalog.
+    fn roles(&self, roles: Arc<dyn TableProvider>) -> Arc<dyn TableProvider> {
+        Arc::new(RolesTable {
+            catalog: Arc::clone(&self.catalog),
+            schema: roles.schema(),
+        })
     }
 
     /// `pg_class` with `relkind = 'm'` for every materialized view, each
@@ -248,13 +264,13 @@ impl PgCatalogSchema {
                     "relkind" if !views.is_empty() => {
                         when(col("relname").in_list(views.clone(), false), lit("m"))
                             .otherwise(column)
-                            .map(|e| e.alias("relkind"))
+                            .map(|e| e.alias_qualified(Some("pg_class"), "relkind"))
                     }
-                    "relowner" => Ok(owner.clone().alias("relowner")),
+                    "relowner" => Ok(owner.clone().alias_qualified(Some("pg_class"), "relowner")),
                     "relhasindex" if !keyed.is_empty() => {
                         when(col("relname").in_list(keyed.clone(), false), lit(true))
                             .otherwise(column)
-                            .map(|e| e.alias("relhasindex"))
+                            .map(|e| e.alias_qualified(Some("pg_class"), "relhasindex"))
                     }
                     _ => Ok(column),
                 }
@@ -266,7 +282,9 @@ impl PgCatalogSchema {
         let text_list = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
         for name in ["reloptions", "relacl"] {
             if pg_class.schema().field_with_name(name).is_err() {
-                columns.push(lit(ScalarValue::try_from(&text_list)?).alias(name));
+                columns.push(
+                    lit(ScalarValue::try_from(&text_list)?).alias_qualified(Some("pg_class"), name),
+                );
             }
         }
         let owned = LogicalPlanBuilder::scan("pg_class", provider_as_source(pg_class), None)?
@@ -348,6 +366,13 @@ fn with_table_oid(
         .project(columns)?
         .build()?;
     Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+/// The oid PostgreSQL gives the catalog table `name`.
+pub fn catalog_table_oid(name: &str) -> Option<i32> {
+    CATALOG_TABLE_OIDS
+        .iter()
+        .find_map(|(n, oid)| (*n == name).then_some(*oid))
 }
 
 /// The oid a role goes by in `pg_roles`, `pg_class.relowner` and

@@ -12,6 +12,8 @@
 //! - `pg_get_triggerdef(oid, pretty)`: NULL; weir has no triggers.
 //! - `pg_collation_is_visible(oid)`: true, as for functions.
 //! - `pg_is_in_recovery()`: false; weir has no standbys.
+//! - `quote_literal(text)`: the text as a string literal, quotes doubled,
+//!   in `E'...'` form with backslashes doubled where it has any.
 //! - `json_build_object(key, value, ...)`: see [`crate::json_build_object`].
 //!
 //! Functions that read the session (`current_setting`, `set_config`,
@@ -77,6 +79,16 @@ pub fn pg_functions() -> Vec<ScalarUDF> {
             Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
         ),
         create_udf(
+            "quote_literal",
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args| match args {
+                [text] => map_text(text, |t| Some(quote_literal(t))),
+                _ => exec_err!("quote_literal takes one argument"),
+            }),
+        ),
+        create_udf(
             "to_regtype",
             vec![DataType::Utf8],
             DataType::Utf8,
@@ -128,6 +140,16 @@ fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
         return exec_err!("to_regtype takes one argument");
     };
     map_text(name, |name| canonical_type_name(name).map(str::to_string))
+}
+
+/// `text` as PostgreSQL's `quote_literal` writes it.
+fn quote_literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
 }
 
 /// `f` of each text of `value`, as text; NULL where the text is NULL or
@@ -195,6 +217,13 @@ mod tests {
     fn version_reads_as_postgres_then_weir() {
         let text = version_text();
         assert!(text.starts_with("PostgreSQL 15.0 (weir "), "{text}");
+    }
+
+    #[test]
+    fn literals_are_quoted_as_postgres_quotes_them() {
+        assert_eq!(quote_literal("O'Brien"), "'O''Brien'");
+        assert_eq!(quote_literal(r"a\b'c"), r"E'a\\b''c'");
+        assert_eq!(quote_literal(""), "''");
     }
 
     #[test]

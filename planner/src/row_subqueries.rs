@@ -336,7 +336,13 @@ fn bind_outer(
 ) -> Result<LogicalPlan> {
     let bound = |column: &Column| columns.iter().position(|c| c == column);
     plan.clone()
-        .transform_down_with_subqueries(|node| {
+        .transform_down_with_subqueries(|mut node| {
+            if let LogicalPlan::Subquery(derived) = &mut node {
+                derived.outer_ref_columns.retain(|e| match e {
+                    Expr::OuterReferenceColumn(_, column) => bound(column).is_none(),
+                    _ => true,
+                });
+            }
             let names = NamePreserver::new(&node);
             node.map_expressions(|expr| {
                 let name = names.save(&expr);
@@ -356,6 +362,14 @@ fn bind_outer(
                 })?;
                 Ok(replaced.update_data(|expr| name.restore(expr)))
             })
+        })?
+        .data
+        // A derived table that read only bound columns is a plain one now.
+        .transform_up_with_subqueries(|node| match node {
+            LogicalPlan::Subquery(derived) if derived.outer_ref_columns.is_empty() => {
+                Ok(Transformed::yes(Arc::unwrap_or_clone(derived.subquery)))
+            }
+            other => Ok(Transformed::no(other)),
         })
         .data()
 }

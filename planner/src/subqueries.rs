@@ -1,19 +1,20 @@
-//! Keeps the scalar subqueries of a user's SELECT list as written.
+//! Keeps the scalar subqueries of a SELECT list as written.
 //!
 //! `datafusion-pg-catalog`'s compatibility parser, written for the catalog
-//! queries psql and drivers send, replaces every correlated subquery in a
-//! SELECT list with NULL and gives every other one a `LIMIT 1`. On a
-//! user's query that is a silent wrong answer (`SELECT a, (SELECT count(*)
-//! FROM t AS x WHERE x.b < t.b) FROM t` came back all NULL). So a statement
-//! that reads no catalog table has each such subquery wrapped in
-//! parentheses, which that rewrite does not match and DataFusion plans as
-//! the same subquery; catalog queries are left to the rewrite.
+//! queries psql and drivers send, replaces every SELECT-list subquery that
+//! names a table it did not see aliased in that subquery's FROM with NULL,
+//! and gives every other one a `LIMIT 1`. That is a silent wrong answer
+//! (`SELECT a, (SELECT count(*) FROM t AS x WHERE x.b < t.b) FROM t` came
+//! back all NULL, and so did `(SELECT n.nspname FROM pg_namespace n WHERE
+//! n.oid = c.relnamespace)` over `pg_class c`). So each such subquery is
+//! wrapped in parentheses, which that rewrite does not match and DataFusion
+//! plans as the same subquery; one DataFusion cannot decorrelate runs once
+//! per outer row ([`crate::row_subqueries`]).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, ObjectName, Query, SelectItem, SetExpr, Statement, Value, VisitMut, VisitorMut,
-    visit_relations,
+    Expr, ObjectName, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -31,9 +32,6 @@ pub fn protect_projection_subqueries(tokens: &[Token], sql: &str) -> Option<Stri
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let mut wrapped = false;
     for statement in &mut statements {
-        if reads_catalog(statement) {
-            return None;
-        }
         let mut wrapper = WrapSubqueries::default();
         let _ = statement.visit(&mut wrapper);
         wrapped |= wrapper.wrapped;
@@ -60,19 +58,6 @@ fn has_subquery(tokens: &[Token]) -> bool {
         previous = Some(token);
     }
     false
-}
-
-/// Whether the statement names a table of `pg_catalog` or
-/// `information_schema`, qualified or not.
-fn reads_catalog(statement: &Statement) -> bool {
-    visit_relations(statement, |name| {
-        if is_catalog_relation(name) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })
-    .is_break()
 }
 
 /// Whether `name` is a table of `pg_catalog` or `information_schema`,
@@ -128,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn user_subqueries_are_wrapped_and_catalog_ones_left() {
+    fn select_list_subqueries_are_wrapped() {
         assert_eq!(
             protect("SELECT a, (SELECT count(*) FROM t AS x WHERE x.b < t.b) AS n FROM t")
                 .as_deref(),
@@ -142,8 +127,11 @@ mod tests {
         assert_eq!(
             protect(
                 "SELECT c.relname, (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace) FROM pg_class c"
-            ),
-            None
+            )
+            .as_deref(),
+            Some(
+                "SELECT c.relname, ((SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace)) FROM pg_class c"
+            )
         );
     }
 }

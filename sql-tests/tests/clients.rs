@@ -1,6 +1,6 @@
 //! The clients people point at a PostgreSQL, run for real against weir:
 //! psycopg 3, asyncpg, SQLAlchemy 2 with pandas, node-postgres, pgjdbc,
-//! `pgbench` and psql's `\d` commands. Each
+//! `pgbench`, `pg_dump` and psql's `\d` commands. Each
 //! script under `clients/` checks its own results and exits non-zero on
 //! the first that differs; `make test` installs the clients
 //! (`scripts/install-deps.sh test`).
@@ -41,6 +41,10 @@ pub const TESTS: &[(&str, Test)] = &[
     (
         "clients/pg_dump's catalog queries: SQL PREPARE and EXECUTE, name subscripts, empty catalogs",
         || Box::pin(pg_dump_queries()),
+    ),
+    (
+        "clients/pg_dump --schema-only dumps the user's tables, keys and views, not weir_catalog",
+        || Box::pin(pg_dump_schema()),
     ),
     (
         "clients/psql's \\dt \\dv \\dm \\d \\d+ \\du \\df \\l list what weir holds",
@@ -223,6 +227,46 @@ async fn pg_dump_queries() -> anyhow::Result<()> {
     ensure!(empty == ["0"], "empty catalogs have rows: {empty:?}");
     let trigger = simple_rows(&client, "SELECT pg_get_triggerdef(1, false) IS NULL").await?;
     ensure!(trigger == ["t"], "pg_get_triggerdef: {trigger:?}");
+    Ok(())
+}
+
+/// The real `pg_dump --schema-only`: each of the user's relations with its
+/// columns' declared types and its primary key; nothing of weir's own
+/// catalog, which is a built-in extension's schema.
+async fn pg_dump_schema() -> anyhow::Result<()> {
+    let (_dir, _server, port) = server().await?;
+    connect(port)
+        .await?
+        .batch_execute(
+            "CREATE TABLE acct (id INT PRIMARY KEY, name TEXT, bal NUMERIC(10,2), ts TIMESTAMP);
+             INSERT INTO acct VALUES (1, 'a', 1.50, '2024-01-01 00:00:00');
+             CREATE VIEW named AS SELECT id, name FROM acct;
+             CREATE MATERIALIZED VIEW total AS SELECT count(*) AS n, sum(bal) AS bal FROM acct;",
+        )
+        .await?;
+    let mut dump = Command::new("pg_dump");
+    dump.args(["--schema-only", &conninfo(port)]);
+    let out = run(dump).await?;
+    let lines: Vec<String> = out.lines().map(squeeze).collect();
+    for expected in [
+        "CREATE TABLE public.acct (",
+        "id integer NOT NULL,",
+        "name text,",
+        "bal numeric(10,2),",
+        "ts timestamp without time zone",
+        "CREATE VIEW public.named AS",
+        "CREATE MATERIALIZED VIEW public.total AS",
+        "ADD CONSTRAINT acct_pkey PRIMARY KEY (id);",
+    ] {
+        ensure!(
+            lines.iter().any(|l| l == expected),
+            "pg_dump lacks the line {expected:?}:\n{out}"
+        );
+    }
+    ensure!(
+        !out.contains("weir_catalog") && !out.contains("EXTENSION"),
+        "pg_dump dumped weir's own catalog:\n{out}"
+    );
     Ok(())
 }
 

@@ -1,0 +1,56 @@
+//! Columns of `pg_attribute` that PostgreSQL types `text[]` and
+//! `aclitem[]` (`attoptions`, `attfdwoptions`, `attacl`) and that
+//! `datafusion-pg-catalog` holds as text, served as arrays read from
+//! PostgreSQL's array text form ([`crate::array_input`]): `pg_dump` and
+//! psql's `\d+` treat them as arrays (`pg_options_to_table(attfdwoptions)`,
+//! `array_to_string(attoptions, ', ')`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::view::ViewTable;
+use datafusion::common::{Column, Result};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+
+use crate::array_input::pg_array_function;
+
+/// The catalogs served here, each with its array columns.
+const ARRAY_COLUMNS: &[(&str, &[&str])] =
+    &[("pg_attribute", &["attoptions", "attfdwoptions", "attacl"])];
+
+/// The catalog `name` with each of its array columns held as text read as
+/// a `text[]`.
+pub fn with_text_arrays(
+    name: &str,
+    table: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>> {
+    let columns = ARRAY_COLUMNS
+        .iter()
+        .find_map(|(n, columns)| (*n == name).then_some(*columns))
+        .unwrap_or_default();
+    let read = Arc::new(pg_array_function(Arc::new(Field::new_list_field(
+        DataType::Utf8,
+        true,
+    ))));
+    let projection: Vec<Expr> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = Expr::Column(Column::new(Some(name), field.name()));
+            if columns.contains(&field.name().as_str()) && field.data_type().is_string() {
+                Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(&read), vec![column]))
+                    .alias_qualified(Some(name), field.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
+        .project(projection)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
