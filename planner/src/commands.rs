@@ -2,7 +2,8 @@
 //! sees them: `CHECKPOINT`, `ALTER SOURCE name PAUSE | RESUME`,
 //! `ALTER MATERIALIZED VIEW name RESUME`, and
 //! `CREATE SAVEPOINT name [TO 'url']`, `RESTORE SAVEPOINT name`,
-//! `DROP SAVEPOINT [IF EXISTS] name`.
+//! `DROP SAVEPOINT [IF EXISTS] name`; and PostgreSQL's `VACUUM` and
+//! `ANALYZE`, whose option forms sqlparser does not read.
 
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -31,6 +32,12 @@ pub enum Command {
     DropSavepoint { name: String, if_exists: bool },
     /// Restarts failed views (all views, from the newest checkpoint).
     ResumeView { name: String },
+    /// `VACUUM` or `ANALYZE` (`command`) of `tables` (every table when
+    /// empty), options and column lists read and set aside.
+    Maintenance {
+        command: &'static str,
+        tables: Vec<String>,
+    },
 }
 
 /// The command `tokens` spell, if they start like one.
@@ -42,6 +49,9 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
     let word = |i: usize, text: &str| significant.get(i).is_some_and(|t| is_keyword(t, text));
     if significant.len() == 1 && word(0, "CHECKPOINT") {
         return Ok(Some(Command::Checkpoint));
+    }
+    if word(0, "VACUUM") || word(0, "ANALYZE") || word(0, "ANALYSE") {
+        return maintenance_command(&significant).map(Some);
     }
     if word(1, "SAVEPOINT") && (word(0, "CREATE") || word(0, "RESTORE") || word(0, "DROP")) {
         return savepoint_command(&significant).map(Some);
@@ -72,6 +82,63 @@ pub fn parse_command(tokens: &[Token]) -> Result<Option<Command>> {
     };
     let name = dotted_name(&significant[2..significant.len() - 1]).ok_or_else(syntax)??;
     Ok(Some(Command::AlterSource { name, paused }))
+}
+
+/// `VACUUM | ANALYZE [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE]
+/// [table [(columns)], ...]`, from its significant tokens.
+fn maintenance_command(tokens: &[&Token]) -> Result<Command> {
+    let command = if is_keyword(tokens[0], "VACUUM") {
+        "VACUUM"
+    } else {
+        "ANALYZE"
+    };
+    let syntax = || {
+        Error::user(
+            "42601",
+            format!("syntax error: expected {command} [(options)] [table [(columns)], ...]"),
+        )
+    };
+    let mut at = 1;
+    if tokens.get(at) == Some(&&Token::LParen) {
+        at += tokens[at..]
+            .iter()
+            .position(|t| **t == Token::RParen)
+            .ok_or_else(syntax)?
+            + 1;
+    }
+    while tokens.get(at).is_some_and(|t| {
+        ["FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"]
+            .iter()
+            .any(|w| is_keyword(t, w))
+    }) {
+        at += 1;
+    }
+    let rest = &tokens[at..];
+    let mut tables = Vec::new();
+    if rest.is_empty() {
+        return Ok(Command::Maintenance { command, tables });
+    }
+    // Each target is a name, perhaps followed by `(columns)`, up to a
+    // comma outside parentheses.
+    let (mut name_end, mut depth, mut start) = (None, 0, 0);
+    for (i, token) in rest.iter().chain([&&Token::Comma]).enumerate() {
+        match token {
+            Token::LParen if depth == 0 => {
+                name_end.get_or_insert(i);
+                depth += 1;
+            }
+            Token::LParen => depth += 1,
+            Token::RParen if depth > 0 => depth -= 1,
+            Token::Comma if depth == 0 => {
+                let name = &rest[start..name_end.take().unwrap_or(i)];
+                tables.push(dotted_name(name).ok_or_else(syntax)??);
+                start = i + 1;
+            }
+            _ if depth == 0 && name_end.is_some() => return Err(syntax()),
+            _ => {}
+        }
+    }
+    Ok(Command::Maintenance { command, tables })
 }
 
 /// A relation's name spelled by `name` (`a` or `schema.a`, quoted or
@@ -175,6 +242,28 @@ mod tests {
             })
         );
         assert!(command("ALTER MATERIALIZED VIEW RESUME").is_err());
+        assert_eq!(
+            command("vacuum analyze pgbench_branches").unwrap(),
+            Some(Command::Maintenance {
+                command: "VACUUM",
+                tables: vec!["pgbench_branches".into()]
+            })
+        );
+        assert_eq!(
+            command("VACUUM (VERBOSE, ANALYZE) a (x, y), public.\"B\"").unwrap(),
+            Some(Command::Maintenance {
+                command: "VACUUM",
+                tables: vec!["a".into(), "B".into()]
+            })
+        );
+        assert_eq!(
+            command("ANALYZE").unwrap(),
+            Some(Command::Maintenance {
+                command: "ANALYZE",
+                tables: vec![]
+            })
+        );
+        assert!(command("VACUUM a b").is_err());
         assert_eq!(command(" CHECKPOINT ").unwrap(), Some(Command::Checkpoint));
         assert_eq!(command("ALTER TABLE t ADD COLUMN c INT").unwrap(), None);
         assert_eq!(command("CHECKPOINT now").unwrap(), None);

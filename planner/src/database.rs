@@ -64,6 +64,7 @@ mod copy;
 mod copy_binary;
 mod in_block;
 mod lock;
+mod maintenance;
 mod plain_views;
 mod prepared;
 mod privileges;
@@ -366,6 +367,9 @@ impl Database {
             }
             Some(Command::DropSavepoint { name, if_exists }) => {
                 return Ok(Prepared::DropSavepoint { name, if_exists });
+            }
+            Some(Command::Maintenance { command, tables }) => {
+                return self.prepare_maintenance(command, tables);
             }
             None => {}
         }
@@ -725,6 +729,7 @@ impl Database {
                 Ok(Outcome::Command(tag.into()))
             }
             Prepared::Lock { .. } => Ok(Outcome::Command("LOCK TABLE".into())),
+            Prepared::Maintenance { command, .. } => Ok(Outcome::Command(command.into())),
             Prepared::ShowCreate { name, definition } => {
                 let row = [
                     DATABASE_NAME.to_string(),

@@ -131,11 +131,12 @@ fn conninfo(port: u16) -> String {
 }
 
 /// `pgbench -i` without its primary-key step (weir cannot add a key to a
-/// table that has rows), then a script of point reads from two clients.
+/// table that has rows), its VACUUM included, then a script of point
+/// reads from two clients.
 async fn pgbench() -> anyhow::Result<()> {
     let (_dir, _server, port) = server().await?;
     let mut init = Command::new("pgbench");
-    init.args(["-i", "-I", "dtg", "-s", "1", &conninfo(port)]);
+    init.args(["-i", "-I", "dtgv", "-s", "1", &conninfo(port)]);
     run(init).await?;
     let client = connect(port).await?;
     let count = |sql: &'static str| {

@@ -34,6 +34,10 @@ impl Prepared {
             | Prepared::ShowDatabase(_)
             | Prepared::ShowCreate { .. }
             | Prepared::Lock { .. } => InBlock::Runs,
+            Prepared::Maintenance {
+                command: "VACUUM", ..
+            } => InBlock::Refused("VACUUM"),
+            Prepared::Maintenance { .. } => InBlock::Runs,
             Prepared::Session(SessionStatement::Discard) => InBlock::Refused("DISCARD ALL"),
             Prepared::Session(_) => InBlock::Runs,
             Prepared::CreateTable { .. } => InBlock::CommitsAtOnce("CREATE TABLE"),

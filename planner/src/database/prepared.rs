@@ -62,6 +62,11 @@ pub enum Prepared {
     Lock {
         tables: Vec<String>,
     },
+    /// `VACUUM` or `ANALYZE` of tables that exist (see `maintenance.rs`).
+    Maintenance {
+        command: &'static str,
+        tables: Vec<String>,
+    },
     /// `COPY table FROM STDIN`: the server gathers the rows.
     CopyIn(CopyIn),
     /// `COPY table | (query) TO STDOUT`.

@@ -79,6 +79,7 @@ impl Database {
             | Prepared::ShowDatabase(_)
             | Prepared::ShowCreate { .. }
             | Prepared::Lock { .. }
+            | Prepared::Maintenance { .. }
             | Prepared::Session(_) => Ok(()),
         }
     }
