@@ -196,6 +196,9 @@ impl Database {
         for function in pg_functions() {
             base.register_udf(function);
         }
+        if let Ok(format_type) = base.udf("format_type") {
+            base.register_udf(crate::format_type::format_type_over(format_type));
+        }
         base.register_udf(type_list_function());
         for function in crate::pg_keys::key_functions(Arc::clone(&catalog))
             .into_iter()

@@ -30,6 +30,7 @@ mod ddl;
 mod empty_catalogs;
 mod error;
 mod file_roots;
+mod format_type;
 mod function_call;
 mod function_signatures;
 mod functions;
