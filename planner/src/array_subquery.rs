@@ -71,14 +71,14 @@ impl VisitorMut for ArraySubqueries {
     }
 }
 
-/// `array_transform(a, x -> e)` for a query that is exactly
-/// `SELECT e FROM unnest(a) [AS] x` (or `AS t(x)`).
-fn element_map(query: &Query) -> Option<Expr> {
+/// The one expression `query` selects and its one FROM item, if it is a
+/// plain `SELECT e FROM x`: no WHERE, grouping, DISTINCT, LIMIT or join.
+/// Its ORDER BY is the caller's to read.
+pub(crate) fn single_mapping(query: &Query) -> Option<(Expr, &TableFactor)> {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
-    let plain = query.order_by.is_none()
-        && query.limit_clause.is_none()
+    let plain = query.limit_clause.is_none()
         && select.selection.is_none()
         && select.having.is_none()
         && select.distinct.is_none()
@@ -86,11 +86,25 @@ fn element_map(query: &Query) -> Option<Expr> {
     let ([item], [from]) = (select.projection.as_slice(), select.from.as_slice()) else {
         return None;
     };
-    let element = match item {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
-        _ => return None,
-    };
-    let (array, alias) = match &from.relation {
+    if !plain || !from.joins.is_empty() {
+        return None;
+    }
+    match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            Some((e.clone(), &from.relation))
+        }
+        _ => None,
+    }
+}
+
+/// `array_transform(a, x -> e)` for a query that is exactly
+/// `SELECT e FROM unnest(a) [AS] x` (or `AS t(x)`).
+fn element_map(query: &Query) -> Option<Expr> {
+    if query.order_by.is_some() {
+        return None;
+    }
+    let (element, from) = single_mapping(query)?;
+    let (array, alias) = match from {
         TableFactor::UNNEST {
             alias,
             array_exprs,
@@ -125,9 +139,6 @@ fn element_map(query: &Query) -> Option<Expr> {
         [column] => column.name.clone(),
         _ => return None,
     };
-    if !plain || !from.joins.is_empty() {
-        return None;
-    }
     let lambda = Expr::Lambda(LambdaFunction {
         params: OneOrManyWithParens::One(LambdaFunctionParameter {
             name: parameter,

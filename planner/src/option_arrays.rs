@@ -9,11 +9,12 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, GroupByExpr, Ident, LambdaFunction,
-    LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens, OrderByKind, Query, SelectItem,
-    SetExpr, TableFactor, Value, VisitMut, VisitorMut,
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, Ident, LambdaFunction,
+    LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens, OrderByKind, Query, TableFactor,
+    Value, VisitMut, VisitorMut,
 };
 
+use crate::array_subquery::single_mapping;
 use crate::function_call::function_call;
 
 /// The lambda's parameter: one `name=value` element.
@@ -22,26 +23,12 @@ const OPTION: &str = "option";
 /// `array_transform` of `query`, if it is exactly `SELECT e FROM
 /// pg_options_to_table(a) [ORDER BY option_name]`.
 pub fn option_map(query: &Query) -> Option<Expr> {
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    let plain = query.limit_clause.is_none()
-        && select.selection.is_none()
-        && select.having.is_none()
-        && select.distinct.is_none()
-        && matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
-    let ([item], [from]) = (select.projection.as_slice(), select.from.as_slice()) else {
-        return None;
-    };
-    let mut element = match item {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
-        _ => return None,
-    };
+    let (mut element, from) = single_mapping(query)?;
     let TableFactor::Table {
         name,
         args: Some(args),
         ..
-    } = &from.relation
+    } = from
     else {
         return None;
     };
@@ -52,7 +39,7 @@ pub fn option_map(query: &Query) -> Option<Expr> {
     let [FunctionArg::Unnamed(FunctionArgExpr::Expr(options))] = args.args.as_slice() else {
         return None;
     };
-    if !plain || !is_options_table || !from.joins.is_empty() {
+    if !is_options_table {
         return None;
     }
     let sorted = match &query.order_by {
