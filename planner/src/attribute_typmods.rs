@@ -7,6 +7,7 @@
 //! numeric column's precision and scale come from its table's Arrow type.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -77,15 +78,26 @@ impl AttributesTable {
         let relids = column("attrelid")?.as_primitive::<Int32Type>();
         let numbers = column("attnum")?.as_primitive::<Int16Type>();
         let typmods = column("atttypmod")?.as_primitive::<Int32Type>();
+        // Each relation's Arrow schema, looked up once.
+        let mut table_schemas: HashMap<i32, Option<SchemaRef>> = HashMap::new();
         let mut declared = Vec::with_capacity(rows.num_rows());
         for row in 0..rows.num_rows() {
             let mut typmod = typmods.value(row);
+            let relid = relids.value(row);
             if types.value(row) == NUMERIC
-                && let Some((schema, table)) = relations.get(&relids.value(row))
-                && let Some(DataType::Decimal128(p, s)) =
-                    column_type(state, schema, table, numbers.value(row)).await?
+                && let Some((schema, table)) = relations.get(&relid)
             {
-                typmod = ((i32::from(p) << 16) | i32::from(s)) + 4;
+                if let Entry::Vacant(unseen) = table_schemas.entry(relid) {
+                    unseen.insert(table_schema(state, schema, table).await?);
+                }
+                let field = usize::try_from(numbers.value(row) - 1).ok().and_then(|i| {
+                    table_schemas[&relid]
+                        .as_ref()
+                        .and_then(|s| s.fields().get(i).cloned())
+                });
+                if let Some(DataType::Decimal128(p, s)) = field.map(|f| f.data_type().clone()) {
+                    typmod = ((i32::from(p) << 16) | i32::from(s)) + 4;
+                }
             }
             declared.push(typmod);
         }
@@ -115,13 +127,8 @@ impl AttributesTable {
     }
 }
 
-/// The Arrow type of column `number` (from 1) of `schema.table`.
-async fn column_type(
-    state: &dyn Session,
-    schema: &str,
-    table: &str,
-    number: i16,
-) -> Result<Option<DataType>> {
+/// The Arrow schema of `schema.table`, if the session finds the table.
+async fn table_schema(state: &dyn Session, schema: &str, table: &str) -> Result<Option<SchemaRef>> {
     let Some(state) = state.as_any().downcast_ref::<SessionState>() else {
         return Ok(None);
     };
@@ -133,13 +140,7 @@ async fn column_type(
     else {
         return Ok(None);
     };
-    let Some(table) = schema.table(table).await? else {
-        return Ok(None);
-    };
-    let index = usize::try_from(number - 1).ok();
-    Ok(index
-        .and_then(|i| table.schema().fields().get(i).cloned())
-        .map(|f| f.data_type().clone()))
+    Ok(schema.table(table).await?.map(|t| t.schema()))
 }
 
 /// Every row of `table`, as one batch.

@@ -19,6 +19,7 @@ pub mod catalog;
 mod catalog_arrays;
 mod catalog_lookups;
 mod catalog_regclass;
+mod catalog_rows;
 mod catalog_subqueries;
 mod catalog_texts;
 mod char_type;

@@ -8,11 +8,10 @@
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
-use datafusion::catalog::view::ViewTable;
-use datafusion::common::{Result, ScalarValue};
-use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{LogicalPlanBuilder, cast, lit};
-use datafusion::prelude::Expr;
+use datafusion::common::Result;
+use datafusion::logical_expr::{LogicalPlanBuilder, lit};
+
+use crate::catalog_rows::{columns_like, with_rows};
 
 /// The oid PostgreSQL gives `information_schema`.
 const INFORMATION_SCHEMA_OID: i32 = 13_283;
@@ -23,23 +22,12 @@ pub fn with_information_schema(
     namespaces: Arc<dyn TableProvider>,
     owner: i32,
 ) -> Result<Arc<dyn TableProvider>> {
-    let row = namespaces
-        .schema()
-        .fields()
-        .iter()
-        .map(|field| {
-            let value = match field.name().as_str() {
-                "oid" => lit(INFORMATION_SCHEMA_OID),
-                "nspname" => lit("information_schema"),
-                "nspowner" => lit(owner),
-                _ => lit(ScalarValue::try_from(field.data_type())?),
-            };
-            Ok(cast(value, field.data_type().clone()).alias(field.name()))
-        })
-        .collect::<Result<Vec<Expr>>>()?;
+    let row = columns_like(&namespaces.schema(), |column| match column {
+        "oid" => Some(lit(INFORMATION_SCHEMA_OID)),
+        "nspname" => Some(lit("information_schema")),
+        "nspowner" => Some(lit(owner)),
+        _ => None,
+    })?;
     let row = LogicalPlanBuilder::empty(true).project(row)?.build()?;
-    let plan = LogicalPlanBuilder::scan("pg_namespace", provider_as_source(namespaces), None)?
-        .union(row)?
-        .build()?;
-    Ok(Arc::new(ViewTable::new(plan, None)))
+    with_rows("pg_namespace", namespaces, row)
 }

@@ -349,7 +349,7 @@ fn with_table_oid(
     name: &str,
     table: Arc<dyn TableProvider>,
 ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
-    let Some((_, oid)) = CATALOG_TABLE_OIDS.iter().find(|(n, _)| *n == name) else {
+    let Some(oid) = catalog_table_oid(name) else {
         return Ok(table);
     };
     if table.schema().field_with_name("tableoid").is_ok() {
@@ -361,7 +361,7 @@ fn with_table_oid(
         .iter()
         .map(|f| Expr::Column(Column::new(Some(name), f.name())))
         .collect();
-    columns.push(lit(*oid).alias("tableoid"));
+    columns.push(lit(oid).alias("tableoid"));
     let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
         .project(columns)?
         .build()?;

@@ -335,13 +335,17 @@ fn bind_outer(
     values: &[ScalarValue],
 ) -> Result<LogicalPlan> {
     let bound = |column: &Column| columns.iter().position(|c| c == column);
+    // A subquery no longer refers outside for the columns now bound.
+    let unbind = |outer_refs: &mut Vec<Expr>| {
+        outer_refs.retain(|e| match e {
+            Expr::OuterReferenceColumn(_, column) => bound(column).is_none(),
+            _ => true,
+        })
+    };
     plan.clone()
         .transform_down_with_subqueries(|mut node| {
             if let LogicalPlan::Subquery(derived) = &mut node {
-                derived.outer_ref_columns.retain(|e| match e {
-                    Expr::OuterReferenceColumn(_, column) => bound(column).is_none(),
-                    _ => true,
-                });
+                unbind(&mut derived.outer_ref_columns);
             }
             let names = NamePreserver::new(&node);
             node.map_expressions(|expr| {
@@ -353,10 +357,7 @@ fn bind_outer(
                         return Ok(Transformed::yes(Expr::Literal(values[i].clone(), None)));
                     }
                     if let Some(subquery) = subquery_of(&mut expr) {
-                        subquery.outer_ref_columns.retain(|e| match e {
-                            Expr::OuterReferenceColumn(_, column) => bound(column).is_none(),
-                            _ => true,
-                        });
+                        unbind(&mut subquery.outer_ref_columns);
                     }
                     Ok(Transformed::no(expr))
                 })?;

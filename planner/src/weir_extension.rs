@@ -9,12 +9,12 @@
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
-use datafusion::catalog::view::ViewTable;
-use datafusion::common::{Column, Result, ScalarValue};
+use datafusion::common::{Column, Result};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, cast, lit};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::{Expr, col};
 
+use crate::catalog_rows::{columns_like, with_rows};
 use crate::system_tables::SYSTEM_SCHEMA;
 
 /// The extension's oid: below 16384, so `pg_dump` takes it for built in.
@@ -28,25 +28,17 @@ pub fn pg_extension(
     owner: i32,
 ) -> Result<Arc<dyn TableProvider>> {
     let weir = system_namespace(pg_namespace)?;
-    let columns = extensions
-        .schema()
-        .fields()
-        .iter()
-        .map(|field| {
-            let value = match field.name().as_str() {
-                "oid" => lit(WEIR_EXTENSION_OID),
-                "extname" => lit("weir"),
-                "extowner" => lit(owner),
-                "extnamespace" => col("oid"),
-                "extrelocatable" => lit(false),
-                "extversion" => lit(env!("CARGO_PKG_VERSION")),
-                _ => lit(ScalarValue::try_from(field.data_type())?),
-            };
-            Ok(cast(value, field.data_type().clone()).alias(field.name()))
-        })
-        .collect::<Result<Vec<Expr>>>()?;
+    let columns = columns_like(&extensions.schema(), |column| match column {
+        "oid" => Some(lit(WEIR_EXTENSION_OID)),
+        "extname" => Some(lit("weir")),
+        "extowner" => Some(lit(owner)),
+        "extnamespace" => Some(col("oid")),
+        "extrelocatable" => Some(lit(false)),
+        "extversion" => Some(lit(env!("CARGO_PKG_VERSION"))),
+        _ => None,
+    })?;
     let weir = LogicalPlanBuilder::from(weir).project(columns)?.build()?;
-    union("pg_extension", extensions, weir)
+    with_rows("pg_extension", extensions, weir)
 }
 
 /// `pg_depend` with a membership row (`deptype` `e`) for `weir_catalog`
@@ -58,22 +50,16 @@ pub fn pg_depend(
     class_oids: ClassOids,
 ) -> Result<Arc<dyn TableProvider>> {
     let member = |plan: LogicalPlan, class_id: i32, object: Expr| -> Result<LogicalPlan> {
-        let columns = dependencies
-            .schema()
-            .fields()
-            .iter()
-            .map(|field| {
-                let value = match field.name().as_str() {
-                    "classid" => lit(class_id),
-                    "objid" => object.clone(),
-                    "refclassid" => lit(class_oids.pg_extension),
-                    "refobjid" => lit(WEIR_EXTENSION_OID),
-                    "deptype" => lit("e"),
-                    _ => lit(0),
-                };
-                Ok(cast(value, field.data_type().clone()).alias(field.name()))
+        let columns = columns_like(&dependencies.schema(), |column| {
+            Some(match column {
+                "classid" => lit(class_id),
+                "objid" => object.clone(),
+                "refclassid" => lit(class_oids.pg_extension),
+                "refobjid" => lit(WEIR_EXTENSION_OID),
+                "deptype" => lit("e"),
+                _ => lit(0),
             })
-            .collect::<Result<Vec<Expr>>>()?;
+        })?;
         LogicalPlanBuilder::from(plan).project(columns)?.build()
     };
     let namespace = system_namespace(pg_namespace)?;
@@ -95,7 +81,7 @@ pub fn pg_depend(
         Expr::Column(Column::new(Some("pg_class"), "oid")),
     )?;
     let members = LogicalPlanBuilder::from(schema).union(relations)?.build()?;
-    union("pg_depend", dependencies, members)
+    with_rows("pg_depend", dependencies, members)
 }
 
 /// The oids of the catalogs a membership row names.
@@ -111,16 +97,4 @@ fn system_namespace(pg_namespace: Arc<dyn TableProvider>) -> Result<LogicalPlan>
     LogicalPlanBuilder::scan("pg_namespace", provider_as_source(pg_namespace), None)?
         .filter(col("nspname").eq(lit(SYSTEM_SCHEMA)))?
         .build()
-}
-
-/// `table`'s rows, then `extra`'s, as one table.
-fn union(
-    name: &str,
-    table: Arc<dyn TableProvider>,
-    extra: LogicalPlan,
-) -> Result<Arc<dyn TableProvider>> {
-    let plan = LogicalPlanBuilder::scan(name, provider_as_source(table), None)?
-        .union(extra)?
-        .build()?;
-    Ok(Arc::new(ViewTable::new(plan, None)))
 }
