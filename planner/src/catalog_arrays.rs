@@ -17,20 +17,13 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 
 use crate::array_input::pg_array_function;
 
-/// The catalogs served here, each with its array columns.
-const ARRAY_COLUMNS: &[(&str, &[&str])] =
-    &[("pg_attribute", &["attoptions", "attfdwoptions", "attacl"])];
+/// The array columns of `pg_attribute` that pg-catalog holds as text.
+const ARRAY_COLUMNS: &[&str] = &["attoptions", "attfdwoptions", "attacl"];
 
-/// The catalog `name` with each of its array columns held as text read as
-/// a `text[]`.
-pub fn with_text_arrays(
-    name: &str,
-    table: Arc<dyn TableProvider>,
-) -> Result<Arc<dyn TableProvider>> {
-    let columns = ARRAY_COLUMNS
-        .iter()
-        .find_map(|(n, columns)| (*n == name).then_some(*columns))
-        .unwrap_or_default();
+/// `pg_attribute` (`table`) with each of [`ARRAY_COLUMNS`] read as a
+/// `text[]`.
+pub fn with_text_arrays(table: Arc<dyn TableProvider>) -> Result<Arc<dyn TableProvider>> {
+    let name = "pg_attribute";
     let read = Arc::new(pg_array_function(Arc::new(Field::new_list_field(
         DataType::Utf8,
         true,
@@ -41,7 +34,7 @@ pub fn with_text_arrays(
         .iter()
         .map(|field| {
             let column = Expr::Column(Column::new(Some(name), field.name()));
-            if columns.contains(&field.name().as_str()) && field.data_type().is_string() {
+            if ARRAY_COLUMNS.contains(&field.name().as_str()) && field.data_type().is_string() {
                 Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(&read), vec![column]))
                     .alias_qualified(Some(name), field.name())
             } else {

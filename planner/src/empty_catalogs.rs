@@ -1,11 +1,13 @@
 //! Catalog tables weir has no rows for, with PostgreSQL's columns and
 //! types: transforms, security labels, event triggers, row-security
 //! policies, foreign data wrappers and servers, default privileges,
-//! publications and rewrite rules do not exist in weir (pg-catalog's fixed
-//! `pg_rewrite` holds the rules of PostgreSQL's system views, tables weir
-//! does not have, and `pg_dump` stops at a rule of a table it cannot find). `datafusion-pg-catalog` lacks the first
-//! two and holds the array columns of the others (`evttags`, `polroles`,
-//! `fdwoptions`, `prattrs`) as text, so the queries `pg_dump` sends over them did not plan.
+//! publications and rewrite rules do not exist in weir.
+//! `datafusion-pg-catalog` lacks `pg_transform` and `pg_seclabel(s)`,
+//! holds the array columns of the others (`evttags`, `polroles`,
+//! `fdwoptions`, `prattrs`) as text, so the queries `pg_dump` sends over
+//! them did not plan, and fills `pg_rewrite` with the rules of
+//! PostgreSQL's system views, tables weir does not have, at which
+//! `pg_dump` stopped.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -125,7 +125,7 @@ impl SchemaProvider for PgCatalogSchema {
                     pg_class: self.inner_table("pg_class").await?,
                     pg_namespace: self.inner_table("pg_namespace").await?,
                 });
-                catalog_arrays::with_text_arrays(name, attributes).map(Some)
+                catalog_arrays::with_text_arrays(attributes).map(Some)
             }
             Some(procs) if proc_columns::has_proc_columns(name) => {
                 proc_columns::with_proc_oids(name, procs, self.inner_table("pg_proc").await?)
